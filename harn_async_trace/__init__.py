@@ -1,0 +1,110 @@
+"""harn-async-trace: an asyncio-native tracing runtime for an async VM.
+
+Layers, bottom up (data flows one way):
+
+* ``kinds``/``model`` - span kinds, metadata keys, the finished ``Span`` record;
+* ``clock`` - where time comes from (system or mock);
+* ``collector`` - ids, per-task parent chains, storage of finished spans;
+* ``context``/``api``/``scoped``/``markers`` - the module API over the
+  current collector;
+* ``events`` - the start/end stream subscribers hear;
+* ``export`` - summary text, dicts and file formats.
+
+This module is the public surface: it re-exports, and defines nothing.
+"""
+
+from __future__ import annotations
+
+from .api import (
+    current_span_id,
+    current_span_link,
+    is_tracing_enabled,
+    peek_spans,
+    reset_tracing,
+    set_tracing_enabled,
+    span_attach_metadata,
+    span_attach_metadata_if_absent,
+    span_end,
+    span_link,
+    span_record_event,
+    span_set_metadata,
+    span_start,
+    span_start_detached_with_links,
+    span_start_user_timing,
+    span_start_with_links,
+    take_spans,
+)
+from .clock import (
+    Clock,
+    MockClock,
+    MockClockError,
+    SystemClock,
+    active_mock_clock,
+    install_override,
+)
+from .collector import SpanCollector
+from .context import current_collector, default_collector, use_collector
+from .events import SpanEndEvent, SpanStartEvent, Subscription, subscribe, unsubscribe
+from .export import format_summary, span_from_dict, span_to_dict
+from .kinds import SpanKind, meta
+from .markers import (
+    emit_deferred_tool_load,
+    emit_marker_span,
+    emit_model_route,
+    emit_tool_mount,
+)
+from .model import LlmCallUsage, Span, SpanEvent, SpanLink
+from .scoped import SpanHandle, span
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "Clock",
+    "LlmCallUsage",
+    "MockClock",
+    "MockClockError",
+    "Span",
+    "SpanCollector",
+    "SpanEndEvent",
+    "SpanEvent",
+    "SpanHandle",
+    "SpanKind",
+    "SpanLink",
+    "SpanStartEvent",
+    "Subscription",
+    "SystemClock",
+    "__version__",
+    "active_mock_clock",
+    "current_collector",
+    "current_span_id",
+    "current_span_link",
+    "default_collector",
+    "emit_deferred_tool_load",
+    "emit_marker_span",
+    "emit_model_route",
+    "emit_tool_mount",
+    "format_summary",
+    "install_override",
+    "is_tracing_enabled",
+    "meta",
+    "peek_spans",
+    "reset_tracing",
+    "set_tracing_enabled",
+    "span",
+    "span_attach_metadata",
+    "span_attach_metadata_if_absent",
+    "span_end",
+    "span_from_dict",
+    "span_link",
+    "span_record_event",
+    "span_set_metadata",
+    "span_start",
+    "span_start_detached_with_links",
+    "span_start_user_timing",
+    "span_start_with_links",
+    "span_to_dict",
+    "subscribe",
+    "take_spans",
+    "unsubscribe",
+    "use_collector",
+)

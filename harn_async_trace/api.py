@@ -1,0 +1,249 @@
+"""The module-level tracing API (seed parity), acting on the current collector.
+
+Every function reads the current collector (see ``context.py``) and checks
+``collector.enabled`` first, so the disabled path is one lookup and a branch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .context import current_collector
+from .kinds import SpanKind
+from .model import Span, SpanLink
+
+__all__ = [
+    "current_span_id",
+    "current_span_link",
+    "is_tracing_enabled",
+    "peek_spans",
+    "reset_tracing",
+    "set_tracing_enabled",
+    "span_attach_metadata",
+    "span_attach_metadata_if_absent",
+    "span_end",
+    "span_link",
+    "span_record_event",
+    "span_set_metadata",
+    "span_start",
+    "span_start_detached_with_links",
+    "span_start_user_timing",
+    "span_start_with_links",
+    "take_spans",
+]
+
+
+def set_tracing_enabled(enabled: bool) -> None:
+    """Turn tracing on or off for the current collector; turning it on resets it.
+
+    Example:
+        >>> set_tracing_enabled(True); is_tracing_enabled()
+        True
+        >>> set_tracing_enabled(False)
+    """
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, got {enabled!r}")
+    collector = current_collector()
+    if enabled:
+        collector.reset()
+    collector.enabled = enabled
+
+
+def is_tracing_enabled() -> bool:
+    """Whether the current collector records spans.
+
+    Example:
+        >>> isinstance(is_tracing_enabled(), bool)
+        True
+    """
+    return current_collector().enabled
+
+
+def span_start(kind: SpanKind | str, name: str) -> int:
+    """Open a span under the current task's innermost open span; 0 when disabled.
+
+    Example:
+        >>> span_id = span_start(SpanKind.STEP, "load")   # 0 unless tracing is on
+        >>> _ = span_end(span_id)
+    """
+    collector = current_collector()
+    if not collector.enabled:
+        return 0
+    return collector.start(kind, name)
+
+
+def span_start_with_links(kind: SpanKind | str, name: str, links: list[SpanLink]) -> int:
+    """Open a span with links to other spans; 0 when disabled.
+
+    Example:
+        >>> _ = span_end(span_start_with_links("step", "b", [SpanLink("t", "1")]))
+    """
+    collector = current_collector()
+    if not collector.enabled:
+        return 0
+    return collector.start_with_links(kind, name, links)
+
+
+def span_start_detached_with_links(
+    kind: SpanKind | str, name: str, links: list[SpanLink]
+) -> int:
+    """Open a parentless span (still pushed, so children nest); 0 when disabled.
+
+    Example:
+        >>> _ = span_end(span_start_detached_with_links("spawn", "job", []))
+    """
+    collector = current_collector()
+    if not collector.enabled:
+        return 0
+    return collector.start_detached_with_links(kind, name, links)
+
+
+def span_set_metadata(span_id: int, key: str, value: Any) -> None:
+    """Set metadata on an open span (ignored for 0, unknown or ended ids).
+
+    Example:
+        >>> span_set_metadata(0, "model", "gpt")
+    """
+    if span_id:
+        current_collector().set_metadata(span_id, key, value)
+
+
+def span_attach_metadata(span_id: int, key: str, value: Any) -> None:
+    """Attach metadata: set it on an open span, or add it (if absent) to a completed one.
+
+    Example:
+        >>> span_attach_metadata(0, "k", 1)
+    """
+    if not span_id:
+        return
+    collector = current_collector()
+    if collector.span_link(span_id) is not None:
+        collector.set_metadata(span_id, key, value)
+    else:
+        collector.attach_metadata_if_absent(span_id, key, value)
+
+
+def span_attach_metadata_if_absent(span_id: int, key: str, value: Any) -> None:
+    """Add ``key`` unless already present, on an open or completed span.
+
+    Example:
+        >>> span_attach_metadata_if_absent(0, "k", 1)
+    """
+    if span_id:
+        current_collector().attach_metadata_if_absent(span_id, key, value)
+
+
+def span_end(span_id: int) -> Span | None:
+    """End a span and return its record; None for 0 or ids that are not open.
+
+    Example:
+        >>> span_end(0) is None
+        True
+    """
+    if not span_id:
+        return None
+    return current_collector().end(span_id)
+
+
+def span_start_user_timing(
+    name: str, attrs: dict[str, Any] | None = None
+) -> tuple[int, str, int | None, int]:
+    """Open a ``user_timing`` span, even when tracing is disabled.
+
+    Returns ``(span_id, trace_id, parent_id, start_unix_ms)``.
+
+    Example:
+        >>> span_id, trace_id, parent_id, start_unix_ms = span_start_user_timing("phase")
+        >>> span_end(span_id).kind
+        <SpanKind.USER_TIMING: 'user_timing'>
+    """
+    if attrs is not None and not isinstance(attrs, dict):
+        raise TypeError(f"attrs must be a dict, got {attrs!r}")
+    collector = current_collector()
+    span = collector._open_span(SpanKind.USER_TIMING, name, None, False)
+    if attrs:
+        for key, value in attrs.items():
+            collector.set_metadata(span._span_id, key, value)
+    start_unix_ms = (span._start_ns + span._binding.wall_offset_ns) // 1_000_000
+    return span._span_id, span._trace_id, span._parent_id, start_unix_ms
+
+
+def span_record_event(span_id: int, name: str, attrs: dict[str, Any] | None = None) -> bool:
+    """Record an event on an open span; False for 0 or ids that are not open.
+
+    Example:
+        >>> span_record_event(0, "retry")
+        False
+    """
+    if not span_id:
+        return False
+    return current_collector().record_event(span_id, name, attrs)
+
+
+def current_span_id() -> int | None:
+    """The current task's innermost open span id; None when none or disabled.
+
+    Example:
+        >>> current_span_id() is None or isinstance(current_span_id(), int)
+        True
+    """
+    collector = current_collector()
+    if not collector.enabled:
+        return None
+    return collector.current_span_id()
+
+
+def span_link(span_id: int) -> SpanLink | None:
+    """A link to an open span; None when disabled or not open.
+
+    Example:
+        >>> span_link(0) is None
+        True
+    """
+    collector = current_collector()
+    if not collector.enabled or not span_id:
+        return None
+    return collector.span_link(span_id)
+
+
+def current_span_link() -> SpanLink | None:
+    """A link to the current task's innermost open span; None when none or disabled.
+
+    Example:
+        >>> current_span_link() is None or current_span_link().trace_id.startswith("trace_")
+        True
+    """
+    collector = current_collector()
+    if not collector.enabled:
+        return None
+    return collector.current_span_link()
+
+
+def take_spans() -> list[Span]:
+    """Remove and return the current collector's finished spans.
+
+    Example:
+        >>> isinstance(take_spans(), list)
+        True
+    """
+    return current_collector().take_spans()
+
+
+def peek_spans() -> list[Span]:
+    """The current collector's finished spans, left in place.
+
+    Example:
+        >>> isinstance(peek_spans(), list)
+        True
+    """
+    return current_collector().spans()
+
+
+def reset_tracing() -> None:
+    """Forget every span of the current collector and start a new trace.
+
+    Example:
+        >>> reset_tracing(); peek_spans()
+        []
+    """
+    current_collector().reset()

@@ -1,0 +1,404 @@
+"""``SpanCollector``: allocates span ids, tracks open spans, stores finished ones.
+
+Seed semantics (harn-vm ``tracing.rs``): ids are sequential from 1, a span's
+parent is the innermost open span on the *current task's* chain, detached
+spans have no parent but are pushed so their children nest under them.
+
+The chain is per collector and per asyncio task: a ``ContextVar`` holds the
+innermost pushed span, and each span remembers the one below it
+(``_chain_prev``). asyncio copies the context into every new task, so a task
+starts with a snapshot of its creator's chain and its own pushes are never
+seen by siblings. A span may be ended from another task: ended spans are
+skipped when the chain is read, so no task ever needs to edit another's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from contextvars import ContextVar
+from typing import Any, Final
+
+from . import events as _events
+from .clock import _ACTIVE, Clock, SystemClock
+from .kinds import SpanKind, coerce_kind
+from .model import ClockBinding, Span, SpanEvent, SpanLink, _LiveSpan, _SpanSlots, finish
+from .trace_id import new_trace_id
+
+__all__ = ["SpanCollector"]
+
+_NS_PER_MS: Final = 1_000_000
+_LIVE: Final = _LiveSpan
+_new_live = _LiveSpan.__new__
+
+
+class SpanCollector:
+    """Collects the spans of one trace.
+
+    Bounded: at most ``max_spans`` finished spans are held (open spans do not
+    count; :meth:`take_spans` frees room); spans, events, links and metadata
+    keys past the limits are dropped and counted, never raised about.
+
+    Example:
+        >>> c = SpanCollector()
+        >>> outer = c.start(SpanKind.PIPELINE, "main")
+        >>> inner = c.start(SpanKind.FN_CALL, "work")
+        >>> c.end(inner).parent_id == outer
+        True
+    """
+
+    def __init__(
+        self,
+        *,
+        max_spans: int = 1_000_000,
+        max_events_per_span: int = 128,
+        max_links_per_span: int = 128,
+        max_metadata_per_span: int = 128,
+        enabled: bool = True,
+    ) -> None:
+        for label, limit in (
+            ("max_spans", max_spans),
+            ("max_events_per_span", max_events_per_span),
+            ("max_links_per_span", max_links_per_span),
+            ("max_metadata_per_span", max_metadata_per_span),
+        ):
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+                raise TypeError(f"{label} must be a non-negative int, got {limit!r}")
+        self.max_spans = max_spans
+        self.max_events_per_span = max_events_per_span
+        self.max_links_per_span = max_links_per_span
+        self.max_metadata_per_span = max_metadata_per_span
+        self.enabled = enabled
+        # One ContextVar per collector keeps chains of different collectors apart.
+        self._chain: ContextVar[_SpanSlots | None] = ContextVar(
+            f"harn_span_chain_{id(self):x}", default=None
+        )
+        self._lock = threading.Lock()
+        self._reset_state()
+
+    # -- state ---------------------------------------------------------------
+
+    def _reset_state(self) -> None:
+        clock = _ACTIVE[-1]
+        self.trace_id: str = new_trace_id(clock)
+        self._next_id = itertools.count(1).__next__
+        self._open: dict[int, _SpanSlots] = {}
+        self._done: list[Span] = []
+        self.dropped_spans = 0
+        self.dropped_events = 0
+        self.dropped_links = 0
+        self.dropped_metadata = 0
+        self._system_epoch = (clock.monotonic_ns(), clock.wall_ns())
+        self._bindings: dict[int, ClockBinding] = {}
+        self._last_clock: Clock | None = None
+        self._last_binding: ClockBinding | None = None
+
+    def reset(self) -> None:
+        """Forget every span and start a new trace (ids restart at 1).
+
+        Spans still open are abandoned: ending them later returns None.
+
+        Example:
+            >>> c = SpanCollector(); _ = c.start("step", "a"); c.reset(); c.spans()
+            []
+        """
+        with self._lock:
+            for live in list(self._open.values()):
+                finish(live, 0)  # marks it closed so chains skip it
+            self._reset_state()
+
+    def _binding_for(self, clock: Clock) -> ClockBinding:
+        binding = self._bindings.get(id(clock))
+        if binding is None or binding.clock is not clock:
+            if isinstance(clock, SystemClock):
+                mono, wall = self._system_epoch
+                binding = ClockBinding(clock, mono, wall)
+            else:
+                # Mock (or custom) clocks: their own monotonic time is the span time.
+                binding = ClockBinding(clock, 0, clock.wall_ns() - clock.monotonic_ns())
+            self._bindings[id(clock)] = binding
+        self._last_clock = clock
+        self._last_binding = binding
+        return binding
+
+    # -- starting ------------------------------------------------------------
+
+    def _open_span(
+        self,
+        kind: object,
+        name: object,
+        links: list[SpanLink] | None,
+        detached: bool,
+        push: bool = True,
+    ) -> _SpanSlots:
+        if type(kind) is not SpanKind:
+            kind = coerce_kind(kind)
+        if type(name) is not str and not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
+        clock = _ACTIVE[-1]
+        binding = (
+            self._last_binding if clock is self._last_clock else self._binding_for(clock)
+        )
+        chain = self._chain
+        top = chain.get()
+        while top is not None and top.__class__ is not _LIVE:
+            top = top._chain_prev
+        span = _new_live(_LIVE)
+        span._trace_id = self.trace_id
+        span._span_id = span_id = self._next_id()
+        span._parent_id = None if detached or top is None else top._span_id
+        span._kind = kind
+        span._name = name
+        span._binding = binding  # type: ignore[assignment]  # set whenever clock is
+        span._metadata = {}
+        span._links = self._checked_links(links) if links else None
+        span._events = None
+        if push:
+            span._chain_prev = top
+            chain.set(span)
+        else:
+            span._chain_prev = None
+        span._start_ns = clock.monotonic_ns() - binding.base_ns  # type: ignore[union-attr]
+        self._open[span_id] = span
+        if _events._subscribers:
+            _events.emit(
+                _events.SpanStartEvent(
+                    self.trace_id, span_id, span._parent_id, span._name, span._kind,
+                    tuple(span._links or ()), span._start_ns,
+                )
+            )
+        return span
+
+    def _checked_links(self, links: list[SpanLink]) -> list[SpanLink]:
+        if not isinstance(links, list | tuple):
+            raise TypeError(f"links must be a list of SpanLink, got {type(links).__name__}")
+        for index, link in enumerate(links):
+            if not isinstance(link, SpanLink):
+                raise TypeError(f"links[{index}] must be a SpanLink, got {link!r}")
+        kept = list(links)
+        if len(kept) > self.max_links_per_span:
+            self.dropped_links += len(kept) - self.max_links_per_span
+            del kept[self.max_links_per_span :]
+        return kept
+
+    def start(self, kind: SpanKind | str, name: str) -> int:
+        """Open a span under the current task's innermost open span; returns its id.
+
+        Example:
+            >>> SpanCollector().start(SpanKind.STEP, "load")
+            1
+        """
+        return self._open_span(kind, name, None, False)._span_id
+
+    def start_with_links(self, kind: SpanKind | str, name: str, links: list[SpanLink]) -> int:
+        """Like :meth:`start`, with links to other spans.
+
+        Example:
+            >>> c = SpanCollector()
+            >>> c.start_with_links("step", "b", [SpanLink("t", "9")])
+            1
+        """
+        return self._open_span(kind, name, links, False)._span_id
+
+    def start_detached_with_links(
+        self, kind: SpanKind | str, name: str, links: list[SpanLink]
+    ) -> int:
+        """Open a root span (no parent) that is still pushed, so children nest under it.
+
+        Example:
+            >>> c = SpanCollector(); _ = c.start("pipeline", "p")
+            >>> c.end(c.start_detached_with_links("spawn", "t", [])).parent_id is None
+            True
+        """
+        return self._open_span(kind, name, links, True)._span_id
+
+    # -- open-span edits -----------------------------------------------------
+
+    def set_metadata(self, span_id: int, key: str, value: Any) -> None:
+        """Set ``key`` on an open span; unknown or ended ids are ignored.
+
+        Example:
+            >>> c = SpanCollector(); s = c.start("step", "a"); c.set_metadata(s, "k", 1)
+            >>> c.end(s).metadata
+            {'k': 1}
+        """
+        span = self._open.get(span_id)
+        if span is None:
+            return
+        if type(key) is not str:
+            raise TypeError(f"metadata key must be a str, got {key!r}")
+        metadata = span._metadata
+        if key not in metadata and len(metadata) >= self.max_metadata_per_span:
+            self.dropped_metadata += 1
+            return
+        metadata[key] = value
+
+    def attach_metadata_if_absent(self, span_id: int, key: str, value: Any) -> None:
+        """Set ``key`` unless present, on an open *or completed* span.
+
+        Example:
+            >>> c = SpanCollector(); s = c.start("step", "a"); _ = c.end(s)
+            >>> c.attach_metadata_if_absent(s, "late", True); c.spans()[0].metadata
+            {'late': True}
+        """
+        if type(key) is not str:
+            raise TypeError(f"metadata key must be a str, got {key!r}")
+        span: _SpanSlots | None = self._open.get(span_id)
+        if span is None:
+            span = self._find_done(span_id)
+            if span is None:
+                return
+        metadata = span._metadata
+        if key in metadata:
+            return
+        if len(metadata) >= self.max_metadata_per_span:
+            self.dropped_metadata += 1
+            return
+        metadata[key] = value
+
+    def _find_done(self, span_id: int) -> Span | None:
+        done = self._done
+        # Completed spans are nearly always looked up right after they end.
+        for index in range(len(done) - 1, -1, -1):
+            if done[index]._span_id == span_id:
+                return done[index]
+        return None
+
+    def record_event(
+        self, span_id: int, name: str, attributes: dict[str, Any] | None = None
+    ) -> bool:
+        """Record a timestamped event on an open span; False if it is not open.
+
+        Example:
+            >>> c = SpanCollector(); s = c.start("step", "a")
+            >>> c.record_event(s, "retry", {"attempt": 2})
+            True
+        """
+        span = self._open.get(span_id)
+        if span is None:
+            return False
+        if type(name) is not str:
+            raise TypeError(f"event name must be a str, got {name!r}")
+        if attributes is not None and not isinstance(attributes, dict):
+            raise TypeError(f"event attributes must be a dict, got {attributes!r}")
+        events = span._events
+        if events is None:
+            events = span._events = []
+        elif len(events) >= self.max_events_per_span:
+            self.dropped_events += 1
+            return True
+        binding = span._binding
+        offset_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]
+        events.append(
+            SpanEvent(
+                name,
+                (span._start_ns + offset_ns + binding.wall_offset_ns) // _NS_PER_MS,
+                offset_ns // _NS_PER_MS,
+                dict(attributes) if attributes else {},
+            )
+        )
+        return True
+
+    # -- ending --------------------------------------------------------------
+
+    def end(self, span_id: int) -> Span | None:
+        """End an open span and return its stored record (None if not open).
+
+        May be called from any task or thread, not only the one that started it.
+
+        Example:
+            >>> c = SpanCollector(); s = c.start("step", "a")
+            >>> (c.end(s).name, c.end(s))
+            ('a', None)
+        """
+        return self._end(span_id, None)
+
+    def _end(self, span_id: int, duration_ns: int | None) -> Span | None:
+        span = self._open.pop(span_id, None)
+        if span is None:
+            return None
+        if duration_ns is None:
+            binding = span._binding
+            duration_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]
+        record = finish(span, duration_ns)
+        chain = self._chain
+        if chain.get() is span:
+            top = span._chain_prev
+            while top is not None and top.__class__ is not _LIVE:
+                top = top._chain_prev
+            chain.set(top)
+        dropped = len(self._done) >= self.max_spans
+        if dropped:
+            self.dropped_spans += 1
+        else:
+            self._done.append(record)
+        if _events._subscribers:
+            _events.emit(_events.SpanEndEvent(record, dropped))
+        return record
+
+    # -- reading -------------------------------------------------------------
+
+    def current_span_id(self) -> int | None:
+        """Id of the current task's innermost open span, or None.
+
+        Example:
+            >>> c = SpanCollector(); s = c.start("step", "a"); c.current_span_id() == s
+            True
+        """
+        top = self._chain.get()
+        while top is not None and top.__class__ is not _LIVE:
+            top = top._chain_prev
+        return None if top is None else top._span_id
+
+    def span_link(self, span_id: int) -> SpanLink | None:
+        """A link to an open span, or None.
+
+        Example:
+            >>> c = SpanCollector(); s = c.start("step", "a"); c.span_link(s).span_id
+            '1'
+        """
+        span = self._open.get(span_id)
+        return None if span is None else SpanLink(span._trace_id, str(span_id))
+
+    def current_span_link(self) -> SpanLink | None:
+        """A link to the current task's innermost open span, or None."""
+        span_id = self.current_span_id()
+        return None if span_id is None else self.span_link(span_id)
+
+    def open_span_count(self) -> int:
+        """How many spans are open right now (a leak check for tests).
+
+        Example:
+            >>> SpanCollector().open_span_count()
+            0
+        """
+        return len(self._open)
+
+    def spans(self) -> list[Span]:
+        """The finished spans, in completion order, without removing them."""
+        return list(self._done)
+
+    def take_spans(self) -> list[Span]:
+        """Remove and return the finished spans (frees room under ``max_spans``)."""
+        with self._lock:
+            done, self._done = self._done, []
+        return done
+
+    def __repr__(self) -> str:
+        return (
+            f"SpanCollector(trace_id={self.trace_id!r}, open={len(self._open)}, "
+            f"finished={len(self._done)}, enabled={self.enabled})"
+        )
+
+    # -- boundaries ------------------------------------------------------------
+
+    def _open_unpushed(
+        self, kind: SpanKind | str, name: str, links: list[SpanLink] | None
+    ) -> _SpanSlots:
+        """A detached span that is not pushed on the caller's chain (for new tasks)."""
+        return self._open_span(kind, name, links, True, push=False)
+
+    def _bind_chain(self, span_id: int) -> None:
+        """Make ``span_id`` the whole chain of the current context (inside a new task)."""
+        self._chain.set(self._open.get(span_id))
+

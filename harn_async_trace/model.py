@@ -1,0 +1,280 @@
+"""The span model: finished ``Span`` records, links, events and LLM usage.
+
+A span lives in two states that share one slotted layout: ``_LiveSpan``
+while open (mutable, internal) and ``Span`` once ended (read-only, public).
+Ending a span switches the object's class instead of copying it into a new
+record: the copy was the largest single cost of a span (see
+benchmarks/RESULTS.md), and the stored record is then the very object
+``end()`` returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any, Final, final
+
+from .clock import Clock
+from .kinds import SpanKind, coerce_kind
+
+__all__ = ["LlmCallUsage", "Span", "SpanEvent", "SpanLink"]
+
+_NS_PER_MS: Final = 1_000_000
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SpanLink:
+    """A causal reference to a span, possibly in another task or trace.
+
+    Example:
+        >>> SpanLink("trace_x", "3", {"relation": "spawned_from"}).span_id
+        '3'
+    """
+
+    trace_id: str
+    span_id: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    """A timestamped point inside a span; ``offset_ms`` counts from the span's start.
+
+    Example:
+        >>> SpanEvent("retry", time_unix_ms=1_000, offset_ms=5).offset_ms
+        5
+    """
+
+    name: str
+    time_unix_ms: int
+    offset_ms: int
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class LlmCallUsage:
+    """Token usage and cost of one LLM call, as span metadata.
+
+    Example:
+        >>> LlmCallUsage("gpt-x", "mock", input_tokens=3).metadata_pairs()[:3]
+        [('model', 'gpt-x'), ('provider', 'mock'), ('input_tokens', 3)]
+    """
+
+    model: str
+    provider: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float | None = None
+
+    def metadata_pairs(self) -> list[tuple[str, Any]]:
+        """Canonical (key, value) pairs in seed order; ``cost_usd`` omitted when unpriced."""
+        pairs: list[tuple[str, Any]] = [
+            ("model", self.model),
+            ("provider", self.provider),
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+            ("cache_read_tokens", self.cache_read_tokens),
+            ("cache_write_tokens", self.cache_write_tokens),
+        ]
+        if self.cost_usd is not None:
+            pairs.append(("cost_usd", self.cost_usd))
+        return pairs
+
+
+@final
+class ClockBinding:
+    """How a collector turns one clock's raw readings into span times.
+
+    ``start_ns = clock.monotonic_ns() - base_ns`` and
+    ``wall_ns = start_ns + wall_offset_ns``. Shared by every span started
+    under the same clock, so it costs a span one pointer.
+    """
+
+    __slots__ = ("base_ns", "clock", "wall_offset_ns")
+
+    def __init__(self, clock: Clock | None, base_ns: int, wall_offset_ns: int) -> None:
+        self.clock = clock
+        self.base_ns = base_ns
+        self.wall_offset_ns = wall_offset_ns
+
+
+class _SpanSlots:
+    """The storage layout shared by live and finished spans (see module doc)."""
+
+    __slots__ = (
+        "_binding",
+        "_chain_prev",
+        "_duration_ns",
+        "_events",
+        "_kind",
+        "_links",
+        "_metadata",
+        "_name",
+        "_parent_id",
+        "_span_id",
+        "_start_ns",
+        "_trace_id",
+    )
+    _binding: ClockBinding
+    # The span that was innermost on the starting task's chain when this one
+    # was pushed: the chain is a linked list threaded through the spans.
+    _chain_prev: _SpanSlots | None
+    _duration_ns: int
+    _events: list[SpanEvent] | None
+    _kind: SpanKind
+    _links: list[SpanLink] | None
+    _metadata: dict[str, Any]
+    _name: str
+    _parent_id: int | None
+    _span_id: int
+    _start_ns: int
+    _trace_id: str
+
+
+class _LiveSpan(_SpanSlots):
+    """An open span. Internal: only the collector creates and mutates these."""
+
+    __slots__ = ()
+
+
+@final
+class Span(_SpanSlots):
+    """A completed span: a read-only, slotted record.
+
+    ``start_ms``/``duration_ms`` are the ns fields floored to ms. Only
+    ``SpanCollector.attach_metadata_if_absent`` adds keys to ``metadata``.
+
+    Example:
+        >>> s = Span(trace_id="trace_1", span_id=1, parent_id=None, kind=SpanKind.STEP,
+        ...          name="load", start_ms=0, start_unix_ms=1_000, duration_ms=5)
+        >>> (s.name, s.duration_ms, s.start_unix_ms)
+        ('load', 5, 1000)
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        *,
+        trace_id: str,
+        span_id: int,
+        parent_id: int | None,
+        kind: SpanKind | str,
+        name: str,
+        start_ms: int,
+        start_unix_ms: int,
+        duration_ms: int,
+        metadata: dict[str, Any] | None = None,
+        links: list[SpanLink] | None = None,
+        events: list[SpanEvent] | None = None,
+        start_ns: int | None = None,
+        duration_ns: int | None = None,
+    ) -> None:
+        start = start_ms * _NS_PER_MS if start_ns is None else start_ns
+        _set_slots(
+            self,
+            trace_id=trace_id,
+            span_id=span_id,
+            parent_id=parent_id,
+            kind=coerce_kind(kind),
+            name=name,
+            start_ns=start,
+            duration_ns=duration_ms * _NS_PER_MS if duration_ns is None else duration_ns,
+            binding=ClockBinding(None, 0, start_unix_ms * _NS_PER_MS - start),
+            metadata={} if metadata is None else metadata,
+            links=links or None,
+            events=events or None,
+            chain_prev=None,
+        )
+
+    trace_id: str = property(attrgetter("_trace_id"))  # type: ignore[assignment]  # read-only view
+    span_id: int = property(attrgetter("_span_id"))  # type: ignore[assignment]  # read-only view
+    parent_id: int | None = property(attrgetter("_parent_id"))  # type: ignore[assignment]  # read-only view
+    kind: SpanKind = property(attrgetter("_kind"))  # type: ignore[assignment]  # read-only view
+    name: str = property(attrgetter("_name"))  # type: ignore[assignment]  # read-only view
+    start_ns: int = property(attrgetter("_start_ns"))  # type: ignore[assignment]  # read-only view
+    duration_ns: int = property(attrgetter("_duration_ns"))  # type: ignore[assignment]  # read-only view
+    metadata: dict[str, Any] = property(attrgetter("_metadata"))  # type: ignore[assignment]  # read-only view
+
+    @property
+    def start_ms(self) -> int:
+        """Start as a ms offset from the collector's epoch (mock monotonic time under a mock)."""
+        return self._start_ns // _NS_PER_MS
+
+    @property
+    def duration_ms(self) -> int:
+        """Duration in whole ms."""
+        return self._duration_ns // _NS_PER_MS
+
+    @property
+    def start_unix_ms(self) -> int:
+        """Start as ms since the Unix epoch (mock wall time under a mock)."""
+        return (self._start_ns + self._binding.wall_offset_ns) // _NS_PER_MS
+
+    @property
+    def end_ns(self) -> int:
+        """``start_ns + duration_ns``."""
+        return self._start_ns + self._duration_ns
+
+    @property
+    def links(self) -> list[SpanLink]:
+        """Links to other spans (a new empty list when there are none)."""
+        return self._links if self._links is not None else []
+
+    @property
+    def events(self) -> list[SpanEvent]:
+        """Events recorded while the span was open (a new empty list when none)."""
+        return self._events if self._events is not None else []
+
+    def _key(self) -> tuple[Any, ...]:
+        return (
+            self._trace_id,
+            self._span_id,
+            self._parent_id,
+            self._kind,
+            self._name,
+            self._start_ns,
+            self.start_unix_ms,
+            self._duration_ns,
+            self._metadata,
+            self.links,
+            self.events,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Span):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, holds a dict
+
+    def __repr__(self) -> str:
+        return (
+            f"Span(trace_id={self._trace_id!r}, span_id={self._span_id}, "
+            f"parent_id={self._parent_id}, kind={self._kind.value!r}, name={self._name!r}, "
+            f"start_ms={self.start_ms}, start_unix_ms={self.start_unix_ms}, "
+            f"duration_ms={self.duration_ms}, metadata={self._metadata!r}, "
+            f"links={self.links!r}, events={self.events!r})"
+        )
+
+
+def _set_slots(target: _SpanSlots, **values: Any) -> None:
+    for key, value in values.items():
+        object.__setattr__(target, "_" + key, value)
+
+
+def finish(live: _SpanSlots, duration_ns: int) -> Span:
+    """Turn a live span into its finished record in place (no copy)."""
+    live._duration_ns = duration_ns
+    live.__class__ = Span
+    return live  # type: ignore[return-value]  # the class switch above makes it a Span
+
+
+def is_open(node: _SpanSlots) -> bool:
+    """True while a span has not been ended."""
+    return node.__class__ is _LiveSpan

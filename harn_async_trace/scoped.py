@@ -1,0 +1,174 @@
+"""``span(...)``: a span as a context manager (sync and async) or a decorator.
+
+It records exceptions (``error``, ``error_type``) and cancellation
+(``cancelled: True``) and always ends the span, however the block exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Final, ParamSpec, TypeVar, cast, final
+
+from .collector import SpanCollector
+from .context import current_collector
+from .kinds import SpanKind, coerce_kind
+from .model import SpanLink
+
+__all__ = ["SpanHandle", "span"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def is_cancellation(exc: BaseException) -> bool:
+    """asyncio's CancelledError, or trio/anyio's ``Cancelled`` (not importing trio)."""
+    return isinstance(exc, asyncio.CancelledError) or type(exc).__name__ == "Cancelled"
+
+
+def record_outcome(collector: SpanCollector, span_id: int, exc: BaseException | None) -> None:
+    """Write how a block ended onto its open span (nothing for a clean exit)."""
+    if exc is None or isinstance(exc, GeneratorExit):
+        return
+    if is_cancellation(exc):
+        collector.set_metadata(span_id, "cancelled", True)
+    else:
+        collector.set_metadata(span_id, "error", str(exc))
+        collector.set_metadata(span_id, "error_type", type(exc).__name__)
+
+
+@final
+class SpanHandle:
+    """What ``with span(...) as handle`` gives: the id plus helpers bound to it.
+
+    ``span_id`` is 0 when tracing is disabled, and every helper is then a no-op.
+    """
+
+    __slots__ = ("_collector", "span_id")
+
+    def __init__(self, collector: SpanCollector | None, span_id: int) -> None:
+        self._collector = collector
+        self.span_id = span_id
+
+    def set_metadata(self, key: str, value: Any) -> None:
+        """Set metadata on the span while it is open."""
+        if self._collector is not None:
+            self._collector.set_metadata(self.span_id, key, value)
+
+    def record_event(self, name: str, **attrs: Any) -> bool:
+        """Record an event on the span; False when disabled or ended."""
+        if self._collector is None:
+            return False
+        return self._collector.record_event(self.span_id, name, attrs or None)
+
+    def link(self) -> SpanLink | None:
+        """A link to this span (None when disabled or ended)."""
+        if self._collector is None:
+            return None
+        return self._collector.span_link(self.span_id)
+
+    def __repr__(self) -> str:
+        return f"SpanHandle(span_id={self.span_id})"
+
+
+_DISABLED: Final = SpanHandle(None, 0)
+
+
+@final
+class span:  # lower-case: used like a function, `with span(...)`
+    """Trace a block or a function as one span.
+
+    Example:
+        >>> with span(SpanKind.STEP, "load", source="disk") as handle:
+        ...     handle.set_metadata("rows", 3)
+
+        >>> @span("step", "fetch")
+        ... async def fetch() -> int:
+        ...     return 1
+    """
+
+    __slots__ = ("_handles", "kind", "metadata", "name")
+
+    def __init__(self, kind: SpanKind | str, name: str, **metadata: Any) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
+        self.kind = coerce_kind(kind)
+        self.name = name
+        self.metadata = metadata
+        # A stack, so one span object can be entered again while still open.
+        self._handles: list[SpanHandle] = []
+
+    def _open(self) -> SpanHandle:
+        collector = current_collector()
+        if not collector.enabled:
+            return _DISABLED
+        span_id = collector.start(self.kind, self.name)
+        for key, value in self.metadata.items():
+            collector.set_metadata(span_id, key, value)
+        return SpanHandle(collector, span_id)
+
+    @staticmethod
+    def _close(handle: SpanHandle, exc: BaseException | None) -> None:
+        collector = handle._collector
+        if collector is None:
+            return
+        record_outcome(collector, handle.span_id, exc)
+        collector.end(handle.span_id)
+
+    def __enter__(self) -> SpanHandle:
+        handle = self._open()
+        self._handles.append(handle)
+        return handle
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close(self._handles.pop(), exc)
+
+    async def __aenter__(self) -> SpanHandle:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Decorate ``func`` so each call runs inside a fresh span."""
+        if inspect.iscoroutinefunction(func):
+            async_func = cast(Callable[P, Awaitable[Any]], func)
+
+            @functools.wraps(func)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                handle = self._open()
+                try:
+                    result = await async_func(*args, **kwargs)
+                except BaseException as exc:
+                    self._close(handle, exc)
+                    raise
+                self._close(handle, None)
+                return result
+
+            return cast(Callable[P, R], async_wrapper)
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            handle = self._open()
+            try:
+                result = func(*args, **kwargs)
+            except BaseException as exc:
+                self._close(handle, exc)
+                raise
+            self._close(handle, None)
+            return result
+
+        return wrapper
