@@ -17,7 +17,7 @@ demo: $(STAMP)
 	$(PY) examples/demo_tasks.py
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -1,0 +1,155 @@
+"""span(...) as a context manager and decorator, sync and async."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from harn_async_trace import (
+    MockClock,
+    SpanCollector,
+    SpanKind,
+    install_override,
+    set_tracing_enabled,
+    span,
+    use_collector,
+)
+
+
+@pytest.fixture
+def collector() -> SpanCollector:
+    """A fresh enabled collector bound for the test."""
+    c = SpanCollector()
+    with use_collector(c):
+        yield c  # type: ignore[misc]
+
+
+class TestContextManager:
+    def test_nested_blocks(self, collector: SpanCollector) -> None:
+        """Nested with-blocks nest spans and carry metadata and events."""
+        with span(SpanKind.PIPELINE, "main", source="test") as outer:
+            with span("step", "load") as inner:
+                inner.set_metadata("rows", 3)
+                assert inner.record_event("checkpoint", at=1)
+            assert inner.link() is None  # ended
+            assert outer.link() is not None
+        by_name = {s.name: s for s in collector.spans()}
+        assert by_name["load"].parent_id == outer.span_id
+        assert by_name["load"].metadata == {"rows": 3}
+        assert by_name["load"].events[0].attributes == {"at": 1}
+        assert by_name["main"].metadata == {"source": "test"}
+
+    def test_exception_recorded_and_span_ended(self, collector: SpanCollector) -> None:
+        """An exception sets error/error_type, ends the span and propagates."""
+        with pytest.raises(ValueError, match="boom"), span("step", "fails"):
+            raise ValueError("boom")
+        (only,) = collector.spans()
+        assert only.metadata == {"error": "boom", "error_type": "ValueError"}
+        assert collector.open_span_count() == 0
+
+    def test_cancellation_recorded(self, collector: SpanCollector) -> None:
+        """Cancellation sets cancelled=True without an error key."""
+
+        async def main() -> None:
+            async def victim() -> None:
+                async with span("step", "victim"):
+                    await asyncio.sleep(3600)
+
+            task = asyncio.create_task(victim())
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        (only,) = collector.spans()
+        assert only.metadata == {"cancelled": True}
+
+    def test_disabled_runs_code_records_nothing(self) -> None:
+        """With tracing off, the block runs and the handle is inert."""
+        set_tracing_enabled(False)
+        ran = []
+        with span("step", "x") as handle:
+            ran.append(handle.span_id)
+            handle.set_metadata("k", 1)
+            assert handle.record_event("e") is False
+            assert handle.link() is None
+        assert ran == [0]
+
+    def test_same_object_reentered(self, collector: SpanCollector) -> None:
+        """One span object entered twice (nested) makes two spans and ends both."""
+        scope = span("step", "again")
+        with scope as first, scope as second:
+            assert first.span_id != second.span_id
+        assert collector.open_span_count() == 0
+        assert len(collector.spans()) == 2
+
+
+class TestDecorator:
+    def test_sync_function(self, collector: SpanCollector) -> None:
+        """A decorated function keeps its name and gets a span per call."""
+
+        @span("fn_call", "add")
+        def add(a: int, b: int) -> int:
+            return a + b
+
+        assert add.__name__ == "add"
+        assert add(1, 2) == 3 and add(3, 4) == 7
+        assert [s.name for s in collector.spans()] == ["add", "add"]
+
+    def test_async_function_timed_by_mock(self, collector: SpanCollector) -> None:
+        """An async function stays a coroutine function and its span is timed exactly."""
+        clock = MockClock()
+
+        @span("step", "wait")
+        async def wait() -> str:
+            await asyncio.sleep(0)
+            clock.advance(0.25)
+            return "done"
+
+        import inspect
+
+        assert inspect.iscoroutinefunction(wait)
+        with install_override(clock):
+            assert asyncio.run(wait()) == "done"
+        assert collector.spans()[0].duration_ms == 250
+
+    def test_decorated_error(self, collector: SpanCollector) -> None:
+        """A raising decorated function records the error and re-raises."""
+
+        @span("step", "bad")
+        def bad() -> None:
+            raise KeyError("k")
+
+        with pytest.raises(KeyError):
+            bad()
+        assert collector.spans()[0].metadata["error_type"] == "KeyError"
+
+    def test_concurrent_calls_parent_to_their_callers(self, collector: SpanCollector) -> None:
+        """Concurrent calls of one decorated coroutine each nest under their own caller."""
+
+        @span("fn_call", "leaf")
+        async def leaf() -> None:
+            for _ in range(3):
+                await asyncio.sleep(0)
+
+        async def caller(i: int) -> int:
+            async with span("step", f"caller{i}") as h:
+                await leaf()
+                return h.span_id
+
+        async def main() -> list[int]:
+            return await asyncio.gather(*(caller(i) for i in range(50)))
+
+        caller_ids = asyncio.run(main())
+        leaves = sorted(s.parent_id for s in collector.spans() if s.name == "leaf")  # type: ignore[type-var]
+        assert leaves == sorted(caller_ids)
+
+
+def test_bad_arguments() -> None:
+    """span() validates kind and name up front."""
+    with pytest.raises(TypeError, match="kind"):
+        span("nope", "x")
+    with pytest.raises(TypeError, match="name"):
+        span("step", 3)  # type: ignore[arg-type]
