@@ -1,0 +1,70 @@
+"""Helpers shared by the file exporters: output targets, JSON encoding, span times."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any, Final
+
+from ..model import Span
+
+__all__ = ["Target", "dumps", "open_target", "start_unix_ns"]
+
+Target = str | os.PathLike[str] | IO[str]
+"""Where an exporter writes: a path (created/truncated, UTF-8) or an open text file."""
+
+
+def _default(value: Any) -> Any:
+    # Metadata may hold arbitrary objects; an exporter must not fail on one.
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+_ENCODE: Final = json.JSONEncoder(
+    separators=(",", ":"), ensure_ascii=False, default=_default
+).encode
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, UTF-8 as is; unknown objects become ``str(obj)``.
+
+    Example:
+        >>> dumps({"a": (1, 2)})
+        '{"a":[1,2]}'
+    """
+    return _ENCODE(value)
+
+
+@contextmanager
+def open_target(target: Target) -> Iterator[IO[str]]:
+    """Yield a text file for ``target``; paths are opened (and closed) here.
+
+    Example:
+        >>> import io
+        >>> with open_target(io.StringIO()) as f:
+        ...     _ = f.write("x")
+    """
+    if isinstance(target, str | os.PathLike):
+        with open(target, "w", encoding="utf-8", newline="\n") as handle:
+            yield handle
+    else:
+        yield target
+
+
+def start_unix_ns(span: Span) -> int:
+    """The span's start as ns since the Unix epoch, at full precision.
+
+    ``start_unix_ms`` is floored to ms; OTel wants ns, and the span knows its
+    wall offset exactly (``start_unix_ms == start_unix_ns // 1_000_000``).
+
+    Example:
+        >>> from harn_async_trace import SpanKind
+        >>> s = Span(trace_id="t", span_id=1, parent_id=None, kind=SpanKind.STEP, name="a",
+        ...          start_ms=0, start_unix_ms=1_000, duration_ms=2)
+        >>> start_unix_ns(s)
+        1000000000
+    """
+    return span._start_ns + span._binding.wall_offset_ns
