@@ -36,7 +36,8 @@ def test_enabled_flow() -> None:
     outer = span_start(SpanKind.PIPELINE, "p")
     assert current_span_id() == outer
     link = current_span_link()
-    assert link is not None and link.span_id == str(outer)
+    assert link is not None
+    assert link.span_id == str(outer)
     assert span_link(outer) == link
     assert span_record_event(outer, "e", {"a": 1})
     span_set_metadata(outer, "k", "v")
@@ -47,7 +48,8 @@ def test_enabled_flow() -> None:
     span_attach_metadata_if_absent(outer, "late", 2)
     (span,) = peek_spans()
     assert span.metadata == {"k": "v2", "late": 1}
-    assert take_spans() == [span] and peek_spans() == []
+    assert take_spans() == [span]
+    assert peek_spans() == []
 
 
 def test_disabled_reads_return_none() -> None:
@@ -55,7 +57,9 @@ def test_disabled_reads_return_none() -> None:
     set_tracing_enabled(True)
     s = span_start(SpanKind.STEP, "a")
     set_tracing_enabled(False)
-    assert current_span_id() is None and span_link(s) is None and current_span_link() is None
+    assert current_span_id() is None
+    assert span_link(s) is None
+    assert current_span_link() is None
 
 
 def test_reset_tracing() -> None:
@@ -63,7 +67,8 @@ def test_reset_tracing() -> None:
     set_tracing_enabled(True)
     span_end(span_start(SpanKind.STEP, "a"))
     reset_tracing()
-    assert peek_spans() == [] and span_start(SpanKind.STEP, "b") == 1
+    assert peek_spans() == []
+    assert span_start(SpanKind.STEP, "b") == 1
 
 
 def test_set_tracing_enabled_rejects_non_bool() -> None:

@@ -149,8 +149,10 @@ class TestTimes:
         for _ in range(2):
             with install_override(MockClock()):
                 ids.append(SpanCollector().trace_id)
-        assert ids[0] == ids[1] and ids[0].startswith("trace_")
-        assert ids[0][6:].count("-") == 4 and ids[0][6 + 14] == "7"  # uuid version 7
+        assert ids[0] == ids[1]
+        assert ids[0].startswith("trace_")
+        assert ids[0][6:].count("-") == 4
+        assert ids[0][6 + 14] == "7"
 
     def test_span_keeps_its_start_clock(self) -> None:
         """A span started under a mock ends on that mock even after it is uninstalled."""
@@ -166,7 +168,8 @@ class TestTimes:
         """With the real clock, start_ms counts from the collector's epoch."""
         c = SpanCollector()
         span = c.end(c.start(SpanKind.STEP, "a"))
-        assert span is not None and 0 <= span.start_ms < 60_000
+        assert span is not None
+        assert 0 <= span.start_ms < 60_000
         assert span.start_unix_ms > 1_600_000_000_000
 
 

@@ -95,7 +95,8 @@ class TestDecorator:
             return a + b
 
         assert add.__name__ == "add"
-        assert add(1, 2) == 3 and add(3, 4) == 7
+        assert add(1, 2) == 3
+        assert add(3, 4) == 7
         assert [s.name for s in collector.spans()] == ["add", "add"]
 
     def test_async_function_timed_by_mock(self, collector: SpanCollector) -> None:

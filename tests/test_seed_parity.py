@@ -38,7 +38,8 @@ class TestCollectorSeed:
         inner = c.start(SpanKind.FN_CALL, "f")
         inner_span = c.end(inner)
         sibling = c.start(SpanKind.FN_CALL, "g")
-        assert inner_span is not None and inner_span.parent_id == outer
+        assert inner_span is not None
+        assert inner_span.parent_id == outer
         assert c.end(sibling).parent_id == outer  # type: ignore[union-attr]
         assert c.end(outer).parent_id is None  # type: ignore[union-attr]
 
@@ -85,8 +86,10 @@ class TestCollectorSeed:
         child = c.start(SpanKind.FN_CALL, "inside")
         child_span = c.end(child)
         detached_span = c.end(detached)
-        assert child_span is not None and child_span.parent_id == detached
-        assert detached_span is not None and detached_span.parent_id is None
+        assert child_span is not None
+        assert child_span.parent_id == detached
+        assert detached_span is not None
+        assert detached_span.parent_id is None
         assert detached_span.links == [SpanLink(c.trace_id, str(outer))]
         assert c.current_span_id() == outer
 
@@ -124,10 +127,13 @@ class TestModuleSeed:
         span_id, trace_id, parent_id, start_unix_ms = span_start_user_timing(
             "phase", {"label": "warm"}
         )
-        assert span_id == 1 and parent_id is None and trace_id.startswith("trace_")
+        assert span_id == 1
+        assert parent_id is None
+        assert trace_id.startswith("trace_")
         span = span_end(span_id)
         assert span is not None
-        assert span.kind is SpanKind.USER_TIMING and span.metadata == {"label": "warm"}
+        assert span.kind is SpanKind.USER_TIMING
+        assert span.metadata == {"label": "warm"}
         assert span.start_unix_ms == start_unix_ms
         assert take_spans() == [span]
 
@@ -162,7 +168,8 @@ class TestModuleSeed:
     def test_llm_usage_unpriced_omits_cost(self) -> None:
         """An unpriced call has no cost_usd pair."""
         keys = [k for k, _ in LlmCallUsage("m", "p").metadata_pairs()]
-        assert "cost_usd" not in keys and len(keys) == 6
+        assert "cost_usd" not in keys
+        assert len(keys) == 6
 
     def test_marker_spans_nest_under_active_span(self) -> None:
         """A marker is a zero-duration child of the current span, named after its kind."""
@@ -176,7 +183,8 @@ class TestModuleSeed:
             span_end(outer)
         marker = next(s for s in peek_spans() if s.span_id == marker_id)
         assert marker.parent_id == outer
-        assert marker.kind is SpanKind.MODEL_ROUTE and marker.name == "model_route"
+        assert marker.kind is SpanKind.MODEL_ROUTE
+        assert marker.name == "model_route"
         assert marker.duration_ns == 0
         assert marker.metadata == {"from_model": "small", "to_model": "large", "reason": "escalate"}
 
