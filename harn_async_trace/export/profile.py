@@ -10,8 +10,9 @@ Layout::
              "cache_write_tokens", "cost_usd", "unpriced_calls",
              "by_model": {"model": {...same counters...}}}}
 
-Kind totals are float ms rounded to µs. ``self_ms`` is a span's duration minus its direct children's (floored at 0,
-as concurrent children can outlast the parent's own time).
+Kind totals are float ms rounded to µs. ``self_ms`` is a span's duration
+minus its direct children's (floored at 0, as concurrent children can
+outlast the parent's own time).
 """
 
 from __future__ import annotations
