@@ -127,7 +127,7 @@ def inject_traceparent(
     return value
 
 
-def _header_from(carrier: Mapping[str, str] | str | None) -> str | None:
+def _header_from(carrier: Mapping[str, str] | str | None) -> object:
     if carrier is None or isinstance(carrier, str):
         return carrier
     value = carrier.get(TRACEPARENT)
@@ -159,7 +159,7 @@ def extract_traceparent(carrier: Mapping[str, str] | str | None) -> TraceParent 
         True
     """
     try:
-        value = _header_from(carrier)
+        value: object = _header_from(carrier)
     except Exception as exc:  # a weird carrier object must not crash the caller either
         _malformed(carrier, f"unreadable carrier ({type(exc).__name__}: {exc})")
         return None
