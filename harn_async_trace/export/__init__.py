@@ -1,12 +1,67 @@
 """Exporters: turn finished spans into text, dicts, files and foreign formats.
 
 Exporters read finished ``Span`` records (or the event stream) only; they
-never reach into a collector's internals.
+never reach into a collector's internals. Modules:
+
+* ``summary`` - the seed's text tree; ``dicts`` - spans as plain data;
+* ``jsonl`` - JSON / streaming JSONL (and reading it back);
+* ``profile`` - ``--profile-json`` (spans + per-kind and LLM totals);
+* ``chrome`` - Chrome trace event format (Perfetto, chrome://tracing);
+* ``otlp`` - OpenTelemetry SDK bridge (``[otel]`` extra, imported lazily);
+  ``otlp_json`` - OTLP/JSON files (no SDK needed);
+* ``propagation`` - W3C ``traceparent`` inject/extract;
+* ``cli_support`` - the ``harn-trace`` flags and ``summary`` command.
 """
 
 from __future__ import annotations
 
+from .chrome import chrome_trace_events, write_chrome_trace
 from .dicts import span_from_dict, span_to_dict
+from .jsonl import (
+    JsonlStreamWriter,
+    TraceFileError,
+    read_jsonl,
+    span_to_json_line,
+    write_json,
+    write_jsonl,
+)
+from .otlp import OtelBridge, OtelUnavailableError, export_to_otel, to_otel_span, to_otel_spans
+from .otlp_json import otlp_span_json, write_otlp_json
+from .profile import llm_totals, profile_totals, write_profile_json
+from .propagation import (
+    TraceParent,
+    continue_trace,
+    extract_traceparent,
+    format_traceparent,
+    inject_traceparent,
+)
 from .summary import format_summary
 
-__all__ = ["format_summary", "span_from_dict", "span_to_dict"]
+__all__ = [
+    "JsonlStreamWriter",
+    "OtelBridge",
+    "OtelUnavailableError",
+    "TraceFileError",
+    "TraceParent",
+    "chrome_trace_events",
+    "continue_trace",
+    "export_to_otel",
+    "extract_traceparent",
+    "format_summary",
+    "format_traceparent",
+    "inject_traceparent",
+    "llm_totals",
+    "otlp_span_json",
+    "profile_totals",
+    "read_jsonl",
+    "span_from_dict",
+    "span_to_dict",
+    "span_to_json_line",
+    "to_otel_span",
+    "to_otel_spans",
+    "write_chrome_trace",
+    "write_json",
+    "write_jsonl",
+    "write_otlp_json",
+    "write_profile_json",
+]

@@ -1,0 +1,142 @@
+"""The exporter side of the ``harn-trace`` CLI (``cli.py`` wires these in).
+
+* :func:`add_export_arguments` adds ``--jsonl/--json/--profile-json/--chrome/
+  --otlp PATH`` to the ``run`` subcommand (skipping any the parser already has);
+* :func:`stream_exports` streams ``--jsonl`` while the program runs (so a
+  crash loses no ended span), and :func:`write_exports` writes the rest once
+  it finished;
+* :func:`summary_command` is ``harn-trace summary TRACE.jsonl``.
+
+Errors are one line on stderr (``error: file:line: ...``) and exit status 1,
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, TextIO
+
+from ..model import Span
+from ._io import Target
+from .chrome import write_chrome_trace
+from .jsonl import JsonlStreamWriter, TraceFileError, read_jsonl, write_json, write_jsonl
+from .otlp_json import write_otlp_json
+from .profile import write_profile_json
+from .summary import format_summary
+
+__all__ = ["add_export_arguments", "stream_exports", "summary_command", "write_exports"]
+
+_Writer = Callable[[Sequence[Span], Target], int]
+
+# (flag, dest, help, writer); order is the order files are written in.
+_EXPORTS: Final[tuple[tuple[str, str, str, _Writer], ...]] = (
+    ("--jsonl", "jsonl", "stream spans to PATH as JSON lines, flushed as each span ends",
+     write_jsonl),
+    ("--json", "json", "write spans to PATH as one JSON array", write_json),
+    ("--profile-json", "profile_json",
+     "write spans plus per-kind and LLM token/cost totals to PATH", write_profile_json),
+    ("--chrome", "chrome",
+     "write a Chrome trace event file to PATH (open it in Perfetto or chrome://tracing)",
+     write_chrome_trace),
+    ("--otlp", "otlp", "write an OTLP/JSON trace file to PATH", write_otlp_json),
+)
+_STREAMED: Final = "_harn_jsonl_streamed"
+
+
+def add_export_arguments(run_parser: argparse.ArgumentParser) -> None:
+    """Add the export flags to ``harn-trace run`` (flags the parser already has are kept).
+
+    Example:
+        >>> p = argparse.ArgumentParser(); add_export_arguments(p)
+        >>> p.parse_args(["--chrome", "t.json"]).chrome
+        't.json'
+    """
+    group = run_parser.add_argument_group("trace export")
+    existing = run_parser._option_string_actions  # argparse has no public lookup
+    for flag, dest, text, _writer in _EXPORTS:
+        if flag not in existing:
+            group.add_argument(flag, dest=dest, metavar="PATH", default=None, help=text)
+
+
+def _error(message: str, stderr: TextIO | None) -> None:
+    print(f"error: {message}", file=stderr if stderr is not None else sys.stderr)
+
+
+@contextmanager
+def stream_exports(
+    args: argparse.Namespace, *, trace_id: str | None = None, stderr: TextIO | None = None
+) -> Iterator[JsonlStreamWriter | None]:
+    """While the block runs, append every ending span to ``--jsonl PATH`` (if given).
+
+    Yields the writer (or None). :func:`write_exports` then skips ``--jsonl``.
+
+    Example:
+        >>> with stream_exports(argparse.Namespace(jsonl=None)) as writer:
+        ...     writer is None
+        True
+    """
+    path = getattr(args, "jsonl", None)
+    if not path:
+        yield None
+        return
+    try:
+        writer = JsonlStreamWriter(path, trace_id=trace_id)
+    except OSError as exc:
+        _error(f"cannot write {path}: {exc.strerror or exc}", stderr)
+        yield None
+        return
+    setattr(args, _STREAMED, True)
+    try:
+        yield writer
+    finally:
+        writer.close()
+
+
+def write_exports(
+    args: argparse.Namespace, spans: Sequence[Span], *, stderr: TextIO | None = None
+) -> int:
+    """Write every requested export of ``spans``; returns 0, or 1 if any file failed.
+
+    Example:
+        >>> write_exports(argparse.Namespace(), [])
+        0
+    """
+    status = 0
+    for _flag, dest, _text, writer in _EXPORTS:
+        path: Any = getattr(args, dest, None)
+        if not path or (dest == "jsonl" and getattr(args, _STREAMED, False)):
+            continue
+        try:
+            writer(spans, path)
+        except OSError as exc:
+            _error(f"cannot write {path}: {exc.strerror or exc}", stderr)
+            status = 1
+    return status
+
+
+def summary_command(
+    path: str, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """``harn-trace summary TRACE.jsonl``: print the saved trace's tree; exit status.
+
+    Example:
+        >>> summary_command("/no/such/trace.jsonl", stderr=sys.stdout)
+        error: /no/such/trace.jsonl: no such file
+        1
+    """
+    try:
+        spans = list(read_jsonl(path))
+    except TraceFileError as exc:
+        _error(str(exc), stderr)
+        return 1
+    except UnicodeDecodeError as exc:
+        _error(f"{path}: not a UTF-8 text file ({exc.reason})", stderr)
+        return 1
+    out = stdout if stdout is not None else sys.stdout
+    out.write(format_summary(spans))
+    if not spans:
+        out.write("\n")
+    return 0
