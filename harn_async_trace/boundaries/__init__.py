@@ -1,0 +1,49 @@
+"""Async boundaries: spawn, parallel, pool, step, channels, suspension/drain, threads.
+
+Each boundary hands work to another task (or thread) and keeps it causally
+connected: the new work runs under a *detached* span linked to where it came
+from, so fire-and-forget tasks, fan-out branches and queued jobs keep a
+correct tree even when the span that started them ended long before.
+One module per boundary; this package re-exports the public names.
+"""
+
+from __future__ import annotations
+
+from .channels import ChannelClosedError, ChannelTrigger, TracedChannel
+from .parallel import traced_parallel
+from .pool import PoolClosedError, PoolFullError, TracedPool
+from .spawn import traced_spawn
+from .step import step
+from .suspension import (
+    DrainHandle,
+    ResumeHandle,
+    SuspensionHandle,
+    SuspensionToken,
+    emit_drain_decision,
+    traced_drain,
+    traced_resume,
+    traced_suspension,
+)
+from .threads import carry_context, traced_run_in_executor
+
+__all__ = (
+    "ChannelClosedError",
+    "ChannelTrigger",
+    "DrainHandle",
+    "PoolClosedError",
+    "PoolFullError",
+    "ResumeHandle",
+    "SuspensionHandle",
+    "SuspensionToken",
+    "TracedChannel",
+    "TracedPool",
+    "carry_context",
+    "emit_drain_decision",
+    "step",
+    "traced_drain",
+    "traced_parallel",
+    "traced_resume",
+    "traced_run_in_executor",
+    "traced_spawn",
+    "traced_suspension",
+)

@@ -1,0 +1,120 @@
+"""Shared machinery for the boundaries: running work under a detached span.
+
+Every boundary (spawn, parallel branch, pool job, channel handler) does the
+same three things: open a detached span *before* the new task exists (so its
+start time is the moment the work was handed off), make that span the whole
+parent chain of the new task's context, and end it with a ``status`` however
+the task ends - including when the task is cancelled before its first step,
+in which case the wrapper never runs and a done-callback closes the span.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+from ..collector import SpanCollector
+from ..model import SpanLink
+from ..scoped import is_cancellation, record_outcome
+
+__all__ = [
+    "close_span_after_task",
+    "close_unstarted",
+    "end_with_status",
+    "link_to",
+    "run_in_span",
+    "status_of",
+]
+
+T = TypeVar("T")
+
+STATUS_OK: Final = "ok"
+STATUS_ERROR: Final = "error"
+STATUS_CANCELLED: Final = "cancelled"
+
+
+def link_to(collector: SpanCollector, span_id: int, **attributes: str) -> SpanLink:
+    """A link to ``span_id`` of ``collector``'s trace, open or already ended.
+
+    ``collector.span_link`` only knows open spans; boundary links often point
+    at spans that ended long ago (a submit span, an emit span), so build it.
+    """
+    return SpanLink(collector.trace_id, str(span_id), attributes)
+
+
+def status_of(exc: BaseException | None) -> str:
+    """``ok`` / ``error`` / ``cancelled`` for how a piece of work ended."""
+    if exc is None or isinstance(exc, GeneratorExit):
+        return STATUS_OK
+    return STATUS_CANCELLED if is_cancellation(exc) else STATUS_ERROR
+
+
+def end_with_status(collector: SpanCollector, span_id: int, exc: BaseException | None) -> None:
+    """Write ``status`` (plus ``error``/``cancelled`` like ``span()``) and end the span."""
+    collector.set_metadata(span_id, "status", status_of(exc))
+    record_outcome(collector, span_id, exc)
+    collector.end(span_id)
+
+
+async def run_in_span(
+    work: Awaitable[T] | Callable[[], Awaitable[T]],
+    collector: SpanCollector | None,
+    span_id: int,
+) -> T:
+    """The body of every boundary task: bind the chain, await the work, end the span.
+
+    ``work`` may be an awaitable or a zero-argument callable returning one
+    (called here, inside the bound context, so lazily created coroutines
+    already see the span as their parent).
+    """
+    if collector is None:
+        return await _resolve(work)
+    collector._bind_chain(span_id)
+    try:
+        result = await _resolve(work)
+    except BaseException as exc:
+        end_with_status(collector, span_id, exc)
+        raise
+    end_with_status(collector, span_id, None)
+    return result
+
+
+def _resolve(work: Awaitable[T] | Callable[[], Awaitable[T]]) -> Awaitable[T]:
+    if inspect.isawaitable(work):
+        return work
+    made = work()
+    if not inspect.isawaitable(made):
+        raise TypeError(f"expected an awaitable or a callable returning one, got {made!r}")
+    return made
+
+
+def close_unstarted(work: object) -> None:
+    """Close a coroutine that never ran, so Python does not warn it was never awaited."""
+    if inspect.iscoroutine(work) and inspect.getcoroutinestate(work) == inspect.CORO_CREATED:
+        work.close()
+
+
+def close_span_after_task(
+    collector: SpanCollector, span_id: int, work: object
+) -> Callable[[asyncio.Future[Any]], None]:
+    """A done-callback that ends the span if the task finished without running the wrapper.
+
+    That happens when a task is cancelled before its first step: asyncio
+    throws ``CancelledError`` into the unstarted wrapper, whose body (and so
+    its ``finally``) never executes.
+    """
+
+    def on_done(task: asyncio.Future[Any]) -> None:
+        if collector.span_link(span_id) is None:  # the wrapper already ended it
+            return
+        close_unstarted(work)
+        exc: BaseException | None
+        if task.cancelled():
+            exc = asyncio.CancelledError()
+        else:
+            exc = task.exception()
+        end_with_status(collector, span_id, exc)
+
+    return on_done

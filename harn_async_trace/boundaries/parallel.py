@@ -1,0 +1,243 @@
+"""``traced_parallel``: fan-out under one ``parallel`` span, one linked span per branch.
+
+The fan-out is driven by done-callbacks rather than ``asyncio.wait``: each
+finished branch starts the next one, so the cost per branch is O(1) whatever
+the number of branches (``asyncio.wait(FIRST_COMPLETED)`` in a loop
+re-registers on every pending task and is O(n^2) for a wide fan-out), and at
+most ``max_concurrent`` branch tasks ever exist at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from ..collector import SpanCollector
+from ..context import current_collector
+from ..kinds import SpanKind
+from ._common import (
+    close_span_after_task,
+    close_unstarted,
+    end_with_status,
+    link_to,
+    run_in_span,
+)
+
+__all__ = ["traced_parallel"]
+
+Branch = Awaitable[Any] | Callable[[], Awaitable[Any]]
+
+
+class _FanOut:
+    """State of one ``traced_parallel`` call (internal)."""
+
+    __slots__ = (
+        "branches_cancelled",
+        "collector",
+        "done",
+        "failure",
+        "in_flight",
+        "items",
+        "limit",
+        "loop",
+        "name",
+        "next_index",
+        "parallel_id",
+        "peak",
+        "results",
+        "settle",
+        "stopped",
+    )
+
+    def __init__(
+        self,
+        items: list[Branch | None],
+        limit: int,
+        settle: bool,
+        collector: SpanCollector | None,
+        parallel_id: int,
+        name: str,
+    ) -> None:
+        self.items = items
+        self.limit = limit
+        self.settle = settle
+        self.collector = collector
+        self.parallel_id = parallel_id
+        self.name = name
+        self.loop = asyncio.get_running_loop()
+        self.results: list[Any] = [None] * len(items)
+        self.next_index = 0
+        self.in_flight: dict[asyncio.Task[Any], int] = {}
+        self.failure: BaseException | None = None
+        self.stopped = False
+        self.peak = 0
+        self.branches_cancelled = 0
+        self.done: asyncio.Future[None] = self.loop.create_future()
+
+    def launch(self) -> None:
+        """Start branches until the cap is reached or none are left."""
+        items = self.items
+        collector = self.collector
+        while (
+            not self.stopped and self.next_index < len(items) and len(self.in_flight) < self.limit
+        ):
+            index = self.next_index
+            self.next_index += 1
+            item = items[index]
+            items[index] = None  # the task owns it now; free it when it ends
+            assert item is not None
+            branch_name = f"{self.name}[{index}]"
+            span_id = 0
+            if collector is not None:
+                link = link_to(collector, self.parallel_id, relation="branch_of", index=str(index))
+                span_id = collector._open_unpushed(SpanKind.SPAWN, branch_name, [link])._span_id
+            task = self.loop.create_task(run_in_span(item, collector, span_id), name=branch_name)
+            if collector is not None:
+                task.add_done_callback(close_span_after_task(collector, span_id, item))
+            else:
+                task.add_done_callback(_closer(item))
+            self.in_flight[task] = index
+            task.add_done_callback(self.on_done)
+        if len(self.in_flight) > self.peak:
+            self.peak = len(self.in_flight)
+        self.check_done()
+
+    def on_done(self, task: asyncio.Task[Any]) -> None:
+        index = self.in_flight.pop(task)
+        outcome: Any
+        if task.cancelled():
+            outcome = asyncio.CancelledError()
+            failed = True
+        else:
+            exc = task.exception()  # also marks it retrieved
+            failed = exc is not None
+            outcome = exc if failed else task.result()
+        self.results[index] = outcome
+        if failed and not self.settle and self.failure is None and not self.stopped:
+            self.failure = outcome
+            self.stop()
+        self.launch()
+
+    def stop(self) -> None:
+        """Cancel every running branch and drop the ones not started."""
+        self.stopped = True
+        for task in self.in_flight:
+            if task.cancel():
+                self.branches_cancelled += 1
+        for index in range(self.next_index, len(self.items)):
+            close_unstarted(self.items[index])
+            self.items[index] = None
+
+    def check_done(self) -> None:
+        if self.in_flight or self.done.done():
+            return
+        if self.stopped or self.next_index >= len(self.items):
+            self.done.set_result(None)
+
+    @property
+    def not_started(self) -> int:
+        return len(self.items) - self.next_index
+
+    async def run(self) -> list[Any]:
+        self.launch()
+        try:
+            await self.done
+        except asyncio.CancelledError:
+            # The caller was cancelled: cancel the branches and wait for them,
+            # so every branch span is closed before the cancellation goes on.
+            self.stop()
+            while self.in_flight:
+                self.done = self.loop.create_future()
+                self.check_done()
+                try:
+                    await self.done
+                except asyncio.CancelledError:
+                    self.stop()
+            raise
+        if self.failure is not None:
+            raise self.failure
+        return self.results
+
+
+def _closer(item: object) -> Callable[[asyncio.Task[Any]], None]:
+    def on_done(_: asyncio.Task[Any]) -> None:
+        close_unstarted(item)
+
+    return on_done
+
+
+async def traced_parallel(
+    awaitables: Iterable[Branch],
+    *,
+    max_concurrent: int | None = None,
+    settle: bool = False,
+    name: str = "parallel",
+) -> list[Any]:
+    """Run branches concurrently under a ``parallel`` span; results keep input order.
+
+    Each branch (an awaitable, or a zero-argument callable returning one,
+    called only when the branch starts) runs in its own task under a detached
+    ``spawn`` span ``{name}[{i}]`` linked to the ``parallel`` span with
+    ``relation=branch_of`` and ``index=str(i)``. At most ``max_concurrent``
+    branches run at once. Without ``settle`` the first failure cancels the
+    other branches and is raised; with ``settle=True`` exceptions are returned
+    in place, like ``asyncio.gather(..., return_exceptions=True)``.
+
+    Example:
+        >>> async def double(x: int) -> int:
+        ...     return 2 * x
+        >>> asyncio.run(traced_parallel([double(i) for i in range(3)], max_concurrent=2))
+        [0, 2, 4]
+    """
+    items: list[Branch | None] = list(awaitables)
+    try:
+        _check_args(max_concurrent, settle, name)
+    except (TypeError, ValueError):
+        for item in items:
+            close_unstarted(item)
+        raise
+    limit = len(items) if max_concurrent is None else max_concurrent
+    collector = current_collector()
+    if not collector.enabled:
+        return await _FanOut(items, limit, settle, None, 0, name).run()
+    parallel_id = collector.start(SpanKind.PARALLEL, name)
+    collector.set_metadata(parallel_id, "branches", len(items))
+    if max_concurrent is not None:
+        collector.set_metadata(parallel_id, "max_concurrent", max_concurrent)
+    if settle:
+        collector.set_metadata(parallel_id, "settle", True)
+    fan_out = _FanOut(items, limit, settle, collector, parallel_id, name)
+    try:
+        results = await fan_out.run()
+    except BaseException as exc:
+        _summarise(collector, parallel_id, fan_out)
+        end_with_status(collector, parallel_id, exc)
+        raise
+    _summarise(collector, parallel_id, fan_out)
+    end_with_status(collector, parallel_id, None)
+    return results
+
+
+def _summarise(collector: SpanCollector, parallel_id: int, fan_out: _FanOut) -> None:
+    collector.set_metadata(parallel_id, "peak_concurrency", fan_out.peak)
+    if fan_out.settle:
+        failed = sum(isinstance(result, BaseException) for result in fan_out.results)
+        collector.set_metadata(parallel_id, "succeeded", len(fan_out.results) - failed)
+        collector.set_metadata(parallel_id, "failed", failed)
+    if fan_out.branches_cancelled:
+        collector.set_metadata(parallel_id, "branches_cancelled", fan_out.branches_cancelled)
+    if fan_out.stopped and fan_out.not_started:
+        collector.set_metadata(parallel_id, "branches_not_started", fan_out.not_started)
+
+
+def _check_args(max_concurrent: object, settle: object, name: object) -> None:
+    if max_concurrent is not None:
+        if isinstance(max_concurrent, bool) or not isinstance(max_concurrent, int):
+            raise TypeError(f"max_concurrent must be an int or None, got {max_concurrent!r}")
+        if max_concurrent < 1:
+            raise ValueError(f"max_concurrent must be >= 1, got {max_concurrent}")
+    if not isinstance(settle, bool):
+        raise TypeError(f"settle must be a bool, got {settle!r}")
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
