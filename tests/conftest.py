@@ -9,6 +9,8 @@ import pytest
 from harn_async_trace import clock as clock_module
 from harn_async_trace import context, events
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(autouse=True)
 def _clean_tracing_state() -> Iterator[None]:
