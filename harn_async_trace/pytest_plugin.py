@@ -307,3 +307,17 @@ def trace_snapshot(request: pytest.FixtureRequest) -> TraceSnapshot:
     return TraceSnapshot(request, bool(request.config.getoption(_UPDATE_OPTION)))
 
 
+
+
+@pytest.fixture
+def virtual_anyio_backend(mock_clock: MockClock) -> tuple[str, dict[str, object]]:
+    """anyio's asyncio backend on the virtual-time loop of this test's mock clock.
+
+    Example (conftest.py):
+        @pytest.fixture
+        def anyio_backend(virtual_anyio_backend):
+            return virtual_anyio_backend
+    """
+    from .loop import virtual_loop_factory
+
+    return ("asyncio", {"loop_factory": virtual_loop_factory(mock_clock)})
