@@ -1,0 +1,67 @@
+"""Helpers for VM tests: run a snippet, compare its output, show the bytecode on failure."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+import uvloop
+
+from harn_async_trace import Span, SpanCollector, use_collector
+from vm_demo.bytecode import disassemble
+from vm_demo.compiler import compile_source
+from vm_demo.errors import HarnError, HarnRuntimeError, HarnSyntaxError
+from vm_demo.runtime import VM
+
+LOOPS = ("asyncio", "uvloop")
+
+
+def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run `main()` on a fresh stock asyncio or uvloop event loop."""
+    if loop == "uvloop":
+        return uvloop.run(main())
+    return asyncio.run(main())
+
+
+def run(source: str, *, loop: str = "asyncio", tracing: bool = False) -> tuple[str, list[Span]]:
+    """Run a program; return (stdout, finished spans)."""
+    out = io.StringIO()
+    collector = SpanCollector(enabled=tracing)
+
+    async def main() -> None:
+        with use_collector(collector):
+            await VM(stdout=out).run_source(source, "test.harn")
+
+    run_on(loop, main)
+    return out.getvalue(), collector.spans()
+
+
+def assert_runs(source: str, expected_output: str, *, loop: str = "asyncio") -> None:
+    """Run `source` (wrapped in a pipeline if it has none) and compare stdout."""
+    try:
+        out, _ = run(source, loop=loop)
+    except HarnError as e:
+        print(disassemble(compile_source(source, "test.harn")))
+        pytest.fail(f"program failed: {getattr(e, 'render', lambda: str(e))()}")
+    if out != expected_output:
+        print(disassemble(compile_source(source, "test.harn")))
+    assert out == expected_output
+
+
+def assert_error(source: str, message: str, *, line: int | None = None) -> HarnError:
+    """Run `source` and check it fails with `message` (a substring) at `line`."""
+    with pytest.raises(HarnError) as info:
+        run(source)
+    err = info.value
+    text = err.render() if isinstance(err, HarnSyntaxError | HarnRuntimeError) else str(err)
+    if message not in text:
+        print(disassemble(compile_source(source, "test.harn")))
+    assert message in text
+    if line is not None:
+        loc = err.loc
+        assert loc is not None
+        assert loc.line == line, text
+    return err

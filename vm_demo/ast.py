@@ -1,0 +1,293 @@
+"""AST node types for the Harn subset (positions are 1-based line/col).
+
+Every node starts with `line, col`; expressions and statements share the
+`Node` base so the compiler can report positions uniformly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Node:
+    line: int
+    col: int
+
+
+# -- expressions ---------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Const(Node):
+    """int, float, string without interpolation, bool, nil."""
+
+    value: Any
+
+
+@dataclass(slots=True)
+class Duration(Node):
+    ms: int
+
+
+@dataclass(slots=True)
+class Interp(Node):
+    """A string with `${}`: literal strings and expressions, in order."""
+
+    parts: list[str | Node]
+
+
+@dataclass(slots=True)
+class Name(Node):
+    name: str
+
+
+@dataclass(slots=True)
+class ListLit(Node):
+    items: list[Node]
+
+
+@dataclass(slots=True)
+class DictLit(Node):
+    entries: list[tuple[Node, Node]]
+
+
+@dataclass(slots=True)
+class Unary(Node):
+    op: str  # "-" or "!"
+    operand: Node
+
+
+@dataclass(slots=True)
+class Binary(Node):
+    op: str  # + - * / % == != < <= > >= in "not in"
+    left: Node
+    right: Node
+
+
+@dataclass(slots=True)
+class Logical(Node):
+    op: str  # && || ??
+    left: Node
+    right: Node
+
+
+@dataclass(slots=True)
+class Ternary(Node):
+    cond: Node
+    then: Node
+    other: Node
+
+
+@dataclass(slots=True)
+class Range(Node):
+    start: Node
+    end: Node
+    inclusive: bool
+
+
+@dataclass(slots=True)
+class Call(Node):
+    func: Node
+    args: list[Node]
+
+
+@dataclass(slots=True)
+class MethodCall(Node):
+    obj: Node
+    name: str
+    args: list[Node]
+    optional: bool = False
+
+
+@dataclass(slots=True)
+class Attr(Node):
+    obj: Node
+    name: str
+    optional: bool = False
+
+
+@dataclass(slots=True)
+class Index(Node):
+    obj: Node
+    index: Node
+
+
+@dataclass(slots=True)
+class Slice(Node):
+    obj: Node
+    start: Node | None
+    end: Node | None
+
+
+@dataclass(slots=True)
+class Param:
+    name: str
+    rest: bool = False
+
+
+@dataclass(slots=True)
+class FuncExpr(Node):
+    """A closure `{ x -> ... }`, `fn(x) { }`, or a block run by a builtin."""
+
+    params: list[Param]
+    body: list[Node]
+    name: str = ""  # empty for anonymous closures (no fn_call span)
+
+
+@dataclass(slots=True)
+class IfExpr(Node):
+    cond: Node
+    then: list[Node]
+    other: list[Node] | None  # an `else if` is a one-statement else block
+
+
+@dataclass(slots=True)
+class TryExpr(Node):
+    body: list[Node]
+    catch_name: str | None
+    # No catch and no finally: a bare `try { }`, which evaluates to a Result.
+    # No catch but a finally: errors propagate after the finally body runs.
+    catch_body: list[Node] | None
+    finally_body: list[Node] | None
+
+
+@dataclass(slots=True)
+class Spawn(Node):
+    body: FuncExpr
+
+
+@dataclass(slots=True)
+class Parallel(Node):
+    mode: str  # "count" | "each" | "settle"
+    subject: Node
+    options: Node | None
+    body: FuncExpr
+
+
+@dataclass(slots=True)
+class Deadline(Node):
+    duration: Node
+    body: FuncExpr
+
+
+@dataclass(slots=True)
+class SelectCase:
+    name: str | None
+    channel: Node
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class Select(Node):
+    cases: list[SelectCase]
+    timeout: Node | None
+    timeout_body: list[Node] | None
+
+
+# -- patterns ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class NamePattern(Node):
+    name: str  # "_" discards
+
+
+@dataclass(slots=True)
+class ListPattern(Node):
+    items: list[NamePattern]
+    rest: str | None
+
+
+@dataclass(slots=True)
+class DictPattern(Node):
+    fields: list[tuple[str, str]]  # (key, bound name)
+
+
+Pattern = NamePattern | ListPattern | DictPattern
+
+
+# -- statements ----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ExprStmt(Node):
+    expr: Node
+
+
+@dataclass(slots=True)
+class Let(Node):
+    target: Pattern
+    value: Node
+    mutable: bool
+
+
+@dataclass(slots=True)
+class Assign(Node):
+    target: Node  # Name, Attr or Index
+    op: str  # "=", "+=", ...
+    value: Node
+
+
+@dataclass(slots=True)
+class For(Node):
+    target: Pattern
+    iterable: Node
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class While(Node):
+    cond: Node
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class Break(Node):
+    pass
+
+
+@dataclass(slots=True)
+class Continue(Node):
+    pass
+
+
+@dataclass(slots=True)
+class Return(Node):
+    value: Node | None
+
+
+@dataclass(slots=True)
+class Throw(Node):
+    value: Node
+
+
+@dataclass(slots=True)
+class Block(Node):
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class FnDecl(Node):
+    name: str
+    func: FuncExpr
+    decorators: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PipelineDecl(Node):
+    name: str
+    func: FuncExpr
+
+
+@dataclass(slots=True)
+class Import(Node):
+    path: str
+    names: list[str] | None  # None: import every top-level name
+
+
+@dataclass(slots=True)
+class Module(Node):
+    filename: str
+    body: list[Node]

@@ -1,0 +1,110 @@
+"""Errors raised by the Harn front end and VM, all carrying file:line:col.
+
+`HarnSyntaxError` comes from the lexer/parser/compiler; `HarnRuntimeError`
+from the VM. A runtime error carries the Harn *value* that was thrown (for
+`throw x` it is `x`; for internal errors it is the message string) so that
+`catch (e)` can bind it, plus the call chain collected while unwinding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """A source position: 1-based line and column."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+# Source texts by file name, so any error can show its line with a caret.
+_SOURCES: dict[str, list[str]] = {}
+
+
+def register_source(filename: str, text: str) -> None:
+    """Remember `text` as the contents of `filename` for error reports."""
+    _SOURCES[filename] = text.split("\n")
+
+
+def source_line(filename: str, line: int) -> str:
+    """Return line `line` (1-based) of a registered source, or ``""``."""
+    lines = _SOURCES.get(filename)
+    if lines is None or not 0 < line <= len(lines):
+        return ""
+    return lines[line - 1]
+
+
+class HarnError(Exception):
+    """Base class for every error reported to a Harn user."""
+
+
+class HarnSyntaxError(HarnError):
+    """A lexing, parsing or compile-time error at a known position."""
+
+    def __init__(self, message: str, loc: Location) -> None:
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
+        self.source_line = source_line(loc.file, loc.line)
+
+    def render(self) -> str:
+        """Return `error: msg`, `--> file:line:col`, the source line and a caret."""
+        out = [f"error: {self.message}", f"  --> {self.loc}"]
+        if self.source_line:
+            num = str(self.loc.line)
+            pad = " " * len(num)
+            out.append(f"{pad} |")
+            out.append(f"{num} | {self.source_line}")
+            out.append(f"{pad} | {' ' * (self.loc.col - 1)}^")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return f"{self.loc}: {self.message}"
+
+
+@dataclass(slots=True)
+class TraceEntry:
+    """One `called from` line of a runtime error's call chain."""
+
+    function: str
+    file: str
+    line: int
+
+
+class HarnRuntimeError(HarnError):
+    """An error thrown while the program runs (by `throw` or by the VM)."""
+
+    def __init__(self, value: Any, message: str | None = None) -> None:
+        self.value = value
+        self.message = message if message is not None else _describe(value)
+        super().__init__(self.message)
+        self.loc: Location | None = None
+        self.trace: list[TraceEntry] = []
+
+    def render(self) -> str:
+        """Return the `error: ...` report with location and call chain."""
+        out = [f"error: {self.message}"]
+        if self.loc is not None:
+            out.append(f"  --> {self.loc}")
+        for entry in self.trace:
+            out.append(f"  = note: called from {entry.function} at {entry.file}:{entry.line}")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        if self.loc is None:
+            return self.message
+        return f"{self.loc}: {self.message}"
+
+
+def _describe(value: Any) -> str:
+    # Imported lazily: objects.py imports this module.
+    from vm_demo.objects import to_display
+
+    return to_display(value)
