@@ -130,8 +130,10 @@ def unsubscribe(subscription: Subscription | SpanEventCallback) -> bool:
     """
     global _subscribers
     with _lock:
+        # ``==``, not ``is``, for callbacks: each ``obj.method`` access makes a new
+        # bound-method object, equal (same self and function) but not identical.
         kept = tuple(
-            s for s in _subscribers if s is not subscription and s.callback is not subscription
+            s for s in _subscribers if s is not subscription and s.callback != subscription
         )
         removed = len(kept) != len(_subscribers)
         _subscribers = kept
