@@ -17,8 +17,9 @@ from harn_async_trace import (
     SystemClock,
     active_mock_clock,
     install_override,
+    traced_parallel,
+    traced_spawn,
 )
-from vm_demo._boundaries import traced_parallel, traced_spawn
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import Atomic, Channel, ChannelClosed, Closure, Result, TaskHandle, to_display
 from vm_demo.registry import arity, builtin, want

@@ -56,17 +56,20 @@ class HarnSyntaxError(HarnError):
 
     def render(self) -> str:
         """Return `error: msg`, `--> file:line:col`, the source line and a caret."""
-        out = [f"error: {self.message}", f"  --> {self.loc}"]
-        if self.source_line:
-            num = str(self.loc.line)
-            pad = " " * len(num)
-            out.append(f"{pad} |")
-            out.append(f"{num} | {self.source_line}")
-            out.append(f"{pad} | {' ' * (self.loc.col - 1)}^")
-        return "\n".join(out)
+        return "\n".join([f"error: {self.message}", f"  --> {self.loc}", *_caret(self.loc)])
 
     def __str__(self) -> str:
         return f"{self.loc}: {self.message}"
+
+
+def _caret(loc: Location) -> list[str]:
+    """The source line of `loc` with a caret under its column (none if unknown)."""
+    text = source_line(loc.file, loc.line)
+    if not text:
+        return []
+    num = str(loc.line)
+    pad = " " * len(num)
+    return [f"{pad} |", f"{num} | {text}", f"{pad} | {' ' * (loc.col - 1)}^"]
 
 
 @dataclass(slots=True)
@@ -93,6 +96,7 @@ class HarnRuntimeError(HarnError):
         out = [f"error: {self.message}"]
         if self.loc is not None:
             out.append(f"  --> {self.loc}")
+            out.extend(_caret(self.loc))
         for entry in self.trace:
             out.append(f"  = note: called from {entry.function} at {entry.file}:{entry.line}")
         return "\n".join(out)

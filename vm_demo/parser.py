@@ -43,6 +43,11 @@ class Parser:
 
     def error(self, msg: str, tok: Token | None = None) -> HarnSyntaxError:
         t = tok or self.tok
+        if tok is None and t.type in (T.NEWLINE, T.EOF) and self.i > 0:
+            # Point just past the last real token, not at the next line.
+            prev = self.toks[self.i - 1]
+            width = len(str(prev.value)) if prev.type in (T.IDENT, T.KEYWORD, T.OP) else 1
+            return HarnSyntaxError(msg, Location(self.filename, prev.line, prev.col + width))
         return HarnSyntaxError(msg, Location(self.filename, t.line, t.col))
 
     def _describe(self, t: Token) -> str:

@@ -45,7 +45,8 @@ def assert_runs(source: str, expected_output: str, *, loop: str = "asyncio") -> 
         out, _ = run(source, loop=loop)
     except HarnError as e:
         print(disassemble(compile_source(source, "test.harn")))
-        pytest.fail(f"program failed: {getattr(e, 'render', lambda: str(e))()}")
+        text = e.render() if isinstance(e, HarnSyntaxError | HarnRuntimeError) else str(e)
+        pytest.fail(f"program failed: {text}")
     if out != expected_output:
         print(disassemble(compile_source(source, "test.harn")))
     assert out == expected_output
