@@ -89,8 +89,12 @@ def _span_events(
             src = spans[source]
             flow_id += 1
             name = link.attributes.get("relation", "link")
-            # The start must sit inside the source slice for the viewer to bind it.
-            src_ts = min(max(start, src._start_ns), src._start_ns + src._duration_ns)
+            # Viewers bind each end to the slice enclosing its ts on its lane, so
+            # both ends sit strictly inside their span (1 ns off its edges where
+            # it can) instead of on a boundary shared with a neighbour.
+            src_start = src._start_ns
+            src_ts = min(max(start, src_start), src_start + max(src._duration_ns - 1, 0))
+            dst_ts = start + (1 if span._duration_ns > 1 else 0)
             yield {
                 "name": name,
                 "cat": "link",
@@ -106,7 +110,7 @@ def _span_events(
                 "ph": "f",
                 "bp": "e",
                 "id": flow_id,
-                "ts": start / 1000,
+                "ts": dst_ts / 1000,
                 "pid": pid,
                 "tid": tid,
             }
