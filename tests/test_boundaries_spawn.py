@@ -244,7 +244,7 @@ class TestEdges:
         assert traced.collector.spans() == []
 
     def test_no_running_loop_raises_and_closes(self) -> None:
-        """Outside a loop it raises RuntimeError like create_task, without a never-awaited warning."""
+        """Outside a loop it raises RuntimeError like create_task, without a leak warning."""
 
         async def job() -> None:
             pass
