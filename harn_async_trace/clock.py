@@ -2,15 +2,22 @@
 
 Only :class:`SystemClock` reads real time. Everything else asks the active
 clock, which is the innermost installed override or the system clock.
+
+:func:`mock_time` is the user-facing switch: it installs a fresh
+:class:`MockClock` and makes asyncio time virtual (see ``loop.py`` and
+docs/virtual-time.md); :func:`advance_time` moves the active mock.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from types import TracebackType
-from typing import Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, cast, runtime_checkable
 
 __all__ = [
     "Clock",
@@ -18,9 +25,13 @@ __all__ = [
     "MockClockError",
     "SystemClock",
     "active_mock_clock",
+    "advance_time",
     "current_clock",
     "install_override",
+    "mock_time",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _NS_PER_MS: Final = 1_000_000
 _NS_PER_S: Final = 1_000_000_000
@@ -75,7 +86,14 @@ class MockClock:
         (1500, 2500)
     """
 
-    __slots__ = ("__weakref__", "_lock", "_monotonic_ns", "_start_wall_ns", "_trace_counter")
+    __slots__ = (
+        "__weakref__",
+        "_listeners",
+        "_lock",
+        "_monotonic_ns",
+        "_start_wall_ns",
+        "_trace_counter",
+    )
 
     def __init__(self, start_wall_ms: int = 1_700_000_000_000) -> None:
         if isinstance(start_wall_ms, bool) or not isinstance(start_wall_ms, int):
@@ -88,6 +106,10 @@ class MockClock:
         self._monotonic_ns = 0
         self._lock = threading.Lock()
         self._trace_counter = 0
+        # Called (outside the lock) after every move, so virtual loops fire
+        # due timers and a patched wall clock follows. Copy-on-write tuple:
+        # readers never need the lock.
+        self._listeners: tuple[Callable[[], None], ...] = ()
 
     @classmethod
     def at_wall_ms(cls, ms: int) -> MockClock:
@@ -130,6 +152,8 @@ class MockClock:
             raise ValueError(f"time can't go backwards: advance by {delta_ns} ns")
         with self._lock:
             self._monotonic_ns += delta_ns
+        if delta_ns and self._listeners:
+            self._notify(None)
 
     def set_monotonic_ns(self, value_ns: int) -> None:
         """Jump monotonic time to ``value_ns`` (never backwards); used by the virtual loop."""
@@ -138,7 +162,42 @@ class MockClock:
                 raise ValueError(
                     f"time can't go backwards: {value_ns} ns < current {self._monotonic_ns} ns"
                 )
+            moved = value_ns != self._monotonic_ns
             self._monotonic_ns = value_ns
+        if moved and self._listeners:
+            self._notify(None)
+
+    def _move_to_ns(self, value_ns: int, source: Callable[[], None] | None) -> int:
+        """Move to at least ``value_ns`` and return the new time (a loop's autojump).
+
+        Never goes backwards: another thread may have advanced past ``value_ns``
+        already, which is fine. ``source`` (the mover's own listener) is not
+        notified.
+        """
+        with self._lock:
+            moved = value_ns > self._monotonic_ns
+            if moved:
+                self._monotonic_ns = value_ns
+            now = self._monotonic_ns
+        if moved and self._listeners:
+            self._notify(source)
+        return now
+
+    def _add_listener(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def _remove_listener(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            kept = list(self._listeners)
+            if listener in kept:
+                kept.remove(listener)
+            self._listeners = tuple(kept)
+
+    def _notify(self, source: Callable[[], None] | None) -> None:
+        for listener in self._listeners:
+            if listener != source:
+                listener()
 
     def next_trace_seq(self) -> int:
         """A per-clock counter, so trace ids made under this clock replay identically."""
@@ -240,3 +299,136 @@ def install_override(clock: Clock) -> OverrideGuard:
         raise TypeError(f"clock must provide wall_ns() and monotonic_ns(), got {clock!r}")
     _ACTIVE.append(clock)
     return OverrideGuard(clock)
+
+
+def advance_time(seconds: float | timedelta) -> None:
+    """Advance the active mock clock; due virtual timers fire on the loop's next pass.
+
+    Raises :class:`MockClockError` when no mock is active.
+
+    Example:
+        >>> with mock_time(start_wall_ms=0) as clock:
+        ...     advance_time(2.5)
+        ...     clock.now_monotonic_ms()
+        2500
+    """
+    clock = active_mock_clock()
+    if clock is None:
+        raise MockClockError(
+            "advance_time() needs an active mock clock, but time is real here. "
+            "Wrap the code in `with harn_async_trace.mock_time():` (or use it as a decorator), "
+            "or run it with harn_async_trace.loop.run(main(), clock=MockClock())."
+        )
+    clock.advance(delta=seconds)
+
+
+class mock_time:  # noqa: N801 - reads like the function it replaces (cf. contextlib.suppress)
+    """Run a block (or each call of a function) under a fresh :class:`MockClock`.
+
+    Sync and async context manager (``as`` gives the clock) and decorator.
+    While active: spans read the mock; asyncio loops created inside (e.g. by
+    ``asyncio.run``) run on virtual time; an already running stock asyncio
+    loop (or one of ours) is virtualised in place until the block ends.
+    ``patch_wall=True`` also makes ``time.time()``/``datetime.now()`` follow the
+    mock (via time-machine). ``autojump_threshold`` (real seconds) is used by
+    loops virtualised here. See docs/virtual-time.md.
+
+    Example:
+        >>> import asyncio
+        >>> async def main():
+        ...     await asyncio.sleep(3600)
+        ...     return active_mock_clock().now_monotonic_ms()
+        >>> with mock_time(start_wall_ms=0):
+        ...     asyncio.run(main())
+        3600000
+    """
+
+    __slots__ = ("_clock", "_guard", "_options", "_undo")
+
+    def __init__(
+        self,
+        start_wall_ms: int = 1_700_000_000_000,
+        *,
+        patch_wall: bool = False,
+        autojump_threshold: float = 0.0,
+    ) -> None:
+        MockClock(start_wall_ms)  # validate now, not at __enter__
+        if autojump_threshold < 0:
+            raise ValueError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
+        self._options = (start_wall_ms, bool(patch_wall), float(autojump_threshold))
+        self._clock: MockClock | None = None
+        self._guard: OverrideGuard | None = None
+        self._undo: list[Callable[[], None]] = []
+
+    def __enter__(self) -> MockClock:
+        if self._clock is not None:
+            raise MockClockError(
+                "this mock_time() is already active; use a new mock_time() for a nested block"
+            )
+        from .vtime import session  # lazy: loop machinery imports this module
+
+        start_wall_ms, patch_wall, threshold = self._options
+        clock = MockClock(start_wall_ms)
+        # Virtualise the running loop first: it is the step that can refuse.
+        undo = [session.virtualise_running_loop(clock, threshold)]
+        try:
+            undo.append(session.install_loop_policy(clock, threshold))
+            if patch_wall:
+                undo.append(session.patch_wall_clock(clock))
+        except BaseException:
+            for step in reversed(undo):
+                step()
+            raise
+        self._undo = undo
+        self._clock = clock
+        self._guard = install_override(clock)
+        return clock
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        guard, undo = self._guard, self._undo
+        self._clock = self._guard = None
+        self._undo = []
+        try:
+            for step in reversed(undo):
+                step()
+        finally:
+            if guard is not None:
+                guard.restore()
+
+    async def __aenter__(self) -> MockClock:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    def _fresh(self) -> mock_time:
+        start_wall_ms, patch_wall, threshold = self._options
+        return mock_time(start_wall_ms, patch_wall=patch_wall, autojump_threshold=threshold)
+
+    def __call__(self, fn: F) -> F:
+        """Decorate ``fn`` so that each call runs under its own fresh mock clock."""
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self._fresh():
+                    return await fn(*args, **kwargs)
+
+            return cast(F, async_wrapper)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh():
+                return fn(*args, **kwargs)
+
+        return cast(F, wrapper)

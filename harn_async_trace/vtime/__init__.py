@@ -1,0 +1,12 @@
+"""Internals of the virtual-time event loop; the public module is ``harn_async_trace.loop``.
+
+* ``mixin`` - :class:`VirtualTimeMixin`: our own timer heap over any loop's
+  public methods, the pump that fires due timers and autojumps;
+* ``loops`` - the concrete loop classes (stock asyncio, uvloop), in-place
+  virtualisation of a running stock loop, loop creation;
+* ``session`` - what :func:`harn_async_trace.mock_time` does to loops, the
+  event-loop policy hook and the time-machine wall clock;
+* ``trio_bridge`` - anyio's trio backend on ``trio.testing.MockClock``.
+"""
+
+from __future__ import annotations

@@ -1,0 +1,461 @@
+"""``VirtualTimeMixin``: a timer heap of our own, over any event loop's public methods.
+
+Why our own heap: uvloop keeps its timers in libuv, where overriding
+``time()`` changes nothing, so fast-forwarding needs timers the loop class
+cannot see. The mixin overrides ``time``, ``call_at``, ``call_later``,
+``call_soon`` (to notice activity), ``call_soon_threadsafe`` and
+``run_in_executor`` (to see thread work), and keeps every timer in one heap
+keyed ``(due_ns, seq)``: integer nanoseconds (no float drift) and a
+sequence number, so timers due at the same instant fire in FIFO order.
+
+A *pump* callback, queued with the base loop's ``call_soon``, fires due
+timers. In virtual mode (a :class:`MockClock` is attached) the pump also
+decides when the loop is idle - a pass with no ready callbacks, no
+``call_soon`` since the previous pass and no executor work in flight - and
+then jumps the clock straight to the next deadline (autojump). With an
+``autojump_threshold`` it first waits that many *real* seconds of
+continuous idleness, for work it cannot see (plain threads, sockets).
+
+In real mode (no clock attached: a loop from ``run()`` before any
+``mock_time``) the heap is driven by one real timer of the base loop, so
+timers can later move to virtual time (and back) keeping their remaining
+delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import heapq
+import itertools
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar, Final
+
+from ..clock import MockClock, OverrideGuard, install_override
+
+__all__ = ["VirtualTimeMixin"]
+
+_NS: Final = 1_000_000_000
+# Deadlines at or past this (about 146 years) mean "never": never jumped to.
+_NEVER: Final = 1 << 62
+_Entry = tuple[int, int, asyncio.TimerHandle]
+
+
+def _seconds_to_ns(seconds: float) -> int:
+    if seconds != seconds:  # NaN
+        raise ValueError("timer delay/deadline is NaN")
+    if math.isinf(seconds) or abs(seconds) * _NS >= _NEVER:
+        return _NEVER if seconds > 0 else -_NEVER
+    return round(seconds * _NS)
+
+
+class VirtualTimeMixin:
+    """Mixed in front of a loop class (stock asyncio or uvloop); see the module doc.
+
+    Concrete classes set ``_v_idle_passes`` and implement the ``_v_base_*``
+    hooks; instances are made by ``loops.py`` (``_v_setup`` initialises the
+    state, also for stock loops whose class is swapped in place).
+    """
+
+    # How many consecutive idle pump passes before a jump. Stock loops can
+    # see their ready queue, so one pass is exact; uvloop cannot, so two.
+    _v_idle_passes: ClassVar[int] = 1
+    # Real time for the autojump threshold, kept as an attribute so tests can
+    # patch it (as trio's MockClock does).
+    _v_real_clock_ns: ClassVar[Callable[[], int]] = staticmethod(time.monotonic_ns)
+
+    _v_clock: MockClock | None
+    _v_heap: list[_Entry]
+    _v_offset_ns: int
+    _v_activity: int
+
+    # -- hooks each concrete class provides -----------------------------------
+
+    def _v_base_time(self) -> float:
+        raise NotImplementedError
+
+    def _v_base_call_soon(self, callback: Callable[[], None]) -> asyncio.Handle:
+        raise NotImplementedError
+
+    def _v_base_call_soon_threadsafe(self, callback: Callable[[], None]) -> asyncio.Handle:
+        raise NotImplementedError
+
+    def _v_base_call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.Handle:
+        raise NotImplementedError
+
+    def _v_has_ready(self) -> bool:
+        """True when the base loop has callbacks queued (only stock loops can tell)."""
+        return False
+
+    # -- state ----------------------------------------------------------------
+
+    def _v_setup(self, *, activate: bool, autojump_threshold: float) -> None:
+        if autojump_threshold < 0 or autojump_threshold != autojump_threshold:
+            raise ValueError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
+        self._v_heap = []
+        self._v_seq = itertools.count().__next__
+        self._v_clock = None
+        self._v_offset_ns = 0
+        self._v_activate = activate
+        self._v_threshold_ns = _seconds_to_ns(autojump_threshold)
+        self._v_pump_handle: asyncio.Handle | None = None
+        self._v_real_armed: tuple[int, asyncio.Handle] | None = None
+        self._v_activity = 0
+        self._v_seen = 0
+        self._v_idle = 0
+        self._v_idle_since: int | None = None
+        self._v_executor_pending = 0
+        self._v_cancelled = 0
+        self._v_waker: threading.Timer | None = None
+        self._v_thread: int | None = None
+        self._v_guard: OverrideGuard | None = None
+        # The pump runs in one fixed empty context instead of a fresh copy per pass.
+        self._v_ctx = contextvars.Context()
+
+    @property
+    def virtual_clock(self) -> MockClock | None:
+        """The MockClock driving this loop, or None while it runs on real time."""
+        return self._v_clock
+
+    def _v_now(self) -> int:
+        clock = self._v_clock
+        if clock is None:
+            return round(self._v_base_time() * _NS)
+        return clock.monotonic_ns()
+
+    # -- the overridden public methods -----------------------------------------
+
+    def time(self) -> float:
+        """Loop time in seconds: the mock's monotonic time (plus an offset) when virtual."""
+        clock = self._v_clock
+        if clock is None:
+            return self._v_base_time()
+        return (self._v_offset_ns + clock.monotonic_ns()) / _NS
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        """Like ``loop.call_later``, on this loop's (possibly virtual) timeline."""
+        now = self._v_now()
+        due = now + _seconds_to_ns(delay) if delay > 0 else now
+        return self._v_push(min(due, _NEVER), callback, args, context)
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        """Like ``loop.call_at``; ``when`` is in :meth:`time` units."""
+        due = _seconds_to_ns(when) - self._v_offset_ns
+        return self._v_push(min(due, _NEVER), callback, args, context)
+
+    def call_soon(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        """``loop.call_soon``, counted: a ready callback means the loop is not idle."""
+        self._v_activity += 1
+        return super().call_soon(callback, *args, context=context)  # type: ignore[misc]
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        """``loop.call_soon_threadsafe``, counted like :meth:`call_soon`."""
+        self._v_activity += 1
+        return super().call_soon_threadsafe(  # type: ignore[misc]
+            callback, *args, context=context
+        )
+
+    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
+        """``loop.run_in_executor``, tracked: time never jumps while such work is in flight."""
+        future = super().run_in_executor(executor, func, *args)  # type: ignore[misc]
+        self._v_executor_pending += 1
+        future.add_done_callback(self._v_executor_done)
+        return future
+
+    def run_forever(self) -> None:
+        """Run the loop; a loop made for a clock makes it the active mock meanwhile."""
+        self._v_thread = threading.get_ident()
+        clock = self._v_clock
+        guard = install_override(clock) if clock is not None and self._v_activate else None
+        if self._v_heap:
+            self._v_kick()
+        try:
+            super().run_forever()  # type: ignore[misc]
+        finally:
+            self._v_thread = None
+            if guard is not None:
+                guard.restore()
+
+    def close(self) -> None:
+        """Close the loop and let go of its clock."""
+        self._v_disarm_waker()
+        clock = self._v_clock
+        if clock is not None:
+            clock._remove_listener(self._v_on_time_moved)
+        super().close()  # type: ignore[misc]
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        # Called by TimerHandle.cancel(). Cancelled entries stay in the heap
+        # (removing one is O(n)) and are skipped when popped; the count is
+        # "cancelled since the last rebuild", an over-estimate that only
+        # decides when to rebuild.
+        if not handle._scheduled:  # type: ignore[attr-defined]
+            return
+        self._v_cancelled += 1
+        heap = self._v_heap
+        if self._v_cancelled > 64 and self._v_cancelled * 2 > len(heap):
+            kept = []
+            for entry in heap:
+                if entry[2]._cancelled:  # type: ignore[attr-defined]
+                    entry[2]._scheduled = False  # type: ignore[attr-defined]
+                else:
+                    kept.append(entry)
+            heapq.heapify(kept)
+            heap[:] = kept  # in place: callers may hold the list
+            self._v_cancelled = 0
+
+    # -- the heap -----------------------------------------------------------------
+
+    def _v_push(
+        self,
+        due: int,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: contextvars.Context | None,
+    ) -> asyncio.TimerHandle:
+        if self.is_closed():  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
+        handle = asyncio.TimerHandle(
+            (due + self._v_offset_ns) / _NS,
+            callback,
+            args,  # type: ignore[arg-type]  # typeshed wants a Sequence
+            self,  # type: ignore[arg-type]
+            context,
+        )
+        handle._scheduled = True  # type: ignore[attr-defined]
+        heapq.heappush(self._v_heap, (due, self._v_seq(), handle))
+        if self._v_clock is None:
+            self._v_arm_real()
+        elif self._v_pump_handle is None:
+            self._v_kick()
+        return handle
+
+    def _v_pop_cancelled(self) -> None:
+        heap = self._v_heap
+        while heap and heap[0][2]._cancelled:  # type: ignore[attr-defined]
+            heapq.heappop(heap)[2]._scheduled = False  # type: ignore[attr-defined]
+
+    def _v_fire_due(self, now: int) -> bool:
+        """Run every timer due at ``now`` in (due, seq) order; True if any ran."""
+        heap = self._v_heap
+        batch: list[_Entry] = []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            handle = entry[2]
+            if handle._cancelled:  # type: ignore[attr-defined]
+                continue
+            handle._scheduled = False  # type: ignore[attr-defined]
+            batch.append(entry)
+        # Timers added by these callbacks wait for the next pass, as on asyncio.
+        for index, (_, _, handle) in enumerate(batch):
+            if handle._cancelled:  # type: ignore[attr-defined]  # by an earlier callback
+                continue
+            try:
+                handle._run()  # type: ignore[attr-defined]
+            except BaseException:
+                # KeyboardInterrupt/SystemExit: keep the rest for the next run.
+                for rest in batch[index + 1 :]:
+                    rest[2]._scheduled = True  # type: ignore[attr-defined]
+                    heapq.heappush(heap, rest)
+                raise
+        return bool(batch)
+
+    # -- the pump (virtual mode) ----------------------------------------------------
+
+    def _v_kick(self) -> None:
+        """Make sure a pump pass is queued (loop thread only)."""
+        if self._v_pump_handle is None and not self.is_closed():  # type: ignore[attr-defined]
+            self._v_pump_handle = self._v_base_call_soon(self._v_pump)
+
+    def _v_kick_threadsafe(self) -> None:
+        try:
+            self._v_base_call_soon_threadsafe(self._v_kick)
+        except RuntimeError:  # the loop closed meanwhile: nothing left to wake
+            pass
+
+    def _v_on_time_moved(self) -> None:
+        """Clock listener: someone else moved time (advance_time, another loop)."""
+        if self._v_clock is None or not self.is_running():  # type: ignore[attr-defined]
+            return  # run_forever kicks the pump when it starts
+        if threading.get_ident() == self._v_thread:
+            self._v_kick()
+        else:
+            self._v_kick_threadsafe()
+
+    def _v_executor_done(self, _future: object) -> None:
+        self._v_executor_pending -= 1
+        if self._v_clock is not None:
+            self._v_kick()
+
+    def _v_pump(self) -> None:
+        self._v_pump_handle = None
+        clock = self._v_clock
+        if clock is None:
+            return
+        self._v_disarm_waker()
+        heap = self._v_heap
+        fired = bool(heap) and heap[0][0] <= clock.monotonic_ns()
+        if fired:
+            fired = self._v_fire_due(clock.monotonic_ns())
+        self._v_pop_cancelled()
+        if not heap:
+            self._v_idle = 0
+            self._v_idle_since = None
+            return  # nothing to wait for: block like a real loop until woken
+        busy = fired or self._v_activity != self._v_seen or self._v_has_ready()
+        self._v_seen = self._v_activity
+        if busy:
+            self._v_idle = 0
+            self._v_idle_since = None
+            self._v_kick()
+            return
+        if self._v_executor_pending:
+            return  # the executor future's done-callback kicks us again
+        self._v_idle += 1
+        if self._v_idle < self._v_idle_passes:
+            self._v_kick()
+            return
+        if self._v_threshold_ns:
+            real_now = self._v_real_clock_ns()
+            if self._v_idle_since is None:
+                self._v_idle_since = real_now
+            remaining = self._v_threshold_ns - (real_now - self._v_idle_since)
+            if remaining > 0:
+                self._v_arm_waker(remaining)
+                return
+        due = heap[0][0]
+        if due >= _NEVER:
+            return
+        self._v_idle = 0
+        self._v_idle_since = None
+        now = clock._move_to_ns(due, self._v_on_time_moved)
+        self._v_fire_due(now)
+        self._v_seen = self._v_activity
+        self._v_kick()
+
+    def _v_arm_waker(self, delay_ns: int) -> None:
+        # A real timer in a helper thread: on stock asyncio, a base-loop timer
+        # would be compared with the (frozen) virtual time and never fire.
+        waker = threading.Timer(delay_ns / _NS, self._v_kick_threadsafe)
+        waker.daemon = True
+        self._v_waker = waker
+        waker.start()
+
+    def _v_disarm_waker(self) -> None:
+        waker = self._v_waker
+        if waker is not None:
+            self._v_waker = None
+            waker.cancel()
+
+    # -- real mode -------------------------------------------------------------------
+
+    def _v_arm_real(self) -> None:
+        """Keep one base-loop timer armed for the earliest live deadline."""
+        self._v_pop_cancelled()
+        heap = self._v_heap
+        armed = self._v_real_armed
+        if not heap or heap[0][0] >= _NEVER:
+            if armed is not None:
+                armed[1].cancel()
+                self._v_real_armed = None
+            return
+        due = heap[0][0]
+        if armed is not None:
+            if armed[0] <= due:
+                return
+            armed[1].cancel()
+        delay = max(0.0, (due - round(self._v_base_time() * _NS)) / _NS)
+        self._v_real_armed = (due, self._v_base_call_later(delay, self._v_real_fire))
+
+    def _v_real_fire(self) -> None:
+        self._v_real_armed = None
+        if self._v_clock is None:
+            self._v_fire_due(round(self._v_base_time() * _NS))
+            self._v_arm_real()
+
+    # -- switching timelines -----------------------------------------------------------
+
+    def _v_rebase(self, shift_ns: int) -> None:
+        """Move every pending deadline by ``shift_ns`` (keeps heap order and delays)."""
+        offset = self._v_offset_ns
+        heap = []
+        for due, seq, handle in self._v_heap:
+            if handle._cancelled:  # type: ignore[attr-defined]
+                handle._scheduled = False  # type: ignore[attr-defined]
+                continue
+            new_due = due if due >= _NEVER else due + shift_ns
+            handle._when = (new_due + offset) / _NS  # type: ignore[attr-defined]
+            heap.append((new_due, seq, handle))
+        heapq.heapify(heap)
+        self._v_heap[:] = heap
+        self._v_cancelled = 0
+
+    def _v_attach(self, clock: MockClock, *, offset_ns: int | None = None) -> None:
+        """Switch from real time to ``clock``; pending timers keep their remaining delay.
+
+        ``offset_ns`` defaults to keeping ``loop.time()`` continuous.
+        """
+        if self._v_clock is not None:
+            raise RuntimeError("loop already runs on a mock clock")
+        armed = self._v_real_armed
+        if armed is not None:
+            armed[1].cancel()
+            self._v_real_armed = None
+        real_now = round(self._v_base_time() * _NS)
+        mono = clock.monotonic_ns()
+        if offset_ns is None:
+            offset_ns = real_now - mono
+        self._v_offset_ns = offset_ns
+        self._v_rebase(mono - real_now)
+        self._v_clock = clock
+        self._v_idle = 0
+        self._v_idle_since = None
+        self._v_seen = self._v_activity
+        clock._add_listener(self._v_on_time_moved)
+        if self.is_running():  # type: ignore[attr-defined]
+            self._v_thread = threading.get_ident()
+        if self._v_heap:
+            self._v_kick()
+
+    def _v_detach(self) -> None:
+        """Back to real time; pending timers keep their remaining delay."""
+        clock = self._v_clock
+        if clock is None:
+            return
+        clock._remove_listener(self._v_on_time_moved)
+        self._v_disarm_waker()
+        pump = self._v_pump_handle
+        if pump is not None:
+            pump.cancel()
+            self._v_pump_handle = None
+        real_now = round(self._v_base_time() * _NS)
+        shift = real_now - clock.monotonic_ns()
+        self._v_clock = None
+        self._v_offset_ns = 0
+        self._v_rebase(shift)
+        self._v_arm_real()
