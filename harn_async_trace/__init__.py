@@ -61,13 +61,16 @@ from .clock import (
     MockClockError,
     SystemClock,
     active_mock_clock,
+    advance_time,
     install_override,
+    mock_time,
 )
 from .collector import SpanCollector
 from .context import current_collector, default_collector, use_collector
 from .events import SpanEndEvent, SpanStartEvent, Subscription, subscribe, unsubscribe
 from .export import format_summary, span_from_dict, span_to_dict
 from .kinds import SpanKind, meta
+from .loop import virtual_loop_factory
 from .markers import (
     emit_deferred_tool_load,
     emit_marker_span,
@@ -106,6 +109,7 @@ __all__ = (
     "TracedPool",
     "__version__",
     "active_mock_clock",
+    "advance_time",
     "carry_context",
     "current_collector",
     "current_span_id",
@@ -120,6 +124,7 @@ __all__ = (
     "install_override",
     "is_tracing_enabled",
     "meta",
+    "mock_time",
     "peek_spans",
     "reset_tracing",
     "set_tracing_enabled",
@@ -147,4 +152,5 @@ __all__ = (
     "traced_suspension",
     "unsubscribe",
     "use_collector",
+    "virtual_loop_factory",
 )

@@ -322,7 +322,7 @@ def advance_time(seconds: float | timedelta) -> None:
     clock.advance(delta=seconds)
 
 
-class mock_time:  # noqa: N801 - reads like the function it replaces (cf. contextlib.suppress)
+class mock_time:  # lower-case: reads like the function it stands for (cf. contextlib.suppress)
     """Run a block (or each call of a function) under a fresh :class:`MockClock`.
 
     Sync and async context manager (``as`` gives the clock) and decorator.
@@ -365,7 +365,7 @@ class mock_time:  # noqa: N801 - reads like the function it replaces (cf. contex
             raise MockClockError(
                 "this mock_time() is already active; use a new mock_time() for a nested block"
             )
-        from .vtime import session  # lazy: loop machinery imports this module
+        from .vtime import session as session  # lazy: the loop machinery imports this module
 
         start_wall_ms, patch_wall, threshold = self._options
         clock = MockClock(start_wall_ms)

@@ -44,24 +44,22 @@ class _StockHooks(VirtualTimeMixin):
     """Base-loop access for stock asyncio loops (``BaseEventLoop`` subclasses)."""
 
     def _v_base_time(self) -> float:
-        return cast(float, super(VirtualTimeMixin, self).time())  # type: ignore[misc]
+        base: Any = super(VirtualTimeMixin, self)
+        return cast(float, base.time())
 
     def _v_base_call_soon(self, callback: Callable[[], None]) -> asyncio.Handle:
-        base = super(VirtualTimeMixin, self)
-        return cast(asyncio.Handle, base.call_soon(callback, context=self._v_ctx))  # type: ignore[misc]
+        base: Any = super(VirtualTimeMixin, self)
+        return cast(asyncio.Handle, base.call_soon(callback, context=self._v_ctx))
 
     def _v_base_call_soon_threadsafe(self, callback: Callable[[], None]) -> asyncio.Handle:
-        base = super(VirtualTimeMixin, self)
-        return cast(
-            asyncio.Handle,
-            base.call_soon_threadsafe(callback, context=self._v_ctx),  # type: ignore[misc]
-        )
+        base: Any = super(VirtualTimeMixin, self)
+        return cast(asyncio.Handle, base.call_soon_threadsafe(callback, context=self._v_ctx))
 
     def _v_base_call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.Handle:
         # BaseEventLoop.call_later would call our call_at; its call_at does not.
-        base = super(VirtualTimeMixin, self)
+        base: Any = super(VirtualTimeMixin, self)
         when = self._v_base_time() + delay
-        return cast(asyncio.Handle, base.call_at(when, callback, context=self._v_ctx))  # type: ignore[misc]
+        return cast(asyncio.Handle, base.call_at(when, callback, context=self._v_ctx))
 
     def _v_has_ready(self) -> bool:
         return bool(self._ready)  # type: ignore[attr-defined]
@@ -101,27 +99,21 @@ def _uvloop_class() -> type[Any]:
             _v_idle_passes = 2
 
             def _v_base_time(self) -> float:
-                return cast(float, uvloop.Loop.time(self))
+                return uvloop.Loop.time(self)
 
             def _v_base_call_soon(self, callback: Callable[[], None]) -> asyncio.Handle:
-                return cast(asyncio.Handle, uvloop.Loop.call_soon(self, callback, context=self._v_ctx))
+                return uvloop.Loop.call_soon(self, callback, context=self._v_ctx)
 
             def _v_base_call_soon_threadsafe(
                 self, callback: Callable[[], None]
             ) -> asyncio.Handle:
-                return cast(
-                    asyncio.Handle,
-                    uvloop.Loop.call_soon_threadsafe(self, callback, context=self._v_ctx),
-                )
+                return uvloop.Loop.call_soon_threadsafe(self, callback, context=self._v_ctx)
 
             def _v_base_call_later(
                 self, delay: float, callback: Callable[[], None]
             ) -> asyncio.Handle:
                 # uvloop's call_later goes straight to libuv (real time).
-                return cast(
-                    asyncio.Handle,
-                    uvloop.Loop.call_later(self, delay, callback, context=self._v_ctx),
-                )
+                return uvloop.Loop.call_later(self, delay, callback, context=self._v_ctx)
 
         VirtualUVLoop.__module__ = __name__
         _UVLOOP_CLASS.append(VirtualUVLoop)

@@ -32,7 +32,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, cast
 
 from ..clock import MockClock, OverrideGuard, install_override
 
@@ -65,7 +65,7 @@ class VirtualTimeMixin:
     _v_idle_passes: ClassVar[int] = 1
     # Real time for the autojump threshold, kept as an attribute so tests can
     # patch it (as trio's MockClock does).
-    _v_real_clock_ns: ClassVar[Callable[[], int]] = staticmethod(time.monotonic_ns)
+    _v_real_clock_ns = staticmethod(time.monotonic_ns)
 
     _v_clock: MockClock | None
     _v_heap: list[_Entry]
@@ -166,7 +166,8 @@ class VirtualTimeMixin:
     ) -> asyncio.Handle:
         """``loop.call_soon``, counted: a ready callback means the loop is not idle."""
         self._v_activity += 1
-        return super().call_soon(callback, *args, context=context)  # type: ignore[misc]
+        base: Any = super()
+        return cast(asyncio.Handle, base.call_soon(callback, *args, context=context))
 
     def call_soon_threadsafe(
         self,
@@ -176,9 +177,8 @@ class VirtualTimeMixin:
     ) -> asyncio.Handle:
         """``loop.call_soon_threadsafe``, counted like :meth:`call_soon`."""
         self._v_activity += 1
-        return super().call_soon_threadsafe(  # type: ignore[misc]
-            callback, *args, context=context
-        )
+        base: Any = super()
+        return cast(asyncio.Handle, base.call_soon_threadsafe(callback, *args, context=context))
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
         """``loop.run_in_executor``, tracked: time never jumps while such work is in flight."""
@@ -221,7 +221,7 @@ class VirtualTimeMixin:
         if self._v_cancelled > 64 and self._v_cancelled * 2 > len(heap):
             kept = []
             for entry in heap:
-                if entry[2]._cancelled:  # type: ignore[attr-defined]
+                if entry[2]._cancelled:
                     entry[2]._scheduled = False  # type: ignore[attr-defined]
                 else:
                     kept.append(entry)
@@ -243,7 +243,7 @@ class VirtualTimeMixin:
         handle = asyncio.TimerHandle(
             (due + self._v_offset_ns) / _NS,
             callback,
-            args,  # type: ignore[arg-type]  # typeshed wants a Sequence
+            args,  # typeshed wants a Sequence
             self,  # type: ignore[arg-type]
             context,
         )
@@ -257,7 +257,7 @@ class VirtualTimeMixin:
 
     def _v_pop_cancelled(self) -> None:
         heap = self._v_heap
-        while heap and heap[0][2]._cancelled:  # type: ignore[attr-defined]
+        while heap and heap[0][2]._cancelled:
             heapq.heappop(heap)[2]._scheduled = False  # type: ignore[attr-defined]
 
     def _v_fire_due(self, now: int) -> bool:
@@ -267,16 +267,16 @@ class VirtualTimeMixin:
         while heap and heap[0][0] <= now:
             entry = heapq.heappop(heap)
             handle = entry[2]
-            if handle._cancelled:  # type: ignore[attr-defined]
+            if handle._cancelled:
                 continue
             handle._scheduled = False  # type: ignore[attr-defined]
             batch.append(entry)
         # Timers added by these callbacks wait for the next pass, as on asyncio.
         for index, (_, _, handle) in enumerate(batch):
-            if handle._cancelled:  # type: ignore[attr-defined]  # by an earlier callback
+            if handle._cancelled:  # by an earlier callback
                 continue
             try:
-                handle._run()  # type: ignore[attr-defined]
+                handle._run()
             except BaseException:
                 # KeyboardInterrupt/SystemExit: keep the rest for the next run.
                 for rest in batch[index + 1 :]:
@@ -405,7 +405,7 @@ class VirtualTimeMixin:
         offset = self._v_offset_ns
         heap = []
         for due, seq, handle in self._v_heap:
-            if handle._cancelled:  # type: ignore[attr-defined]
+            if handle._cancelled:
                 handle._scheduled = False  # type: ignore[attr-defined]
                 continue
             new_due = due if due >= _NEVER else due + shift_ns

@@ -85,10 +85,10 @@ class _VirtualPolicy(asyncio.AbstractEventLoopPolicy):
         return adopt_new_loop(self._inner.new_event_loop(), self._clock, self._threshold)
 
     def get_child_watcher(self) -> Any:
-        return self._inner.get_child_watcher()  # type: ignore[attr-defined]
+        return self._inner.get_child_watcher()
 
     def set_child_watcher(self, watcher: Any) -> None:
-        self._inner.set_child_watcher(watcher)  # type: ignore[attr-defined]
+        self._inner.set_child_watcher(watcher)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

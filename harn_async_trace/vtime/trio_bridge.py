@@ -30,7 +30,8 @@ class _TrioFollowingClock(MockClock):
         self._trio = trio_clock
 
     def monotonic_ns(self) -> int:
-        return round(self._trio.current_time() * _NS)
+        now: float = self._trio.current_time()
+        return round(now * _NS)
 
     def wall_ns(self) -> int:
         return self._start_wall_ns + self.monotonic_ns()
@@ -64,7 +65,7 @@ def trio_run_options(clock: MockClock, autojump_threshold: float) -> dict[str, A
 
     trio_clock = trio.testing.MockClock(autojump_threshold=autojump_threshold)
 
-    class _SyncClocks(trio.abc.Instrument):  # type: ignore[misc]
+    class _SyncClocks(trio.abc.Instrument):
         """Installs the following clock for the run; syncs ``clock`` both ways."""
 
         def __init__(self) -> None:
