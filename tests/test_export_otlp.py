@@ -157,7 +157,9 @@ class TestSdkBridge:
         assert parent.get_span_context().span_id == native["a"].parent.span_id
         assert bridged["a"].parent is not None
         assert bridged["a"].parent.span_id == bridged["main"].context.span_id
-        assert json.loads(bridged["a"].to_json())["attributes"] == {"k": 1}
+        assert json.loads(bridged["a"].to_json())["attributes"] == {
+            "k": 1, "harn.span.kind": "fn_call"
+        }
 
     def test_processor_target_gets_on_end(self) -> None:
         """A SpanProcessor target receives each span through on_end."""
