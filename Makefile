@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/demo_tasks.py
+	$(PY) -m harn_async_trace.cli run examples/agent.harn --summary --mock-time 1700000000000
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -12,14 +12,14 @@ import asyncio
 from typing import Any
 
 from harn_async_trace import (
-    MockClock,
     MockClockError,
     SystemClock,
     active_mock_clock,
-    install_override,
     traced_parallel,
     traced_spawn,
 )
+from harn_async_trace.clock import advance_time, mock_time
+from harn_async_trace.loop import loop_clock
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import Atomic, Channel, ChannelClosed, Closure, Result, TaskHandle, to_display
 from vm_demo.registry import arity, builtin, want
@@ -144,29 +144,48 @@ def _monotonic_ms(vm: Any, args: list[Any]) -> int:
 
 @builtin("mock_time")
 def _mock_time(vm: Any, args: list[Any]) -> None:
+    """Switch to virtual time at wall-clock `ms`; the running loop follows it."""
     arity("mock_time", args, 0, 1)
     start = int(want("mock_time", args[0], int)) if args else 1_700_000_000_000
-    guard = install_override(MockClock.at_wall_ms(start))
-    vm.state.setdefault("clock_guards", []).append(guard)
+    if loop_clock() is not None:
+        # Already on virtual time (e.g. `harn-trace run --mock-time`): the loop's
+        # clock cannot be swapped mid-run, so keep it; time stays virtual.
+        vm.state.setdefault("mock_scopes", []).append(None)
+        return
+    scope = mock_time(start_wall_ms=start)
+    try:
+        scope.__enter__()
+    except MockClockError as e:
+        raise HarnRuntimeError(f"mock_time(): {e}") from None
+    vm.state.setdefault("mock_scopes", []).append(scope)
 
 
 @builtin("advance_time")
 def _advance_time(vm: Any, args: list[Any]) -> None:
     arity("advance_time", args, 1)
-    clock = active_mock_clock()
-    if clock is None:
-        raise HarnRuntimeError("advance_time() needs mock time: call mock_time(ms) first")
     try:
-        clock.advance(_ms("advance_time", args[0]) / 1000)
-    except (MockClockError, ValueError) as e:
+        advance_time(_ms("advance_time", args[0]) / 1000)
+    except MockClockError:
+        raise HarnRuntimeError("advance_time() needs mock time: call mock_time(ms) first") from None
+    except ValueError as e:
         raise HarnRuntimeError(f"advance_time(): {e}") from None
 
 
 @builtin("unmock_time")
 def _unmock_time(vm: Any, args: list[Any]) -> None:
-    guards = vm.state.get("clock_guards") or []
-    if guards:
-        guards.pop().restore()
+    scopes = vm.state.get("mock_scopes") or []
+    scope = scopes.pop() if scopes else None
+    if scope is not None:
+        scope.__exit__(None, None, None)
+
+
+def release_mock_time(vm: Any) -> None:
+    """Undo every `mock_time()` the program left active (called when a run ends)."""
+    scopes = vm.state.get("mock_scopes") or []
+    while scopes:
+        scope = scopes.pop()
+        if scope is not None:
+            scope.__exit__(None, None, None)
 
 
 # -- channels ------------------------------------------------------------------------------

@@ -538,10 +538,17 @@ class Parser:
             return A.Const(t.line, t.col, "".join(p for p in parts if isinstance(p, str)))
         return A.Interp(t.line, t.col, parts)
 
+    def _peek_past_newlines(self) -> tuple[Token, Token]:
+        """The two tokens after the current one, skipping newlines before them."""
+        j = self.i + 1
+        while self.toks[j].type is T.NEWLINE:
+            j += 1
+        return self.toks[j], self.toks[min(j + 1, len(self.toks) - 1)]
+
     def brace_expr(self) -> A.Node:
         """`{` in expression position: a dict literal or a closure."""
         t = self.tok
-        nxt, after = self.peek(1), self.peek(2)
+        nxt, after = self._peek_past_newlines()
         is_dict = (
             nxt.is_op("}")
             or nxt.is_op("[")
@@ -579,7 +586,7 @@ class Parser:
 
     def _brace_is_value(self) -> bool:
         """At `{`: is it a closure with parameters (or `{ ->`) or a dict literal?"""
-        nxt, after = self.peek(1), self.peek(2)
+        nxt, after = self._peek_past_newlines()
         if nxt.is_op("->") or nxt.is_op("}"):
             return True
         if nxt.type in (T.IDENT, T.KEYWORD, T.STRING) and after.is_op(":"):

@@ -17,7 +17,7 @@ from harn_async_trace import SpanKind, is_tracing_enabled, span_end, span_set_me
 
 # Importing the builtins modules registers their functions.
 from vm_demo import (
-    builtins_concurrency,  # noqa: F401
+    builtins_concurrency,
     builtins_core,  # noqa: F401
     builtins_methods,
     builtins_tracing,  # noqa: F401
@@ -87,6 +87,7 @@ class VM(VMBase):
         finally:
             if sid:
                 span_end(sid)
+            builtins_concurrency.release_mock_time(self)
 
     # -- imports ----------------------------------------------------------------------------
 

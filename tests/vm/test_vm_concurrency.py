@@ -174,3 +174,19 @@ def test_sleep_accepts_durations(loop: str) -> None:
 def test_await_needs_a_task(loop: str) -> None:
     """await on a non-task fails clearly."""
     assert_error("await(1)", "await() expected a task handle (from spawn), got int (1)", line=1)
+
+
+def test_real_time_loops_too(loop: str) -> None:
+    """The constructs also work on plain (non-virtual) asyncio and uvloop loops."""
+    from vm_harness import run
+
+    src = 'let ch = channel("c")\nlet h = spawn { sleep(2ms)\nsend(ch, 1) }\nlet r = parallel 2 { i -> sleep(1ms)\ni }\nlet m = select { v from ch { v }\ntimeout 1s { -1 } }\nprintln(r, m, await(h))'
+    out, _ = run(src, loop=loop, virtual=False)
+    assert out == "[0, 1] 1 true\n"
+
+
+def test_virtual_time_makes_long_sleeps_instant(loop: str) -> None:
+    """Under the virtual loop an hour-long sleep is exact and instant."""
+    assert_runs(
+        "let t = monotonic_ms()\nsleep(1h)\nprintln(monotonic_ms() - t)", "3600000\n", loop=loop
+    )

@@ -1,7 +1,5 @@
 """Error paths: syntax errors with line:col and runtime errors with messages."""
 
-# ruff: noqa: E501
-
 from __future__ import annotations
 
 from vm_harness import assert_error

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import uvloop
 
-from harn_async_trace import Span, SpanCollector, use_collector
+from harn_async_trace import MockClock, Span, SpanCollector, use_collector
+from harn_async_trace.loop import run as loop_run
 from vm_demo.bytecode import disassemble
 from vm_demo.compiler import compile_source
 from vm_demo.errors import HarnError, HarnRuntimeError, HarnSyntaxError
@@ -19,14 +20,22 @@ from vm_demo.runtime import VM
 LOOPS = ("asyncio", "uvloop")
 
 
-def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run `main()` on a fresh stock asyncio or uvloop event loop."""
+def run_on(loop: str, main: Callable[[], Coroutine[Any, Any, Any]], *, virtual: bool = True) -> Any:
+    """Run `main()` on a fresh stock asyncio or uvloop loop, on virtual time by default.
+
+    Virtual time (a MockClock driving the loop) makes sleeps instant and
+    span durations exact, so no test waits for real.
+    """
+    if virtual:
+        return loop_run(main(), clock=MockClock(), use_uvloop=loop == "uvloop")
     if loop == "uvloop":
         return uvloop.run(main())
     return asyncio.run(main())
 
 
-def run(source: str, *, loop: str = "asyncio", tracing: bool = False) -> tuple[str, list[Span]]:
+def run(
+    source: str, *, loop: str = "asyncio", tracing: bool = False, virtual: bool = True
+) -> tuple[str, list[Span]]:
     """Run a program; return (stdout, finished spans)."""
     out = io.StringIO()
     collector = SpanCollector(enabled=tracing)
@@ -35,7 +44,7 @@ def run(source: str, *, loop: str = "asyncio", tracing: bool = False) -> tuple[s
         with use_collector(collector):
             await VM(stdout=out).run_source(source, "test.harn")
 
-    run_on(loop, main)
+    run_on(loop, main, virtual=virtual)
     return out.getvalue(), collector.spans()
 
 
