@@ -1,4 +1,4 @@
-"""``@step``: one ``step`` span per call of a sync function, coroutine or async generator.
+"""``@step``: one ``step`` span per call of a function, coroutine or (async) generator.
 
 Sync functions and coroutines reuse ``span()`` (pushed on the caller's chain
 for the duration of the call). Async generators cannot be pushed: between two
@@ -6,14 +6,14 @@ for the duration of the call). Async generators cannot be pushed: between two
 under the generator's step. So the generator's span is opened unpushed, as a
 child of the caller's span, and bound to the chain only while the generator's
 own code runs (each ``asend``/``athrow``), then unbound before the value is
-handed out.
+handed out. Sync generators get the same treatment.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import AsyncGenerator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import Any, TypeVar, cast, overload
 
 from ..context import current_collector
@@ -75,6 +75,8 @@ def step(
         step_name = name if name is not None else getattr(target, "__qualname__", repr(target))
         if inspect.isasyncgenfunction(target):
             return cast(F, _wrap_async_gen(target, step_name, extra))
+        if inspect.isgeneratorfunction(target):
+            return cast(F, _wrap_gen(target, step_name, extra))
         return cast(F, span(SpanKind.STEP, step_name, **extra)(target))
 
     if func is None:
@@ -128,6 +130,59 @@ def _wrap_async_gen(
             token = None if live is None else chain.set(live)
             try:
                 await agen.aclose()  # a no-op once it is exhausted
+            finally:
+                if token is not None:
+                    chain.reset(token)
+                if live is not None:
+                    record_outcome(collector, live._span_id, outcome)
+                    collector.end(live._span_id)
+
+    return wrapper
+
+
+def _wrap_gen(
+    func: Callable[..., Generator[Any, Any, Any]], step_name: str, extra: dict[str, Any]
+) -> Callable[..., Generator[Any, Any, Any]]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        collector = current_collector()
+        gen = func(*args, **kwargs)
+        live: _SpanSlots | None = None
+        if collector.enabled:
+            live = collector._open_span(SpanKind.STEP, step_name, None, False, push=False)
+            for key, value in extra.items():
+                collector.set_metadata(live._span_id, key, value)
+        chain = collector._chain
+        outcome: BaseException | None = None
+        send: Any = None
+        throw: BaseException | None = None
+        try:
+            while True:
+                token = None if live is None else chain.set(live)
+                try:
+                    if throw is not None:
+                        exc, throw = throw, None
+                        item = gen.throw(exc)
+                    else:
+                        item = gen.send(send)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    if token is not None:
+                        chain.reset(token)
+                try:
+                    send = yield item
+                except GeneratorExit:
+                    raise
+                except BaseException as exc:
+                    throw = exc
+        except BaseException as exc:
+            outcome = exc
+            raise
+        finally:
+            token = None if live is None else chain.set(live)
+            try:
+                gen.close()
             finally:
                 if token is not None:
                     chain.reset(token)
