@@ -13,7 +13,6 @@ cannot be read/written, 2 for bad usage (argparse).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from collections.abc import Coroutine, Sequence
@@ -25,6 +24,7 @@ from .collector import SpanCollector
 from .context import use_collector
 from .export import format_summary, span_to_dict
 from .export.cli_support import add_export_arguments, stream_exports, summary_command, write_exports
+from .loop import run as loop_run
 from .model import Span
 
 __all__ = ["build_parser", "main"]
@@ -82,26 +82,8 @@ def _wants_tracing(args: argparse.Namespace) -> bool:
 
 
 def _run_loop(main: Coroutine[Any, Any, int], clock: MockClock | None, use_uvloop: bool) -> int:
-    """Run on the virtual-time loop from `harn_async_trace.loop` (real time without a clock)."""
-    try:
-        from .loop import run as loop_run
-    except ImportError:  # pragma: no cover - only before loop.py exists
-        loop_run = None
-    if loop_run is not None:
-        return loop_run(main, clock=clock, use_uvloop=use_uvloop)  # type: ignore[no-any-return]
-    # Fallback: stock loops; a mock clock only fixes the span clock here.
-    from .clock import install_override
-
-    guard = install_override(clock) if clock is not None else None
-    try:
-        if use_uvloop:
-            import uvloop
-
-            return uvloop.run(main)
-        return asyncio.run(main)
-    finally:
-        if guard is not None:
-            guard.restore()
+    """Run on our loop: virtual time driven by `clock`, real time without one."""
+    return loop_run(main, clock=clock, use_uvloop=use_uvloop)
 
 
 def _run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -135,7 +117,7 @@ def _run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
         status = 0
         with (
             use_collector(collector),
-            stream_exports(args, trace_id=collector.trace_id, stderr=stderr),
+            stream_exports(args, collector=collector, stderr=stderr),
         ):
             try:
                 await VM(stdout=stdout).run_code(code)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, TextIO
 
+from ..collector import SpanCollector
 from ..model import Span
 from ._io import Target
 from .chrome import write_chrome_trace
@@ -67,11 +68,19 @@ def _error(message: str, stderr: TextIO | None) -> None:
 
 @contextmanager
 def stream_exports(
-    args: argparse.Namespace, *, trace_id: str | None = None, stderr: TextIO | None = None
+    args: argparse.Namespace,
+    *,
+    collector: SpanCollector | None = None,
+    trace_id: str | None = None,
+    stderr: TextIO | None = None,
 ) -> Iterator[JsonlStreamWriter | None]:
     """While the block runs, append every ending span to ``--jsonl PATH`` (if given).
 
-    Yields the writer (or None). :func:`write_exports` then skips ``--jsonl``.
+    Pass the run's ``collector`` to keep other collectors' spans out: the
+    filter follows its current trace id, so a program that calls
+    ``enable_tracing(true)`` (a reset, hence a new trace id) is still
+    streamed. ``trace_id`` pins one fixed trace instead. Yields the writer
+    (or None); :func:`write_exports` then skips ``--jsonl``.
 
     Example:
         >>> with stream_exports(argparse.Namespace(jsonl=None)) as writer:
@@ -83,7 +92,7 @@ def stream_exports(
         yield None
         return
     try:
-        writer = JsonlStreamWriter(path, trace_id=trace_id)
+        writer = JsonlStreamWriter(path, collector=collector, trace_id=trace_id)
     except OSError as exc:
         _error(f"cannot write {path}: {exc.strerror or exc}", stderr)
         yield None

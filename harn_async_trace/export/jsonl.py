@@ -13,12 +13,15 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from typing import IO, Any, final
+from typing import IO, TYPE_CHECKING, Any, final
 
 from .. import events as _events
 from ..model import Span
 from ._io import Target, dumps, open_target
 from .dicts import span_from_dict, span_to_dict
+
+if TYPE_CHECKING:
+    from ..collector import SpanCollector
 
 __all__ = [
     "JsonlStreamWriter",
@@ -138,7 +141,9 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Span]:
 class JsonlStreamWriter:
     """Append each span to a JSONL file the moment it ends (an event subscriber).
 
-    ``trace_id`` keeps only that trace's spans (default: every collector's).
+    ``collector`` keeps only the spans of that collector's *current* trace
+    (it follows ``reset()``/``set_tracing_enabled(True)``, which start a new
+    trace id); ``trace_id`` keeps one fixed trace; default: every span.
     Each line is flushed to the OS as written, so a crash loses nothing that
     had ended; ``fsync=True`` also survives a machine crash (slow). Spans the
     collector dropped for ``max_spans`` are still written: the file is the
@@ -152,9 +157,19 @@ class JsonlStreamWriter:
         0
     """
 
-    __slots__ = ("_file", "_fsync", "_lock", "_owns", "_subscription", "count", "trace_id")
+    __slots__ = (
+        "_file", "_fsync", "_lock", "_owns", "_subscription", "collector", "count", "trace_id"
+    )
 
-    def __init__(self, target: Target, *, trace_id: str | None = None, fsync: bool = False) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        collector: SpanCollector | None = None,
+        trace_id: str | None = None,
+        fsync: bool = False,
+    ) -> None:
+        self.collector = collector
         self.trace_id = trace_id
         self.count = 0
         self._fsync = fsync
@@ -172,6 +187,8 @@ class JsonlStreamWriter:
             return
         span = event.span
         if self.trace_id is not None and span.trace_id != self.trace_id:
+            return
+        if self.collector is not None and span.trace_id != self.collector.trace_id:
             return
         self.write(span)
 

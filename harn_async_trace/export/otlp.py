@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from ..collector import SpanCollector
+
 __all__ = ["OtelBridge", "OtelUnavailableError", "export_to_otel", "to_otel_span", "to_otel_spans"]
 
 _SCOPE_NAME: Final = "harn_async_trace"
@@ -190,7 +192,10 @@ def export_to_otel(
 
 @final
 class OtelBridge:
-    """Live bridge: every span that ends (in ``trace_id``, or any) goes to ``target`` at once.
+    """Live bridge: every span that ends goes to ``target`` at once.
+
+    Filter with ``collector`` (that collector's current trace, following
+    resets) or a fixed ``trace_id``; by default every span is bridged.
 
     Subscribes on creation; ``close()`` (or leaving the ``with`` block)
     unsubscribes. Conversion runs on the thread that ends the span; wrap a slow
@@ -205,17 +210,19 @@ class OtelBridge:
         0
     """
 
-    __slots__ = ("_subscription", "count", "resource", "target", "trace_id")
+    __slots__ = ("_subscription", "collector", "count", "resource", "target", "trace_id")
 
     def __init__(
         self,
         target: SpanExporter | SpanProcessor,
         *,
+        collector: SpanCollector | None = None,
         trace_id: str | None = None,
         resource: Resource | None = None,
     ) -> None:
         _sdk()  # fail now, with the install hint, not on the first span
         self.target = target
+        self.collector = collector
         self.trace_id = trace_id
         self.resource = resource
         self.count = 0
@@ -226,6 +233,8 @@ class OtelBridge:
             return
         span = event.span
         if self.trace_id is not None and span.trace_id != self.trace_id:
+            return
+        if self.collector is not None and span.trace_id != self.collector.trace_id:
             return
         _hand_to(self.target, [to_otel_span(span, resource=self.resource)])
         self.count += 1
