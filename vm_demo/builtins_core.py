@@ -275,7 +275,8 @@ def _json_parse(vm: Any, args: list[Any]) -> Any:
 def _join(vm: Any, args: list[Any]) -> str:
     arity("join", args, 2)
     items = want("join", args[0], list)
-    return want("join", args[1], str).join(to_display(x) for x in items)
+    sep: str = want("join", args[1], str)
+    return sep.join(to_display(x) for x in items)
 
 
 @builtin("format")
@@ -287,7 +288,7 @@ def _format(vm: Any, args: list[Any]) -> str:
         out = template
         for k, v in args[1].items():
             out = out.replace("{" + str(k) + "}", to_display(v))
-        return out
+        return str(out)
     parts = template.split("{}")
     if len(parts) - 1 != len(args) - 1:
         raise HarnRuntimeError(
@@ -331,13 +332,15 @@ def _max(vm: Any, args: list[Any]) -> Any:
 @builtin("floor")
 def _floor(vm: Any, args: list[Any]) -> int:
     arity("floor", args, 1)
-    return math.floor(_num("floor", args[0]))
+    x: float = _num("floor", args[0])
+    return math.floor(x)
 
 
 @builtin("ceil")
 def _ceil(vm: Any, args: list[Any]) -> int:
     arity("ceil", args, 1)
-    return math.ceil(_num("ceil", args[0]))
+    x: float = _num("ceil", args[0])
+    return math.ceil(x)
 
 
 @builtin("round")

@@ -88,7 +88,8 @@ def _join(vm: Any, obj: list[Any], args: list[Any]) -> str:
 @method(L, "concat")
 def _concat(vm: Any, obj: list[Any], args: list[Any]) -> list[Any]:
     arity("concat", args, 1)
-    return obj + want("concat", args[0], list)
+    other: list[Any] = want("concat", args[0], list)
+    return obj + other
 
 
 @method(L, "take")
@@ -152,9 +153,11 @@ async def _sort(vm: Any, obj: list[Any], args: list[Any]) -> list[Any]:
     if not args:
         return sorted(obj, key=functools.cmp_to_key(_sort_key))
     keys = [await vm.call(args[0], [x]) for x in obj]
-    order = sorted(
-        range(len(obj)), key=functools.cmp_to_key(lambda i, j: _sort_key(keys[i], keys[j]))
-    )
+
+    def by_key(i: int, j: int) -> int:
+        return _sort_key(keys[i], keys[j])
+
+    order = sorted(range(len(obj)), key=functools.cmp_to_key(by_key))
     return [obj[i] for i in order]
 
 
@@ -292,7 +295,8 @@ def _lines(vm: Any, obj: str, args: list[Any]) -> list[str]:
 @method(S, "repeat")
 def _repeat(vm: Any, obj: str, args: list[Any]) -> str:
     arity("repeat", args, 1)
-    return obj * want("repeat", args[0], int)
+    times: int = want("repeat", args[0], int)
+    return obj * times
 
 
 @method(S, "to_int")

@@ -75,7 +75,7 @@ class Frame:
         self.cells = cells
         self.globals = globals_
         self.caller = caller
-        self.depth = 0 if caller is None else caller.depth + 1
+        self.depth: int = 0 if caller is None else caller.depth + 1
         self.stack: list[Any] = []
         self.pc = 0
         self.blocks: list[tuple[int, int]] = []
