@@ -16,14 +16,19 @@ from typing import Any, TypeVar
 import uvloop
 
 from harn_async_trace import MockClock, Span, SpanCollector, install_override, use_collector
+from harn_async_trace.loop import virtual_loop_factory
 
 T = TypeVar("T")
 
-LOOPS = ("asyncio", "uvloop")
+# Stock asyncio and uvloop, each plain and on the virtual-time loop.
+LOOPS = ("asyncio", "uvloop", "virtual-asyncio", "virtual-uvloop")
+VIRTUAL_LOOPS = ("virtual-asyncio", "virtual-uvloop")
 
 
-def new_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """A fresh event loop of ``kind`` (stock asyncio or uvloop)."""
+def new_loop(kind: str, clock: MockClock) -> asyncio.AbstractEventLoop:
+    """A fresh event loop of ``kind``; the virtual ones run on ``clock``."""
+    if kind.startswith("virtual-"):
+        return virtual_loop_factory(clock, use_uvloop=kind.endswith("uvloop"))()
     return uvloop.new_event_loop() if kind == "uvloop" else asyncio.new_event_loop()
 
 
@@ -42,7 +47,7 @@ class Traced:
             with use_collector(self.collector):
                 return await main()
 
-        with asyncio.Runner(loop_factory=lambda: new_loop(self.loop_kind)) as runner:
+        with asyncio.Runner(loop_factory=lambda: new_loop(self.loop_kind, self.clock)) as runner:
             return runner.run(bound())
 
     def advance_ms(self, ms: int) -> None:
