@@ -42,6 +42,8 @@ _NS: Final = 1_000_000_000
 # Deadlines at or past this (about 146 years) mean "never": never jumped to.
 _NEVER: Final = 1 << 62
 _Entry = tuple[int, int, asyncio.TimerHandle]
+# Stands in for the pump's handle while a pass runs (kicks are then no-ops).
+_RUNNING: Final[Any] = object()
 
 
 def _seconds_to_ns(seconds: float) -> int:
@@ -313,10 +315,21 @@ class VirtualTimeMixin:
             self._v_kick()
 
     def _v_pump(self) -> None:
-        self._v_pump_handle = None
+        # While the pass runs, kicks are no-ops: timers that callbacks add
+        # "for now" must wait behind callbacks they call_soon, as on asyncio.
+        self._v_pump_handle = _RUNNING
+        try:
+            again = self._v_pump_pass()
+        finally:
+            self._v_pump_handle = None
+        if again:
+            self._v_kick()
+
+    def _v_pump_pass(self) -> bool:
+        """One pass: fire due timers, maybe jump; True to queue another pass."""
         clock = self._v_clock
         if clock is None:
-            return
+            return False
         self._v_disarm_waker()
         heap = self._v_heap
         fired = bool(heap) and heap[0][0] <= clock.monotonic_ns()
@@ -326,20 +339,18 @@ class VirtualTimeMixin:
         if not heap:
             self._v_idle = 0
             self._v_idle_since = None
-            return  # nothing to wait for: block like a real loop until woken
+            return False  # nothing to wait for: block like a real loop until woken
         busy = fired or self._v_activity != self._v_seen or self._v_has_ready()
         self._v_seen = self._v_activity
         if busy:
             self._v_idle = 0
             self._v_idle_since = None
-            self._v_kick()
-            return
+            return True
         if self._v_executor_pending:
-            return  # the executor future's done-callback kicks us again
+            return False  # the executor future's done-callback kicks us again
         self._v_idle += 1
         if self._v_idle < self._v_idle_passes:
-            self._v_kick()
-            return
+            return True
         if self._v_threshold_ns:
             real_now = self._v_real_clock_ns()
             if self._v_idle_since is None:
@@ -347,16 +358,16 @@ class VirtualTimeMixin:
             remaining = self._v_threshold_ns - (real_now - self._v_idle_since)
             if remaining > 0:
                 self._v_arm_waker(remaining)
-                return
+                return False
         due = heap[0][0]
         if due >= _NEVER:
-            return
+            return False
         self._v_idle = 0
         self._v_idle_since = None
         now = clock._move_to_ns(due, self._v_on_time_moved)
         self._v_fire_due(now)
         self._v_seen = self._v_activity
-        self._v_kick()
+        return True
 
     def _v_arm_waker(self, delay_ns: int) -> None:
         # A real timer in a helper thread: on stock asyncio, a base-loop timer
