@@ -289,6 +289,6 @@ class TestDeterministicSpans:
         assert main["duration_ms"] == 1_750
         assert main["start_unix_ms"] == 1_000
         assert str(main["trace_id"]).startswith("trace_")
-        events = [s["events"] for s in first if s["name"] == "child3"][0]
+        events = next(s["events"] for s in first if s["name"] == "child3")
         assert events == [{"name": "tick", "time_unix_ms": 1_750, "offset_ms": 750,
                            "attributes": {"i": 3}}]  # fmt: skip

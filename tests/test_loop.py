@@ -161,7 +161,7 @@ class TestSleepAndTimeouts:
 
 class TestOrdering:
     def test_equal_deadlines_run_fifo(self, use_uvloop: bool) -> None:
-        """Callbacks due at the same instant run in scheduling order, call_at and call_later mixed."""
+        """Callbacks due at one instant run in scheduling order (call_at and call_later mixed)."""
 
         async def main() -> list[int]:
             loop = asyncio.get_running_loop()
