@@ -24,6 +24,7 @@ __all__ = [
     "close_unstarted",
     "end_with_status",
     "link_to",
+    "resolve",
     "run_in_span",
     "status_of",
 ]
@@ -70,10 +71,10 @@ async def run_in_span(
     already see the span as their parent).
     """
     if collector is None:
-        return await _resolve(work)
+        return await resolve(work)
     collector._bind_chain(span_id)
     try:
-        result = await _resolve(work)
+        result = await resolve(work)
     except BaseException as exc:
         end_with_status(collector, span_id, exc)
         raise
@@ -81,7 +82,8 @@ async def run_in_span(
     return result
 
 
-def _resolve(work: Awaitable[T] | Callable[[], Awaitable[T]]) -> Awaitable[T]:
+def resolve(work: Awaitable[T] | Callable[[], Awaitable[T]]) -> Awaitable[T]:
+    """``work`` itself if awaitable, else the awaitable returned by calling it."""
     if inspect.isawaitable(work):
         return work
     made = work()

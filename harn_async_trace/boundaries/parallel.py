@@ -16,6 +16,7 @@ from typing import Any
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
+from ._anyio_parallel import AnyioFanOut
 from ._common import (
     close_span_after_task,
     close_unstarted,
@@ -182,7 +183,8 @@ async def traced_parallel(
     ``relation=branch_of`` and ``index=str(i)``. At most ``max_concurrent``
     branches run at once. Without ``settle`` the first failure cancels the
     other branches and is raised; with ``settle=True`` exceptions are returned
-    in place, like ``asyncio.gather(..., return_exceptions=True)``.
+    in place, like ``asyncio.gather(..., return_exceptions=True)``. Off
+    asyncio (anyio's trio backend) it runs on an anyio task group instead.
 
     Example:
         >>> async def double(x: int) -> int:
@@ -197,17 +199,18 @@ async def traced_parallel(
         for item in items:
             close_unstarted(item)
         raise
-    limit = len(items) if max_concurrent is None else max_concurrent
+    limit = max(1, len(items)) if max_concurrent is None else max_concurrent
+    engine = _engine()
     collector = current_collector()
     if not collector.enabled:
-        return await _FanOut(items, limit, settle, None, 0, name).run()
+        return await engine(items, limit, settle, None, 0, name).run()
     parallel_id = collector.start(SpanKind.PARALLEL, name)
     collector.set_metadata(parallel_id, "branches", len(items))
     if max_concurrent is not None:
         collector.set_metadata(parallel_id, "max_concurrent", max_concurrent)
     if settle:
         collector.set_metadata(parallel_id, "settle", True)
-    fan_out = _FanOut(items, limit, settle, collector, parallel_id, name)
+    fan_out = engine(items, limit, settle, collector, parallel_id, name)
     try:
         results = await fan_out.run()
     except BaseException as exc:
@@ -219,7 +222,16 @@ async def traced_parallel(
     return results
 
 
-def _summarise(collector: SpanCollector, parallel_id: int, fan_out: _FanOut) -> None:
+def _engine() -> type[_FanOut] | type[AnyioFanOut]:
+    """Raw asyncio tasks on an asyncio loop; an anyio task group elsewhere (trio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return AnyioFanOut
+    return _FanOut
+
+
+def _summarise(collector: SpanCollector, parallel_id: int, fan_out: _FanOut | AnyioFanOut) -> None:
     collector.set_metadata(parallel_id, "peak_concurrency", fan_out.peak)
     if fan_out.settle:
         failed = sum(isinstance(result, BaseException) for result in fan_out.results)

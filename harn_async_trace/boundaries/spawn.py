@@ -51,9 +51,13 @@ def traced_spawn(coro: Awaitable[T], *, name: str | None = None) -> asyncio.Task
         raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
     try:
         loop = asyncio.get_running_loop()
-    except RuntimeError:
+    except RuntimeError as exc:
         close_unstarted(coro)  # like create_task: no loop is an error, not a leak
-        raise
+        raise RuntimeError(
+            "traced_spawn() returns an asyncio.Task, so it needs a running asyncio loop "
+            "(under trio, start the work in an anyio task group: spans opened in its "
+            "children nest under the caller's span)"
+        ) from exc
     collector = current_collector()
     if not collector.enabled:
         if inspect.iscoroutine(coro):
