@@ -1,0 +1,515 @@
+"""Opcode handlers and the dispatch table (`TABLE[op]`), grouped as in `Op`.
+
+Signature: `handler(vm, frame, arg)`, returning None (most ops), a `Frame`
+to switch to (CALL of a Harn function, RETURN to the caller), `FINISHED`,
+or an awaitable that the loop awaits and whose result it pushes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from harn_async_trace import span_end
+from vm_demo import operators as ops
+from vm_demo.bytecode import Op
+from vm_demo.errors import HarnRuntimeError
+from vm_demo.frame import FINISHED, NO_PUSH, Frame
+from vm_demo.objects import Builtin, Cell, Channel, Closure, Result, to_display, type_name
+
+if TYPE_CHECKING:
+    from vm_demo.vm import VMBase
+
+_MISSING = object()
+
+Handler = Callable[["VMBase", Frame, Any], Any]
+
+# -- stack manipulation --------------------------------------------------------------
+
+
+def op_load_const(vm: VMBase, f: Frame, arg: Any) -> None:
+    f.stack.append(arg)
+
+
+def op_load_nil(vm: VMBase, f: Frame, arg: Any) -> None:
+    f.stack.append(None)
+
+
+def op_pop(vm: VMBase, f: Frame, arg: Any) -> None:
+    f.stack.pop()
+
+
+def op_dup(vm: VMBase, f: Frame, arg: Any) -> None:
+    f.stack.append(f.stack[-1])
+
+
+def op_nop(vm: VMBase, f: Frame, arg: Any) -> None:
+    return None
+
+
+# -- names -------------------------------------------------------------------------------
+
+
+def op_load_local(vm: VMBase, f: Frame, arg: int) -> None:
+    f.stack.append(f.slots[arg])
+
+
+def op_store_local(vm: VMBase, f: Frame, arg: int) -> None:
+    f.slots[arg] = f.stack.pop()
+
+
+def op_load_cell(vm: VMBase, f: Frame, arg: int) -> None:
+    f.stack.append(f.slots[arg].value)
+
+
+def op_store_cell(vm: VMBase, f: Frame, arg: int) -> None:
+    f.slots[arg].value = f.stack.pop()
+
+
+def op_make_cell(vm: VMBase, f: Frame, arg: int) -> None:
+    f.slots[arg] = Cell(f.stack.pop())
+
+
+def op_load_free(vm: VMBase, f: Frame, arg: int) -> None:
+    f.stack.append(f.cells[arg].value)
+
+
+def op_store_free(vm: VMBase, f: Frame, arg: int) -> None:
+    f.cells[arg].value = f.stack.pop()
+
+
+def op_load_global(vm: VMBase, f: Frame, name: str) -> None:
+    v = f.globals.get(name, _MISSING)
+    if v is _MISSING:
+        v = vm.builtins.get(name, _MISSING)
+        if v is _MISSING:
+            raise HarnRuntimeError(f"undefined variable '{name}'")
+    f.stack.append(v)
+
+
+def op_store_global(vm: VMBase, f: Frame, name: str) -> None:
+    g = f.globals
+    if name not in g:
+        raise HarnRuntimeError(f"assignment to undeclared variable '{name}'")
+    if name in g[" consts"]:
+        raise HarnRuntimeError(f"cannot assign to immutable binding '{name}'")
+    g[name] = f.stack.pop()
+
+
+def op_define_global(vm: VMBase, f: Frame, arg: tuple[str, bool]) -> None:
+    name, mutable = arg
+    f.globals[name] = f.stack.pop()
+    consts = f.globals[" consts"]
+    if mutable:
+        consts.discard(name)
+    else:
+        consts.add(name)
+
+
+def op_load_builtin(vm: VMBase, f: Frame, name: str) -> None:
+    f.stack.append(vm.builtins[name])
+
+
+# -- operators ------------------------------------------------------------------------
+
+
+def op_add(vm: VMBase, f: Frame, arg: Any) -> None:
+    s = f.stack
+    b = s.pop()
+    a = s[-1]
+    t = a.__class__
+    if t is b.__class__ and (t is int or t is str or t is float):
+        s[-1] = a + b
+    else:
+        s[-1] = ops.add(a, b)
+
+
+def op_sub(vm: VMBase, f: Frame, arg: Any) -> None:
+    s = f.stack
+    b = s.pop()
+    a = s[-1]
+    if a.__class__ is int and b.__class__ is int:
+        s[-1] = a - b
+    else:
+        s[-1] = ops.sub(a, b)
+
+
+def op_mul(vm: VMBase, f: Frame, arg: Any) -> None:
+    s = f.stack
+    b = s.pop()
+    s[-1] = ops.mul(s[-1], b)
+
+
+def op_div(vm: VMBase, f: Frame, arg: Any) -> None:
+    s = f.stack
+    b = s.pop()
+    s[-1] = ops.div(s[-1], b)
+
+
+def op_mod(vm: VMBase, f: Frame, arg: Any) -> None:
+    s = f.stack
+    b = s.pop()
+    s[-1] = ops.mod(s[-1], b)
+
+
+def op_eq(vm: VMBase, f: Frame, arg: Any) -> None:
+    s = f.stack
+    b = s.pop()
+    s[-1] = ops.equal(s[-1], b)
+
+
+def op_ne(vm: VMBase, f: Frame, arg: Any) -> None:
+    s = f.stack
+    b = s.pop()
+    s[-1] = not ops.equal(s[-1], b)
+
+
+def _cmp(op: str, fast: Callable[[Any, Any], bool]) -> Handler:
+    def handler(vm: VMBase, f: Frame, arg: Any) -> None:
+        s = f.stack
+        b = s.pop()
+        a = s[-1]
+        if a.__class__ is int and b.__class__ is int:
+            s[-1] = fast(a, b)
+        else:
+            s[-1] = ops.compare(op, a, b)
+
+    return handler
+
+
+def op_in(vm: VMBase, f: Frame, arg: Any) -> None:
+    s = f.stack
+    container = s.pop()
+    s[-1] = ops.contains(container, s[-1])
+
+
+def op_not_in(vm: VMBase, f: Frame, arg: Any) -> None:
+    s = f.stack
+    container = s.pop()
+    s[-1] = not ops.contains(container, s[-1])
+
+
+def op_not(vm: VMBase, f: Frame, arg: Any) -> None:
+    f.stack[-1] = not f.stack[-1]
+
+
+def op_neg(vm: VMBase, f: Frame, arg: Any) -> None:
+    f.stack[-1] = ops.negate(f.stack[-1])
+
+
+# -- control flow -----------------------------------------------------------------------
+
+
+def op_jump(vm: VMBase, f: Frame, arg: int) -> None:
+    f.pc = arg
+
+
+def op_jump_if_false(vm: VMBase, f: Frame, arg: int) -> None:
+    if not f.stack.pop():
+        f.pc = arg
+
+
+def op_jump_if_true(vm: VMBase, f: Frame, arg: int) -> None:
+    if f.stack.pop():
+        f.pc = arg
+
+
+def op_jump_if_false_or_pop(vm: VMBase, f: Frame, arg: int) -> None:
+    if not f.stack[-1]:
+        f.pc = arg
+    else:
+        f.stack.pop()
+
+
+def op_jump_if_true_or_pop(vm: VMBase, f: Frame, arg: int) -> None:
+    if f.stack[-1]:
+        f.pc = arg
+    else:
+        f.stack.pop()
+
+
+def op_jump_if_not_nil_or_pop(vm: VMBase, f: Frame, arg: int) -> None:
+    if f.stack[-1] is not None:
+        f.pc = arg
+    else:
+        f.stack.pop()
+
+
+def op_get_iter(vm: VMBase, f: Frame, arg: Any) -> None:
+    v = f.stack[-1]
+    f.stack[-1] = v if v.__class__ is Channel else ops.iterate(v)
+
+
+_END = object()
+
+
+def op_for_iter(vm: VMBase, f: Frame, arg: int) -> Any:
+    it = f.stack[-1]
+    if it.__class__ is Channel:
+        return _channel_next(f, it, arg)
+    v = next(it, _END)
+    if v is _END:
+        f.stack.pop()
+        f.pc = arg
+    else:
+        f.stack.append(v)
+    return None
+
+
+async def _channel_next(f: Frame, ch: Channel, exit_pc: int) -> Any:
+    while not ch.ready():
+        await ch.changed()
+    if not ch.items:  # closed and drained: the loop ends
+        f.stack.pop()
+        f.pc = exit_pc
+        return NO_PUSH
+    return ch.take()
+
+
+# -- containers and access ----------------------------------------------------------
+
+
+def op_build_list(vm: VMBase, f: Frame, n: int) -> None:
+    s = f.stack
+    if n:
+        items = s[-n:]
+        del s[-n:]
+        s.append(items)
+    else:
+        s.append([])
+
+
+def op_build_dict(vm: VMBase, f: Frame, n: int) -> None:
+    s = f.stack
+    items = s[len(s) - 2 * n :] if n else []
+    if n:
+        del s[-2 * n :]
+    s.append({items[i]: items[i + 1] for i in range(0, len(items), 2)})
+
+
+def op_build_string(vm: VMBase, f: Frame, n: int) -> None:
+    s = f.stack
+    parts = s[-n:]
+    del s[-n:]
+    s.append("".join(p if p.__class__ is str else to_display(p) for p in parts))
+
+
+def op_build_range(vm: VMBase, f: Frame, inclusive: bool) -> None:
+    end = f.stack.pop()
+    f.stack[-1] = ops.make_range(f.stack[-1], end, inclusive)
+
+
+def op_get_attr(vm: VMBase, f: Frame, arg: tuple[str, bool]) -> None:
+    name, optional = arg
+    obj = f.stack[-1]
+    if obj is None and optional:
+        return
+    f.stack[-1] = ops.get_attr(obj, name)
+
+
+def op_set_attr(vm: VMBase, f: Frame, name: str) -> None:
+    value = f.stack.pop()
+    obj = f.stack.pop()
+    if obj.__class__ is not dict:
+        raise HarnRuntimeError(f"cannot set field '{name}' on {type_name(obj)}")
+    obj[name] = value
+
+
+def op_get_index(vm: VMBase, f: Frame, arg: Any) -> None:
+    index = f.stack.pop()
+    f.stack[-1] = ops.get_index(f.stack[-1], index)
+
+
+def op_set_index(vm: VMBase, f: Frame, arg: Any) -> None:
+    value = f.stack.pop()
+    index = f.stack.pop()
+    ops.set_index(f.stack.pop(), index, value)
+
+
+def op_slice(vm: VMBase, f: Frame, arg: tuple[bool, bool]) -> None:
+    has_start, has_end = arg
+    end = f.stack.pop() if has_end else None
+    start = f.stack.pop() if has_start else None
+    f.stack[-1] = ops.slice_of(f.stack[-1], start, end)
+
+
+def op_unpack_list(vm: VMBase, f: Frame, arg: tuple[int, bool]) -> None:
+    count, has_rest = arg
+    v = f.stack.pop()
+    if v.__class__ is not list:
+        raise HarnRuntimeError(f"cannot destructure {type_name(v)} as a list")
+    items = [v[i] if i < len(v) else None for i in range(count)]
+    if has_rest:
+        f.stack.append(list(v[count:]))
+    f.stack.extend(reversed(items))
+
+
+# -- functions ------------------------------------------------------------------------
+
+
+def op_make_closure(vm: VMBase, f: Frame, code: Any) -> None:
+    cells = tuple(f.slots[i] if from_slot else f.cells[i] for from_slot, i in code.captures)
+    f.stack.append(Closure(code, cells, f.globals))
+
+
+def op_call(vm: VMBase, f: Frame, argc: int) -> Any:
+    s = f.stack
+    fn = s[-argc - 1]
+    args = s[-argc:] if argc else []
+    del s[-argc - 1 :]
+    cls = fn.__class__
+    if cls is Closure:
+        return vm.make_frame(fn, args, f)
+    if cls is Builtin:
+        if fn.is_async:
+            return fn.fn(vm, args)
+        s.append(fn.fn(vm, args))
+        return None
+    call = getattr(fn, "harn_call", None)
+    if call is None:
+        raise HarnRuntimeError(f"TypeError: {type_name(fn)} {to_display(fn, True)} is not callable")
+    return call(vm, args)
+
+
+def op_call_method(vm: VMBase, f: Frame, arg: tuple[str, int, bool]) -> Any:
+    name, argc, optional = arg
+    s = f.stack
+    obj = s[-argc - 1]
+    args = s[-argc:] if argc else []
+    del s[-argc - 1 :]
+    if obj is None and optional:
+        s.append(None)
+        return None
+    fn, is_async = vm.lookup_method(obj, name)
+    if is_async:
+        return fn(vm, obj, args)
+    s.append(fn(vm, obj, args))
+    return None
+
+
+def op_return(vm: VMBase, f: Frame, arg: Any) -> Any:
+    value = f.stack.pop()
+    if f.span:
+        span_end(f.span)
+    caller = f.caller
+    if caller is None:
+        f.retval = value
+        return FINISHED
+    caller.stack.append(value)
+    return caller
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+def op_setup_try(vm: VMBase, f: Frame, handler: int) -> None:
+    f.blocks.append((handler, len(f.stack)))
+
+
+def op_pop_block(vm: VMBase, f: Frame, arg: Any) -> None:
+    f.blocks.pop()
+
+
+def op_throw(vm: VMBase, f: Frame, arg: Any) -> None:
+    raise HarnRuntimeError(f.stack.pop())
+
+
+def op_reraise(vm: VMBase, f: Frame, arg: Any) -> None:
+    value = f.stack.pop()
+    exc = f.exc
+    if exc is not None and exc.value is value:
+        raise exc
+    raise HarnRuntimeError(value)
+
+
+def op_wrap_ok(vm: VMBase, f: Frame, arg: Any) -> None:
+    v = f.stack[-1]
+    if v.__class__ is not Result:
+        f.stack[-1] = Result(True, v)
+
+
+def op_wrap_err(vm: VMBase, f: Frame, arg: Any) -> None:
+    f.stack[-1] = Result(False, f.stack[-1])
+
+
+def op_import(vm: VMBase, f: Frame, arg: tuple[str, list[str] | None]) -> Any:
+    return vm.import_module(f, arg[0], arg[1])
+
+
+_HANDLERS: dict[Op, Handler] = {
+    Op.LOAD_CONST: op_load_const,
+    Op.LOAD_NIL: op_load_nil,
+    Op.POP: op_pop,
+    Op.DUP: op_dup,
+    Op.NOP: op_nop,
+    Op.LOAD_LOCAL: op_load_local,
+    Op.STORE_LOCAL: op_store_local,
+    Op.LOAD_CELL: op_load_cell,
+    Op.STORE_CELL: op_store_cell,
+    Op.MAKE_CELL: op_make_cell,
+    Op.LOAD_FREE: op_load_free,
+    Op.STORE_FREE: op_store_free,
+    Op.LOAD_GLOBAL: op_load_global,
+    Op.STORE_GLOBAL: op_store_global,
+    Op.DEFINE_GLOBAL: op_define_global,
+    Op.LOAD_BUILTIN: op_load_builtin,
+    Op.ADD: op_add,
+    Op.SUB: op_sub,
+    Op.MUL: op_mul,
+    Op.DIV: op_div,
+    Op.MOD: op_mod,
+    Op.EQ: op_eq,
+    Op.NE: op_ne,
+    Op.LT: _cmp("<", lambda a, b: a < b),
+    Op.LE: _cmp("<=", lambda a, b: a <= b),
+    Op.GT: _cmp(">", lambda a, b: a > b),
+    Op.GE: _cmp(">=", lambda a, b: a >= b),
+    Op.IN: op_in,
+    Op.NOT_IN: op_not_in,
+    Op.NOT: op_not,
+    Op.NEG: op_neg,
+    Op.JUMP: op_jump,
+    Op.JUMP_IF_FALSE: op_jump_if_false,
+    Op.JUMP_IF_TRUE: op_jump_if_true,
+    Op.JUMP_IF_FALSE_OR_POP: op_jump_if_false_or_pop,
+    Op.JUMP_IF_TRUE_OR_POP: op_jump_if_true_or_pop,
+    Op.JUMP_IF_NOT_NIL_OR_POP: op_jump_if_not_nil_or_pop,
+    Op.GET_ITER: op_get_iter,
+    Op.FOR_ITER: op_for_iter,
+    Op.BUILD_LIST: op_build_list,
+    Op.BUILD_DICT: op_build_dict,
+    Op.BUILD_STRING: op_build_string,
+    Op.BUILD_RANGE: op_build_range,
+    Op.GET_ATTR: op_get_attr,
+    Op.SET_ATTR: op_set_attr,
+    Op.GET_INDEX: op_get_index,
+    Op.SET_INDEX: op_set_index,
+    Op.SLICE: op_slice,
+    Op.UNPACK_LIST: op_unpack_list,
+    Op.MAKE_CLOSURE: op_make_closure,
+    Op.CALL: op_call,
+    Op.CALL_METHOD: op_call_method,
+    Op.RETURN: op_return,
+    Op.SETUP_TRY: op_setup_try,
+    Op.POP_BLOCK: op_pop_block,
+    Op.THROW: op_throw,
+    Op.RERAISE: op_reraise,
+    Op.WRAP_OK: op_wrap_ok,
+    Op.WRAP_ERR: op_wrap_err,
+    Op.IMPORT: op_import,
+}
+
+
+def _build_table() -> list[Handler]:
+    def bad(vm: VMBase, f: Frame, arg: Any) -> None:
+        raise RuntimeError(f"bad opcode at {f.location()}")
+
+    table: list[Handler] = [bad] * (max(Op) + 1)
+    for op, h in _HANDLERS.items():
+        table[op] = h
+    missing = [op.name for op in Op if op not in _HANDLERS]
+    assert not missing, f"ops without handlers: {missing}"
+    return table
+
+
+TABLE = _build_table()

@@ -1,0 +1,396 @@
+"""Expression parser: precedence climbing, postfix chains, literals, and the
+block-taking forms (closures, if/try expressions, spawn, parallel, deadline,
+select).
+"""
+
+from __future__ import annotations
+
+from vm_demo import ast as A
+from vm_demo.lexer import StrExpr, T, Token, tokenize
+from vm_demo.parser_base import ParserBase
+
+
+class ExprParser(ParserBase):
+    """Expressions; see `parser.Parser` for statements."""
+
+    # -- expressions ---------------------------------------------------------------
+
+    def expression(self) -> A.Node:
+        left = self.ternary()
+        while self.at_op("|>"):
+            t = self.advance()
+            self.skip_newlines()
+            right = self.ternary()
+            left = A.Call(t.line, t.col, right, [left])
+        return left
+
+    def ternary(self) -> A.Node:
+        cond = self.binary(0)
+        if self.tok.is_op("?"):
+            t = self.advance()
+            then = self.ternary()
+            self.expect_op(":")
+            other = self.ternary()
+            return A.Ternary(t.line, t.col, cond, then, other)
+        return cond
+
+    _LEVELS: tuple[tuple[str, ...], ...] = (
+        ("??",),
+        ("||",),
+        ("&&",),
+        ("==", "!="),
+        ("<", ">", "<=", ">="),
+        ("+", "-"),
+        ("*", "/", "%"),
+    )
+
+    def binary(self, level: int) -> A.Node:
+        if level == len(self._LEVELS):
+            return self.unary()
+        ops = self._LEVELS[level]
+        left = self.binary(level + 1)
+        while True:
+            t = self.tok
+            if level == 4 and (t.is_kw("in") or (t.is_kw("not") and self.peek().is_kw("in"))):
+                self.advance()
+                op = "in"
+                if t.is_kw("not"):
+                    self.advance()
+                    op = "not in"
+                left = A.Binary(t.line, t.col, op, left, self.binary(level + 1))
+                continue
+            if level == 4 and t.is_kw("to"):
+                self.advance()
+                end = self.binary(level + 1)
+                inclusive = True
+                if self.tok.is_kw("exclusive"):
+                    self.advance()
+                    inclusive = False
+                left = A.Range(t.line, t.col, left, end, inclusive)
+                continue
+            if not self.at_op(*ops):
+                return left
+            t = self.advance()
+            self.skip_newlines()
+            right = self.binary(level + 1)
+            op = str(t.value)
+            if op in ("&&", "||", "??"):
+                left = A.Logical(t.line, t.col, op, left, right)
+            else:
+                left = A.Binary(t.line, t.col, op, left, right)
+
+    def unary(self) -> A.Node:
+        t = self.tok
+        if t.is_op("!") or t.is_op("-"):
+            self.advance()
+            operand = self.unary()
+            if (
+                t.value == "-"
+                and isinstance(operand, A.Const)
+                and type(operand.value)
+                in (
+                    int,
+                    float,
+                )
+            ):
+                return A.Const(t.line, t.col, -operand.value)
+            return A.Unary(t.line, t.col, str(t.value), operand)
+        return self.postfix(self.primary())
+
+    def call_args(self) -> list[A.Node]:
+        self.expect_op("(")
+        args: list[A.Node] = []
+        while not self.tok.is_op(")"):
+            if self.tok.is_op("..."):
+                raise self.error("spread arguments are not supported")
+            args.append(self.expression())
+            if not self.tok.is_op(")"):
+                self.expect_op(",")
+        self.advance()
+        return args
+
+    def postfix(self, expr: A.Node) -> A.Node:
+        while True:
+            t = self.tok
+            if t.is_op("("):
+                expr = A.Call(t.line, t.col, expr, self.call_args())
+            elif self.at_op(".", "?."):
+                t = self.advance()
+                nt = self.tok
+                if nt.type not in (T.IDENT, T.KEYWORD):
+                    raise self.error(f"expected a field name after '{t.value}'")
+                name = str(self.advance().value)
+                optional = t.value == "?."
+                if self.tok.is_op("("):
+                    expr = A.MethodCall(nt.line, nt.col, expr, name, self.call_args(), optional)
+                else:
+                    expr = A.Attr(nt.line, nt.col, expr, name, optional)
+            elif t.is_op("["):
+                self.advance()
+                start: A.Node | None = None
+                if not self.tok.is_op(":"):
+                    start = self.expression()
+                if self.tok.is_op(":"):
+                    self.advance()
+                    end = None if self.tok.is_op("]") else self.expression()
+                    self.expect_op("]")
+                    expr = A.Slice(t.line, t.col, expr, start, end)
+                else:
+                    self.expect_op("]")
+                    assert start is not None
+                    expr = A.Index(t.line, t.col, expr, start)
+            else:
+                return expr
+
+    def primary(self) -> A.Node:
+        t = self.tok
+        typ = t.type
+        if typ is T.INT or typ is T.FLOAT:
+            self.advance()
+            return A.Const(t.line, t.col, t.value)
+        if typ is T.DURATION:
+            self.advance()
+            return A.Duration(t.line, t.col, t.value)
+        if typ is T.STRING:
+            self.advance()
+            return self.string(t)
+        if typ is T.IDENT:
+            self.advance()
+            return A.Name(t.line, t.col, str(t.value))
+        if typ is T.KEYWORD:
+            kw = t.value
+            if kw in ("true", "false"):
+                self.advance()
+                return A.Const(t.line, t.col, kw == "true")
+            if kw == "nil":
+                self.advance()
+                return A.Const(t.line, t.col, None)
+            if kw == "if":
+                return self.if_expr()
+            if kw == "try":
+                return self.try_expr()
+            if kw == "fn":
+                self.advance()
+                params = self.params()
+                return A.FuncExpr(t.line, t.col, params, self.block(), "")
+            if kw == "spawn":
+                self.advance()
+                return A.Spawn(t.line, t.col, self.closure_block())
+            if kw == "parallel":
+                return self.parallel_expr()
+            if kw == "deadline":
+                self.advance()
+                dur = self.binary(0)
+                return A.Deadline(t.line, t.col, dur, self.closure_block())
+            if kw == "select":
+                return self.select_expr()
+            if kw in ("each", "settle", "with", "timeout", "from", "exclusive"):
+                self.advance()  # soft keywords are plain names elsewhere
+                return A.Name(t.line, t.col, str(kw))
+        if typ is T.OP:
+            if t.value == "(":
+                self.advance()
+                e = self.expression()
+                self.expect_op(")")
+                return e
+            if t.value == "[":
+                self.advance()
+                items: list[A.Node] = []
+                while not self.tok.is_op("]"):
+                    items.append(self.expression())
+                    if not self.tok.is_op("]"):
+                        self.expect_op(",")
+                self.advance()
+                return A.ListLit(t.line, t.col, items)
+            if t.value == "{":
+                return self.brace_expr()
+        raise self.error(f"unexpected {self._describe(t)}")
+
+    def string(self, t: Token) -> A.Node:
+        parts: list[str | A.Node] = []
+        for p in t.value:
+            if isinstance(p, StrExpr):
+                toks = tokenize(p.source, self.filename, p.line, p.col)
+                sub = type(self)(toks, self.filename)
+                sub.skip_newlines()
+                e = sub.expression()
+                sub.skip_newlines()
+                if sub.tok.type is not T.EOF:
+                    raise sub.error("unexpected token in ${...}")
+                parts.append(e)
+            else:
+                parts.append(p)
+        if all(isinstance(p, str) for p in parts):
+            return A.Const(t.line, t.col, "".join(p for p in parts if isinstance(p, str)))
+        return A.Interp(t.line, t.col, parts)
+
+    def _peek_past_newlines(self) -> tuple[Token, Token]:
+        """The two tokens after the current one, skipping newlines before them."""
+        j = self.i + 1
+        while self.toks[j].type is T.NEWLINE:
+            j += 1
+        return self.toks[j], self.toks[min(j + 1, len(self.toks) - 1)]
+
+    def brace_expr(self) -> A.Node:
+        """`{` in expression position: a dict literal or a closure."""
+        t = self.tok
+        nxt, after = self._peek_past_newlines()
+        is_dict = (
+            nxt.is_op("}")
+            or nxt.is_op("[")
+            or (nxt.type in (T.IDENT, T.KEYWORD, T.STRING) and after.is_op(":"))
+        )
+        if not is_dict:
+            return self.closure_block()
+        self.advance()
+        entries: list[tuple[A.Node, A.Node]] = []
+        self.skip_newlines()
+        while not self.tok.is_op("}"):
+            kt = self.tok
+            key: A.Node
+            if kt.is_op("["):
+                self.advance()
+                key = self.expression()
+                self.expect_op("]")
+            elif kt.type is T.STRING:
+                self.advance()
+                key = self.string(kt)
+            elif kt.type in (T.IDENT, T.KEYWORD):
+                self.advance()
+                key = A.Const(kt.line, kt.col, str(kt.value))
+            else:
+                raise self.error("expected a dict key")
+            self.expect_op(":")
+            self.skip_newlines()
+            entries.append((key, self.expression()))
+            self.skip_newlines()
+            if not self.tok.is_op("}"):
+                self.expect_op(",")
+                self.skip_newlines()
+        self.advance()
+        return A.DictLit(t.line, t.col, entries)
+
+    def _brace_is_value(self) -> bool:
+        """At `{`: is it a closure with parameters (or `{ ->`) or a dict literal?"""
+        nxt, after = self._peek_past_newlines()
+        if nxt.is_op("->") or nxt.is_op("}"):
+            return True
+        if nxt.type in (T.IDENT, T.KEYWORD, T.STRING) and after.is_op(":"):
+            return True
+        j = self.i + 1
+        while self.toks[j].type is T.IDENT:
+            if self.toks[j + 1].is_op(","):
+                j += 2
+                continue
+            return self.toks[j + 1].is_op("->")
+        return False
+
+    def closure_block(self) -> A.FuncExpr:
+        """`{ a, b -> body }` or `{ body }` (no parameters)."""
+        t = self.expect_op("{")
+        params: list[A.Param] = []
+        j = self.i
+        while self.toks[j].type is T.NEWLINE:
+            j += 1
+        names: list[str] = []
+        while self.toks[j].type is T.IDENT:
+            names.append(str(self.toks[j].value))
+            if self.toks[j + 1].is_op(","):
+                j += 2
+            else:
+                j += 1
+                break
+        if names and self.toks[j].is_op("->"):
+            params = [A.Param(n) for n in names]
+            self.i = j + 1
+        elif not names and self.toks[j].is_op("->"):
+            self.i = j + 1
+        body: list[A.Node] = []
+        self.skip_newlines()
+        while not self.tok.is_op("}"):
+            if self.tok.type is T.EOF:
+                raise self.error("expected '}' before end of file")
+            body.append(self.statement())
+            self.end_statement()
+        self.advance()
+        return A.FuncExpr(t.line, t.col, params, body, "")
+
+    def if_expr(self) -> A.Node:
+        t = self.advance()
+        cond = self.expression()
+        then = self.block()
+        other: list[A.Node] | None = None
+        j = self.i
+        while self.toks[j].type is T.NEWLINE:
+            j += 1
+        if self.toks[j].is_kw("else"):
+            self.i = j + 1
+            if self.tok.is_kw("if"):
+                nested = self.if_expr()
+                other = [A.ExprStmt(nested.line, nested.col, nested)]
+            else:
+                other = self.block()
+        return A.IfExpr(t.line, t.col, cond, then, other)
+
+    def try_expr(self) -> A.Node:
+        t = self.advance()
+        body = self.block()
+        catch_name: str | None = None
+        catch_body: list[A.Node] | None = None
+        finally_body: list[A.Node] | None = None
+        j = self.i
+        while self.toks[j].type is T.NEWLINE:
+            j += 1
+        if self.toks[j].is_kw("catch"):
+            self.i = j + 1
+            if self.tok.is_op("("):
+                self.advance()
+                catch_name = self.expect_name()
+                if self.tok.is_op(":"):
+                    self.advance()
+                    self.skip_type()
+                self.expect_op(")")
+            catch_body = self.block()
+            j = self.i
+            while self.toks[j].type is T.NEWLINE:
+                j += 1
+        if self.toks[j].is_kw("finally"):
+            self.i = j + 1
+            finally_body = self.block()
+        return A.TryExpr(t.line, t.col, body, catch_name, catch_body, finally_body)
+
+    def parallel_expr(self) -> A.Node:
+        t = self.advance()
+        mode = "count"
+        if self.tok.is_kw("each") or self.tok.is_kw("settle"):
+            mode = str(self.advance().value)
+        subject = self.binary(0)
+        options: A.Node | None = None
+        if self.tok.is_kw("with"):
+            self.advance()
+            options = self.brace_expr()
+        body = self.closure_block()
+        return A.Parallel(t.line, t.col, mode, subject, options, body)
+
+    def select_expr(self) -> A.Node:
+        t = self.advance()
+        self.expect_op("{")
+        cases: list[A.SelectCase] = []
+        timeout: A.Node | None = None
+        timeout_body: list[A.Node] | None = None
+        self.skip_newlines()
+        while not self.tok.is_op("}"):
+            if self.tok.is_kw("timeout"):
+                self.advance()
+                timeout = self.binary(0)
+                timeout_body = self.block()
+            else:
+                name = self.expect_name()
+                self.expect_kw("from")
+                channel = self.binary(0)
+                cases.append(A.SelectCase(name, channel, self.block()))
+            self.skip_newlines()
+        self.advance()
+        if not cases:
+            raise self.error("select needs at least one `name from channel` case", t)
+        return A.Select(t.line, t.col, cases, timeout, timeout_body)
