@@ -132,3 +132,15 @@ class TestCli:
         data = json.loads(target.read_text())
         assert {"spans", "kinds"} <= set(data)
         assert data["kinds"]["llm_call"]["count"] == 9
+
+    def test_jsonl_then_summary_command(
+        self, capsys: pytest.CaptureFixture[str], tmp_path: pathlib.Path
+    ) -> None:
+        """`summary TRACE.jsonl` prints the same tree as `run --summary`."""
+        target = tmp_path / "t.jsonl"
+        code, _, _ = cli(capsys, "run", "examples/concurrency.harn", *MOCK, "--jsonl", str(target))
+        assert code == 0
+        code, out, _ = cli(capsys, "summary", str(target))
+        assert code == 0
+        golden = (GOLDENS / "concurrency.txt").read_text(encoding="utf-8")
+        assert out == golden[golden.index("Trace: ") :]
