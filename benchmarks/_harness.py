@@ -52,14 +52,17 @@ def best_ns(
     """Minimum ns per unit for each contender, over interleaved rounds.
 
     Each round times ``number`` calls of every contender in turn (``timeit``,
-    so the cyclic GC is paused while timing, for all of them alike);
+    so the cyclic GC is paused while timing, for all of them alike). The
+    timer is this process's CPU time, not wall time: on a shared machine the
+    time spent descheduled is not ours, and many short rounds with the
+    minimum taken keep the rest of the noise out;
     ``per_call`` is how many units (spans) one call makes. ``between`` runs
     untimed after each batch (e.g. to drop the recorded spans).
     """
     best = dict.fromkeys(contenders, float("inf"))
     for _ in range(rounds):
         for label, func in contenders.items():
-            seconds = timeit.Timer(func).timeit(number)
+            seconds = timeit.Timer(func, timer=time.process_time).timeit(number)
             best[label] = min(best[label], seconds * 1e9 / (number * per_call))
             if between is not None:
                 between()

@@ -2,15 +2,21 @@
 
 Every function reads the current collector (see ``context.py``) and checks
 ``collector.enabled`` first, so the disabled path is one lookup and a branch.
+The lookup is ``_current.get`` bound once (a C call, no Python frame), and
+the span functions call the collector's implementation (``_open_span``,
+``_end``) directly rather than through its public wrappers: each Python call
+level costs about as much as a ContextVar set (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .context import current_collector
+from .context import _current, current_collector
 from .kinds import SpanKind
 from .model import Span, SpanLink
+
+_collector = _current.get  # == current_collector(), minus a Python call level
 
 __all__ = [
     "current_span_id",
@@ -66,10 +72,10 @@ def span_start(kind: SpanKind | str, name: str) -> int:
         >>> span_id = span_start(SpanKind.STEP, "load")   # 0 unless tracing is on
         >>> _ = span_end(span_id)
     """
-    collector = current_collector()
+    collector = _collector()
     if not collector.enabled:
         return 0
-    return collector.start(kind, name)
+    return collector._open_span(kind, name)._span_id
 
 
 def span_start_with_links(kind: SpanKind | str, name: str, links: list[SpanLink]) -> int:
@@ -105,7 +111,7 @@ def span_set_metadata(span_id: int, key: str, value: Any) -> None:
         >>> span_set_metadata(0, "model", "gpt")
     """
     if span_id:
-        current_collector().set_metadata(span_id, key, value)
+        _collector().set_metadata(span_id, key, value)
 
 
 def span_attach_metadata(span_id: int, key: str, value: Any) -> None:
@@ -142,7 +148,7 @@ def span_end(span_id: int) -> Span | None:
     """
     if not span_id:
         return None
-    return current_collector().end(span_id)
+    return _collector()._end(span_id, None)
 
 
 def span_start_user_timing(

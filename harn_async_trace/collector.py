@@ -10,6 +10,10 @@ innermost pushed span, and each span remembers the one below it
 starts with a snapshot of its creator's chain and its own pushes are never
 seen by siblings. A span may be ended from another task: ended spans are
 skipped when the chain is read, so no task ever needs to edit another's.
+Ending a span never touches the chain at all (not even the ending task's):
+the next read or push walks past it, which costs a step per ended span
+instead of a ``ContextVar`` set per end. Until then the context keeps the
+ended span (and the chain below it) alive -- one chain per context.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Final
 
 from . import events as _events
 from .clock import _ACTIVE, Clock, SystemClock
-from .kinds import SpanKind, coerce_kind
+from .kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
 from .model import ClockBinding, Span, SpanEvent, SpanLink, _LiveSpan, _SpanSlots, finish
 from .trace_id import new_trace_id
 
@@ -29,7 +33,6 @@ __all__ = ["SpanCollector"]
 
 _NS_PER_MS: Final = 1_000_000
 _LIVE: Final = _LiveSpan
-_new_live = _LiveSpan.__new__
 
 
 class SpanCollector:
@@ -127,12 +130,17 @@ class SpanCollector:
         self,
         kind: object,
         name: object,
-        links: list[SpanLink] | None,
-        detached: bool,
+        links: list[SpanLink] | None = None,
+        detached: bool = False,
         push: bool = True,
     ) -> _SpanSlots:
+        # The one implementation of "open a span": start(), the module API,
+        # span() and the boundaries all come here. Keep it flat: every
+        # attribute read and call below is paid on each span (see
+        # benchmarks/RESULTS.md, "Hot path").
         if type(kind) is not SpanKind:
-            kind = coerce_kind(kind)
+            # Members hash and compare like their values: one lookup serves both.
+            kind = (_KIND_BY_VALUE.get(kind) if type(kind) is str else None) or coerce_kind(kind)
         if type(name) is not str and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
         clock = _ACTIVE[-1]
@@ -143,14 +151,14 @@ class SpanCollector:
         top = chain.get()
         while top is not None and top.__class__ is not _LIVE:
             top = top._chain_prev
-        span = _new_live(_LIVE)
+        span = _LIVE()
         span._trace_id = self.trace_id
         span._span_id = span_id = self._next_id()
         span._parent_id = None if detached or top is None else top._span_id
         span._kind = kind
         span._name = name
         span._binding = binding  # type: ignore[assignment]  # set whenever clock is
-        span._metadata = {}
+        span._metadata = None  # created by the first set_metadata
         span._links = self._checked_links(links) if links else None
         span._events = None
         if push:
@@ -228,6 +236,8 @@ class SpanCollector:
         if type(key) is not str:
             raise TypeError(f"metadata key must be a str, got {key!r}")
         metadata = span._metadata
+        if metadata is None:
+            metadata = span._metadata = {}
         if key not in metadata and len(metadata) >= self.max_metadata_per_span:
             self.dropped_metadata += 1
             return
@@ -249,6 +259,8 @@ class SpanCollector:
             if span is None:
                 return
         metadata = span._metadata
+        if metadata is None:
+            metadata = span._metadata = {}
         if key in metadata:
             return
         if len(metadata) >= self.max_metadata_per_span:
@@ -320,13 +332,14 @@ class SpanCollector:
         if duration_ns is None:
             binding = span._binding
             duration_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]
-        record = finish(span, duration_ns)
-        chain = self._chain
-        if chain.get() is span:
-            top = span._chain_prev
-            while top is not None and top.__class__ is not _LIVE:
-                top = top._chain_prev
-            chain.set(top)
+        # model.finish(span, duration_ns), inlined: a call level is ~5% of a span.
+        span._duration_ns = duration_ns
+        span.__class__ = Span
+        record: Span = span  # type: ignore[assignment]  # the class switch above
+        # The chain is not popped here: the ended span stays on top of its
+        # task's chain until the next start there walks past it (ended spans
+        # are skipped anyway, see the module doc). That saves a ContextVar
+        # set per span, the largest single cost of an end.
         dropped = len(self._done) >= self.max_spans
         if dropped:
             self.dropped_spans += 1

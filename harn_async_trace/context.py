@@ -19,8 +19,10 @@ __all__ = ["current_collector", "default_collector", "use_collector"]
 
 # Tracing is off in the process default until set_tracing_enabled(True) (seed).
 _DEFAULT: Final = SpanCollector(enabled=False)
-_current: Final[ContextVar[SpanCollector | None]] = ContextVar(
-    "harn_current_collector", default=None
+# The default is the process collector itself, so a lookup is one C call
+# with no fallback: the module API binds ``_current.get`` once (api.py).
+_current: Final[ContextVar[SpanCollector]] = ContextVar(
+    "harn_current_collector", default=_DEFAULT
 )
 
 
@@ -42,7 +44,7 @@ def current_collector() -> SpanCollector:
         ...     current_collector() is c
         True
     """
-    return _current.get() or _DEFAULT
+    return _current.get()
 
 
 @contextmanager

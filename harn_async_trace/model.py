@@ -128,7 +128,9 @@ class _SpanSlots:
     _events: list[SpanEvent] | None
     _kind: SpanKind
     _links: list[SpanLink] | None
-    _metadata: dict[str, Any]
+    # None until the first key: most spans never get one, and an empty dict
+    # would be a fifth of a span's memory (benchmarks/RESULTS.md, "Memory").
+    _metadata: dict[str, Any] | None
     _name: str
     _parent_id: int | None
     _span_id: int
@@ -186,7 +188,7 @@ class Span(_SpanSlots):
             start_ns=start,
             duration_ns=duration_ms * _NS_PER_MS if duration_ns is None else duration_ns,
             binding=ClockBinding(None, 0, start_unix_ms * _NS_PER_MS - start),
-            metadata={} if metadata is None else metadata,
+            metadata=metadata,
             links=links or None,
             events=events or None,
             chain_prev=None,
@@ -199,7 +201,15 @@ class Span(_SpanSlots):
     name: str = property(attrgetter("_name"))  # type: ignore[assignment]  # read-only view
     start_ns: int = property(attrgetter("_start_ns"))  # type: ignore[assignment]  # read-only view
     duration_ns: int = property(attrgetter("_duration_ns"))  # type: ignore[assignment]  # read-only view
-    metadata: dict[str, Any] = property(attrgetter("_metadata"))  # type: ignore[assignment]  # read-only view
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Metadata keys (created empty on first read when the span has none)."""
+        metadata = self._metadata
+        if metadata is None:
+            # Materialised once so the dict read stays the span's dict.
+            metadata = self._metadata = {}
+        return metadata
 
     @property
     def start_ms(self) -> int:
@@ -241,7 +251,7 @@ class Span(_SpanSlots):
             self._start_ns,
             self.start_unix_ms,
             self._duration_ns,
-            self._metadata,
+            self._metadata or {},
             self.links,
             self.events,
         )
@@ -258,7 +268,7 @@ class Span(_SpanSlots):
             f"Span(trace_id={self._trace_id!r}, span_id={self._span_id}, "
             f"parent_id={self._parent_id}, kind={self._kind.value!r}, name={self._name!r}, "
             f"start_ms={self.start_ms}, start_unix_ms={self.start_unix_ms}, "
-            f"duration_ms={self.duration_ms}, metadata={self._metadata!r}, "
+            f"duration_ms={self.duration_ms}, metadata={self._metadata or {}!r}, "
             f"links={self.links!r}, events={self.events!r})"
         )
 

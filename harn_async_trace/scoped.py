@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, cast, final
 
 from .collector import SpanCollector
-from .context import current_collector
+from .context import _current
 from .kinds import SpanKind, coerce_kind
 from .model import SpanLink
 
@@ -75,6 +75,10 @@ class SpanHandle:
 
 
 _DISABLED: Final = SpanHandle(None, 0)
+# Hot path: the current-collector lookup as one C call (see api.py), and
+# handles made without the Python-level __init__ call (half their cost).
+_collector: Final = _current.get
+_new_handle: Final = SpanHandle.__new__
 
 
 @final
@@ -90,37 +94,48 @@ class span:  # lower-case: used like a function, `with span(...)`
         ...     return 1
     """
 
-    __slots__ = ("_handles", "kind", "metadata", "name")
+    __slots__ = ("_handle", "_outer", "kind", "metadata", "name")
 
     def __init__(self, kind: SpanKind | str, name: str, **metadata: Any) -> None:
-        if not isinstance(name, str):
+        if type(name) is not str and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
-        self.kind = coerce_kind(kind)
+        self.kind = kind if type(kind) is SpanKind else coerce_kind(kind)
         self.name = name
         self.metadata = metadata
-        # A stack, so one span object can be entered again while still open.
-        self._handles: list[SpanHandle] = []
+        # The handle of the open `with` block, and (only when this object is
+        # entered again while open) a stack of the outer ones: no list per span.
+        self._handle: SpanHandle | None = None
+        self._outer: list[SpanHandle] | None = None
 
     def _open(self) -> SpanHandle:
-        collector = current_collector()
+        collector = _collector()
         if not collector.enabled:
             return _DISABLED
-        span_id = collector.start(self.kind, self.name)
-        for key, value in self.metadata.items():
-            collector.set_metadata(span_id, key, value)
-        return SpanHandle(collector, span_id)
+        span_id = collector._open_span(self.kind, self.name)._span_id
+        if self.metadata:
+            for key, value in self.metadata.items():
+                collector.set_metadata(span_id, key, value)
+        handle = _new_handle(SpanHandle)
+        handle._collector = collector
+        handle.span_id = span_id
+        return handle
 
     @staticmethod
     def _close(handle: SpanHandle, exc: BaseException | None) -> None:
         collector = handle._collector
         if collector is None:
             return
-        record_outcome(collector, handle.span_id, exc)
-        collector.end(handle.span_id)
+        if exc is not None:
+            record_outcome(collector, handle.span_id, exc)
+        collector._end(handle.span_id, None)
 
     def __enter__(self) -> SpanHandle:
         handle = self._open()
-        self._handles.append(handle)
+        if self._handle is not None:  # entered again while open
+            if self._outer is None:
+                self._outer = []
+            self._outer.append(self._handle)
+        self._handle = handle
         return handle
 
     def __exit__(
@@ -129,7 +144,9 @@ class span:  # lower-case: used like a function, `with span(...)`
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._close(self._handles.pop(), exc)
+        handle = self._handle
+        self._handle = self._outer.pop() if self._outer else None
+        self._close(handle, exc)  # type: ignore[arg-type]  # set by __enter__
 
     async def __aenter__(self) -> SpanHandle:
         return self.__enter__()
