@@ -33,7 +33,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -81,7 +81,7 @@ def build_trace(requests: int) -> list[Span]:
         return c.take_spans()
 
 
-def naive_json(spans: list[Span], out: io.TextIOBase) -> None:
+def naive_json(spans: list[Span], out: IO[str]) -> None:
     """Baseline: the whole trace as one in-memory list of dicts, dumped at once."""
     out.write(json.dumps([span_to_dict(s) for s in spans]))
 
@@ -149,6 +149,32 @@ def peak_mib(func: Callable[[], object]) -> float:
     return peak / 2**20
 
 
+def memory_of_exports(requests: int, tmp: str) -> dict[str, float]:
+    """Peak MiB of each exporter over one big in-memory trace (dropped on return)."""
+    big = build_trace(requests)
+    n = len(big)
+    target = os.path.join(tmp, "t.jsonl")
+    t0 = time.perf_counter()
+    mem_jsonl = peak_mib(lambda: write_jsonl(big, target))
+    jsonl_s = time.perf_counter() - t0
+
+    def naive() -> None:
+        with open(os.devnull, "w", encoding="utf-8") as sink:
+            naive_json(big, sink)
+
+    sample = big[: min(10_000, n)]
+    per_span = sum(sys.getsizeof(s) + sys.getsizeof(s.metadata) for s in sample) / len(sample)
+    return {
+        "n": n,
+        "jsonl": mem_jsonl,
+        "jsonl_s": jsonl_s,
+        "size": os.path.getsize(target) / 2**20,
+        "chrome": peak_mib(lambda: write_chrome_trace(big, os.path.join(tmp, "c.json"))),
+        "naive": peak_mib(naive),
+        "spans_mib": per_span * n / 2**20,
+    }
+
+
 def live_stream(requests: int, path: str) -> None:
     """A program making ``requests`` requests while JsonlStreamWriter streams them.
 
@@ -190,25 +216,14 @@ def main() -> list[str]:
     print_table(f"Throughput, {n:,} spans", rows)
 
     big_requests = 25_000 if quick() else 250_000
-    big = build_trace(big_requests)
-    big_n = len(big)
     with tempfile.TemporaryDirectory() as tmp:
-        target = os.path.join(tmp, "t.jsonl")
-        t0 = time.perf_counter()
-        mem_jsonl = peak_mib(lambda: write_jsonl(big, target))
-        jsonl_s = time.perf_counter() - t0
-        size = os.path.getsize(target) / 2**20
-        mem_chrome = peak_mib(lambda: write_chrome_trace(big, os.path.join(tmp, "c.json")))
-        mem_naive = peak_mib(lambda: naive_json(big, open(os.devnull, "w")))  # noqa: SIM115
-        spans_mib = sum(
-            sys.getsizeof(s) + sys.getsizeof(s.metadata) for s in big[: min(10_000, big_n)]
-        ) / min(10_000, big_n) * big_n / 2**20
-        del big
-        gc.collect()
+        mem = memory_of_exports(big_requests, tmp)
         live = os.path.join(tmp, "live.jsonl")
         mem_live = peak_mib(lambda: live_stream(big_requests, live))
         with open(live, encoding="utf-8") as fh:
             live_lines = sum(1 for _ in fh)
+    big_n, mem_jsonl, mem_naive, mem_chrome = mem["n"], mem["jsonl"], mem["naive"], mem["chrome"]
+    size, jsonl_s, spans_mib = mem["size"], mem["jsonl_s"], mem["spans_mib"]
     mem_rows = [
         Row(f"write_jsonl, {big_n:,} spans in memory", mem_jsonl, "MiB peak",
             f"file {size:,.0f} MiB in {jsonl_s:.1f}s; spans themselves ~{spans_mib:,.0f} MiB"),
