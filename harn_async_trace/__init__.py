@@ -67,8 +67,22 @@ from .clock import (
 )
 from .collector import SpanCollector
 from .context import current_collector, default_collector, use_collector
-from .events import SpanEndEvent, SpanStartEvent, Subscription, subscribe, unsubscribe
+from .events import (
+    QueuedSubscription,
+    SpanEndEvent,
+    SpanStartEvent,
+    Subscription,
+    subscribe,
+    subscribe_queued,
+    unsubscribe,
+)
 from .export import format_summary, span_from_dict, span_to_dict
+from .export.propagation import (
+    TraceParent,
+    continue_trace,
+    extract_traceparent,
+    inject_traceparent,
+)
 from .kinds import SpanKind, meta
 from .loop import virtual_loop_factory
 from .markers import (
@@ -92,6 +106,7 @@ __all__ = (
     "MockClockError",
     "PoolClosedError",
     "PoolFullError",
+    "QueuedSubscription",
     "ResumeHandle",
     "Span",
     "SpanCollector",
@@ -105,12 +120,14 @@ __all__ = (
     "SuspensionHandle",
     "SuspensionToken",
     "SystemClock",
+    "TraceParent",
     "TracedChannel",
     "TracedPool",
     "__version__",
     "active_mock_clock",
     "advance_time",
     "carry_context",
+    "continue_trace",
     "current_collector",
     "current_span_id",
     "current_span_link",
@@ -120,7 +137,9 @@ __all__ = (
     "emit_marker_span",
     "emit_model_route",
     "emit_tool_mount",
+    "extract_traceparent",
     "format_summary",
+    "inject_traceparent",
     "install_override",
     "is_tracing_enabled",
     "meta",
@@ -143,6 +162,7 @@ __all__ = (
     "span_to_dict",
     "step",
     "subscribe",
+    "subscribe_queued",
     "take_spans",
     "traced_drain",
     "traced_parallel",
