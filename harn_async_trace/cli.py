@@ -152,9 +152,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     stdout, stderr = sys.stdout, sys.stderr
-    if args.command == "summary":
-        return summary_command(args.trace_file, stdout=stdout, stderr=stderr)
-    return _run_command(args, stdout, stderr)
+    try:
+        if args.command == "summary":
+            return summary_command(args.trace_file, stdout=stdout, stderr=stderr)
+        return _run_command(args, stdout, stderr)
+    except BrokenPipeError:
+        # `harn-trace run x.harn | head`: the reader left; exit quietly, and
+        # point stdout at devnull so the interpreter's final flush can't fail.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
