@@ -10,6 +10,7 @@ most ``max_concurrent`` branch tasks ever exist at once.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -18,7 +19,6 @@ from ..context import current_collector
 from ..kinds import SpanKind
 from ._anyio_parallel import AnyioFanOut
 from ._common import (
-    close_span_after_task,
     close_unstarted,
     end_with_status,
     link_to,
@@ -69,7 +69,7 @@ class _FanOut:
         self.loop = asyncio.get_running_loop()
         self.results: list[Any] = [None] * len(items)
         self.next_index = 0
-        self.in_flight: dict[asyncio.Task[Any], int] = {}
+        self.in_flight: dict[asyncio.Task[Any], tuple[int, Branch, int]] = {}
         self.failure: BaseException | None = None
         self.stopped = False
         self.peak = 0
@@ -93,23 +93,30 @@ class _FanOut:
             if collector is not None:
                 link = link_to(collector, self.parallel_id, relation="branch_of", index=str(index))
                 span_id = collector._open_unpushed(SpanKind.SPAWN, branch_name, [link])._span_id
-            task = self.loop.create_task(run_in_span(item, collector, span_id), name=branch_name)
-            if collector is not None:
-                task.add_done_callback(close_span_after_task(collector, span_id, item))
+            if collector is None and inspect.iscoroutine(item):
+                work: Any = item  # nothing to bind: skip the wrapper frame
             else:
-                task.add_done_callback(_closer(item))
-            self.in_flight[task] = index
+                work = run_in_span(item, collector, span_id)
+            task = self.loop.create_task(work, name=branch_name)
+            # One callback per branch does all the bookkeeping (see on_done).
+            self.in_flight[task] = (index, item, span_id)
             task.add_done_callback(self.on_done)
         if len(self.in_flight) > self.peak:
             self.peak = len(self.in_flight)
         self.check_done()
 
     def on_done(self, task: asyncio.Task[Any]) -> None:
-        index = self.in_flight.pop(task)
+        index, item, span_id = self.in_flight.pop(task)
         outcome: Any
         if task.cancelled():
             outcome = asyncio.CancelledError()
             failed = True
+            # Cancelled before its first step, the wrapper never ran: close
+            # the branch's coroutine and span here instead.
+            close_unstarted(item)
+            collector = self.collector
+            if collector is not None and collector.span_link(span_id) is not None:
+                end_with_status(collector, span_id, outcome)
         else:
             exc = task.exception()  # also marks it retrieved
             failed = exc is not None
@@ -159,13 +166,6 @@ class _FanOut:
         if self.failure is not None:
             raise self.failure
         return self.results
-
-
-def _closer(item: object) -> Callable[[asyncio.Task[Any]], None]:
-    def on_done(_: asyncio.Task[Any]) -> None:
-        close_unstarted(item)
-
-    return on_done
 
 
 async def traced_parallel(
