@@ -193,7 +193,7 @@ class TestSdkBridge:
             c.set_metadata(sid, key, value)
         c.end(sid)
         (otel,) = _exported(c.spans()).values()
-        attrs = dict(otel.attributes or {})
+        attrs: dict[str, Any] = dict(otel.attributes or {})
         assert "none" not in attrs
         assert attrs["mixed"] == '[1,"a"]'
         assert attrs["big"] == str(1 << 70)

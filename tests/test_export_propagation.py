@@ -129,7 +129,7 @@ class TestMalformed:
         """A carrier whose lookup raises is reported and ignored."""
 
         class Broken(dict[str, str]):
-            def get(self, key: str, default: object = None) -> str:  # type: ignore[override]
+            def get(self, key: str, default: object = None) -> str:
                 raise RuntimeError("boom")
 
         with caplog.at_level(logging.WARNING, logger="harn_async_trace.propagation"):
