@@ -41,6 +41,10 @@ _MARKER: Final = "mock_time"
 _UPDATE_OPTION: Final = "--update-trace-snapshots"
 _CLOCK_KEY: Final = pytest.StashKey[MockClock]()
 _DEFAULT_START_WALL_MS: Final = 1_700_000_000_000
+# The clock of the mock_time test being set up or run. Autouse fixtures are
+# set up before pytest-asyncio's runner makes the loop, so the loop factory
+# can take it from here and share it with the test's fixtures.
+_RUNNING_TEST_CLOCK: list[MockClock] = []
 
 
 class DeterminismWarning(UserWarning):
@@ -118,7 +122,7 @@ def pytest_pycollect_makeitem(collector: pytest.Collector, name: str, obj: objec
         pytest.mark.asyncio(obj)
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(tryfirst=True, optionalhook=True)  # the hook exists only with pytest-asyncio
 def pytest_asyncio_loop_factories(
     config: pytest.Config, item: pytest.Item
 ) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]] | None:
@@ -131,10 +135,15 @@ def pytest_asyncio_loop_factories(
         return {"asyncio": _policy_loop}
     use_uvloop = options[1]
 
+    start_wall_ms = options[0]
+
     def factory() -> asyncio.AbstractEventLoop:
         from .loop import virtual_loop_factory
 
-        return virtual_loop_factory(_item_clock(item), use_uvloop=use_uvloop)()
+        # `item` here is the test's definition node, not the item that runs,
+        # so the running test's clock comes from the guard fixture instead.
+        clock = _RUNNING_TEST_CLOCK[-1] if _RUNNING_TEST_CLOCK else MockClock(start_wall_ms)
+        return virtual_loop_factory(clock, use_uvloop=use_uvloop)()
 
     return {"virtual-uvloop" if use_uvloop else "virtual-asyncio": factory}
 
@@ -169,6 +178,7 @@ def _harn_determinism_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker(_MARKER) is None:
         yield
         return
+    _RUNNING_TEST_CLOCK.append(_item_clock(request.node))
     real_sleep = time.sleep
     warned: list[bool] = []
 
@@ -190,6 +200,7 @@ def _harn_determinism_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
     finally:
         time.sleep = real_sleep
+        _RUNNING_TEST_CLOCK.pop()
 
 
 # -- fixtures --------------------------------------------------------------------

@@ -175,3 +175,62 @@ def test_marker_rejects_bad_arguments(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest()
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*mark.mock_time takes only keyword arguments*start*"])
+
+
+def test_marker_without_pytest_asyncio(pytester: pytest.Pytester) -> None:
+    """With pytest-asyncio disabled, the plugin runs mock_time tests itself."""
+    pytester.makepyfile(
+        """
+        import asyncio
+        import pytest
+
+        @pytest.mark.mock_time()
+        async def test_sleep(mock_clock):
+            await asyncio.sleep(90)
+            assert mock_clock.now_monotonic_ms() == 90_000
+        """
+    )
+    pytester.runpytest("-p", "no:asyncio", "-p", "no:looptime_plugin").assert_outcomes(passed=1)
+
+
+def test_anyio_backend_on_virtual_loop(pytester: pytest.Pytester) -> None:
+    """virtual_anyio_backend puts anyio's asyncio backend on the test's mock clock."""
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture
+        def anyio_backend(virtual_anyio_backend):
+            return virtual_anyio_backend
+        """
+    )
+    pytester.makepyfile(
+        """
+        import anyio
+        import pytest
+
+        @pytest.mark.anyio
+        async def test_sleep(mock_clock):
+            with anyio.move_on_after(5):
+                await anyio.sleep(60)
+            assert mock_clock.now_monotonic_ms() == 5_000
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_real_sleep_in_thread_warns(pytester: pytest.Pytester) -> None:
+    """A real time.sleep in a worker thread of a mock_time test raises a DeterminismWarning."""
+    pytester.makepyfile(
+        """
+        import asyncio, time
+        import pytest
+
+        @pytest.mark.mock_time()
+        async def test_thread():
+            await asyncio.to_thread(time.sleep, 0.01)
+        """
+    )
+    result = pytester.runpytest("-W", "always")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*DeterminismWarning: time.sleep(0.01) in a worker thread*"])
