@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+
 @pytest.fixture(autouse=True)
 def _inner_ini(pytester: pytest.Pytester) -> None:
     """Inner runs get the same pytest-asyncio settings as this project."""
