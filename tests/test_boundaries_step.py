@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 
 import pytest
 from boundaries_support import LOOPS, Traced, dedent_tree, make_traced
@@ -70,7 +70,7 @@ class TestSync:
         with pytest.raises(TypeError):
             step("a", name="b")
         with pytest.raises(TypeError):
-            step(metadata=[("k", "v")])  # type: ignore[arg-type]  # runtime guard
+            step(metadata=[("k", "v")])  # type: ignore[call-overload]  # runtime guard
         with pytest.raises(TypeError):
             step(name="x")(42)  # type: ignore[type-var]  # runtime guard
 
@@ -173,8 +173,8 @@ class TestAsyncGenerator:
         """Values sent and exceptions thrown reach the wrapped generator."""
 
         @step("echo")
-        async def echo() -> AsyncIterator[str]:
-            received = "start"
+        async def echo() -> AsyncGenerator[str, str | None]:
+            received: str | None = "start"
             while True:
                 try:
                     received = yield f"got {received}"
@@ -217,7 +217,7 @@ class TestAsyncGenerator:
         cleaned: list[bool] = []
 
         @step("stream")
-        async def stream() -> AsyncIterator[int]:
+        async def stream() -> AsyncGenerator[int, None]:
             try:
                 for i in range(100):
                     yield i
@@ -328,7 +328,7 @@ class TestSyncGenerator:
         """send() and throw() reach the wrapped generator."""
 
         @step("acc")
-        def acc() -> Iterator[int]:
+        def acc() -> Generator[int, int, None]:
             total = 0
             while True:
                 try:
