@@ -139,6 +139,49 @@ class TestPool:
         assert [(s.duration_ms, s.metadata["status"]) for s in dequeue] == [(2000, "cancelled")]
         assert traced.by_name("slow").metadata == {"cancelled": True}
 
+    def test_shutdown_grace_period_cancels_the_rest(self, traced: Traced) -> None:
+        """shutdown(grace=5): j0 finishes, j1 is cancelled at 5 s, j2 never runs."""
+
+        async def main() -> list[str]:
+            pool = TracedPool(1, 5, name="p")
+            futures = [
+                pool.submit(_sleep_in_span, f"w{i}", sec, name=f"j{i}")
+                for i, sec in enumerate([1, 10, 1])
+            ]
+            await asyncio.sleep(0)
+            await pool.shutdown(grace=5)
+            return ["cancelled" if f.cancelled() else "done" for f in futures]
+
+        assert traced.run(main) == ["done", "cancelled", "cancelled"]
+        dequeued = {
+            s.name: (s.start_ms, s.duration_ms, s.metadata["status"], s.metadata.get("ran", True))
+            for s in traced.collector.spans()
+            if s.kind == SpanKind.POOL_DEQUEUE
+        }
+        assert dequeued == {
+            "j0": (0, 1000, "ok", True),
+            "j1": (1000, 4000, "cancelled", True),
+            "j2": (5000, 0, "cancelled", False),
+        }
+        drain = traced.by_name("p")
+        assert (drain.duration_ms, drain.metadata) == (
+            5000,
+            {"mode": "finish", "grace_ms": 5000, "queued": 2, "running": 1, "timed_out": True},
+        )
+        decisions = [
+            (s.name, s.metadata["decision"], s.metadata["state"], s.metadata.get("reason"))
+            for s in traced.collector.spans()
+            if s.kind == SpanKind.DRAIN_DECISION
+        ]
+        assert decisions == [
+            ("j0", "finish", "running", None),
+            ("j1", "run", "queued", None),
+            ("j2", "run", "queued", None),
+            ("j1", "cancel", "running", "grace"),
+            ("j2", "cancel", "queued", "grace"),
+        ]
+        assert traced.collector.open_span_count() == 0
+
 
 class TestChannelAndResume:
     def test_handlers_take_virtual_time(self, traced: Traced) -> None:

@@ -297,42 +297,62 @@ class TracedPool:
 
     # -- shutdown ---------------------------------------------------------------
 
-    async def shutdown(self, *, cancel: bool = False) -> None:
+    async def shutdown(self, *, cancel: bool = False, grace: float | None = None) -> None:
         """Stop accepting jobs, then finish them all (or cancel them all); no job is lost.
 
         Draining runs every queued job; ``cancel=True`` cancels running jobs and
         settles queued ones as cancelled (their futures are cancelled and each
-        still gets a closed ``pool_dequeue`` span with ``ran=False``). Both are
-        recorded as a ``drain`` span with one ``drain_decision`` per job.
+        still gets a closed ``pool_dequeue`` span with ``ran=False``). With
+        ``grace`` (seconds), a drain that has not finished by then cancels what
+        is left (like a supervisor's stop timeout; it is not a timeout on the
+        caller, so ``shutdown`` itself is never cancelled by it). Recorded as a
+        ``drain`` span with one ``drain_decision`` per job, and one more per
+        job cut short when the grace period runs out.
 
         Example:
             >>> async def main() -> None:
             ...     pool = TracedPool(1, 5, name="p")
-            ...     await pool.shutdown()
+            ...     await pool.shutdown(grace=30)
             >>> asyncio.run(main())
         """
-        first = not self._closed
-        self._closed = True
-        if first:
-            mode = "cancel" if cancel else "finish"
-            with traced_drain(
-                self.name, mode=mode, queued=len(self._queue), running=len(self._running)
-            ) as drain:
-                for job in self._running.values():
-                    drain.decide(job.name, "cancel" if cancel else "finish", state="running")
-                for job in self._queue:
-                    drain.decide(job.name, "cancel" if cancel else "run", state="queued")
-                if cancel:
-                    while self._queue:
-                        self._skip(self._queue.popleft(), None)
-                    for task in self._running:
-                        task.cancel()
-                for waiter in self._idle:
-                    if not waiter.done():
-                        waiter.set_result(None)
-                await self._join_workers()
-        else:
+        if grace is not None and (
+            isinstance(grace, bool) or not isinstance(grace, int | float) or grace < 0
+        ):
+            raise ValueError(f"grace must be a number of seconds >= 0 or None, got {grace!r}")
+        if self._closed:  # a second call just waits for the first one's work
             await self._join_workers()
+            return
+        self._closed = True
+        metadata: dict[str, Any] = {"mode": "cancel" if cancel else "finish"}
+        if grace is not None:
+            metadata["grace_ms"] = round(grace * 1000)
+        metadata.update(queued=len(self._queue), running=len(self._running))
+        with traced_drain(self.name, **metadata) as drain:
+            for job in self._running.values():
+                drain.decide(job.name, "cancel" if cancel else "finish", state="running")
+            for job in self._queue:
+                drain.decide(job.name, "cancel" if cancel else "run", state="queued")
+            if cancel:
+                self._cancel_all()
+            for waiter in self._idle:
+                if not waiter.done():
+                    waiter.set_result(None)
+            if grace is not None and not cancel and self._worker_tasks:
+                _, pending = await asyncio.wait(self._worker_tasks, timeout=grace)
+                if pending:
+                    drain.set_metadata("timed_out", True)
+                    for job in self._running.values():
+                        drain.decide(job.name, "cancel", state="running", reason="grace")
+                    for job in self._queue:
+                        drain.decide(job.name, "cancel", state="queued", reason="grace")
+                    self._cancel_all()
+            await self._join_workers()
+
+    def _cancel_all(self) -> None:
+        while self._queue:
+            self._skip(self._queue.popleft(), None)
+        for task in self._running:
+            task.cancel()
 
     async def _join_workers(self) -> None:
         if self._worker_tasks:
