@@ -196,6 +196,19 @@ class TestEveryBackend:
         """)
 
 
+    def test_parallel_with_tracing_disabled(self, backend: str) -> None:
+        """With tracing off the fan-out still runs, in order, and records nothing."""
+
+        async def main() -> list[float]:
+            with use_collector(SpanCollector(enabled=False)):
+                branches = [_sleep_in_span(f"s{i}", 3 - i) for i in range(3)]
+                return await traced_parallel(branches, max_concurrent=2)
+
+        result, collector = run_anyio(backend, main)
+        assert result == [3, 2, 1]
+        assert collector.spans() == []
+
+
 @pytest.mark.parametrize("backend", ["asyncio", "asyncio+uvloop"])
 class TestAsyncioBackendOnly:
     def test_spawn_pool_and_channel(self, backend: str) -> None:
