@@ -3,8 +3,8 @@
 Why our own heap: uvloop keeps its timers in libuv, where overriding
 ``time()`` changes nothing, so fast-forwarding needs timers the loop class
 cannot see. The mixin overrides ``time``, ``call_at``, ``call_later``,
-``call_soon`` (to notice activity), ``call_soon_threadsafe`` and
-``run_in_executor`` (to see thread work), and keeps every timer in one heap
+``run_in_executor`` (to see thread work) and, where needed, ``call_soon``
+and ``call_soon_threadsafe`` (to notice activity), and keeps every timer in one heap
 keyed ``(due_ns, seq)``: integer nanoseconds (no float drift) and a
 sequence number, so timers due at the same instant fire in FIFO order.
 
@@ -42,6 +42,14 @@ _NS: Final = 1_000_000_000
 # Deadlines at or past this (about 146 years) mean "never": never jumped to.
 _NEVER: Final = 1 << 62
 _Entry = tuple[int, int, asyncio.TimerHandle]
+# The direct slot fill in _v_push is only used when the layout is the one it
+# was written for (CPython 3.11-3.13); otherwise the constructor is called.
+_FAST_HANDLES: Final = set(asyncio.Handle.__slots__) == {
+    "_callback", "_args", "_cancelled", "_loop", "_source_traceback", "_repr", "__weakref__",
+    "_context",
+} and set(asyncio.TimerHandle.__slots__) == {"_scheduled", "_when"}  # fmt: skip
+_new_timer_handle: Final = asyncio.TimerHandle.__new__
+_copy_context: Final = contextvars.copy_context
 # Stands in for the pump's handle while a pass runs (kicks are then no-ops).
 _RUNNING: Final[Any] = object()
 
@@ -65,6 +73,9 @@ class VirtualTimeMixin:
     # How many consecutive idle pump passes before a jump. Stock loops can
     # see their ready queue, so one pass is exact; uvloop cannot, so two.
     _v_idle_passes: ClassVar[int] = 1
+    # True when the class itself counts call_soon (uvloop: it cannot see its
+    # ready queue, so counting is the only activity signal).
+    _v_counts_by_class: ClassVar[bool] = False
     # Real time for the autojump threshold, kept as an attribute so tests can
     # patch it (as trio's MockClock does).
     _v_real_clock_ns = staticmethod(time.monotonic_ns)
@@ -95,14 +106,12 @@ class VirtualTimeMixin:
     # -- state ----------------------------------------------------------------
 
     def _v_setup(self, *, activate: bool, autojump_threshold: float) -> None:
-        if autojump_threshold < 0 or autojump_threshold != autojump_threshold:
-            raise ValueError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
         self._v_heap = []
         self._v_seq = itertools.count().__next__
         self._v_clock = None
         self._v_offset_ns = 0
         self._v_activate = activate
-        self._v_threshold_ns = _seconds_to_ns(autojump_threshold)
+        self._v_set_threshold(autojump_threshold)
         self._v_pump_handle: asyncio.Handle | None = None
         self._v_real_armed: tuple[int, asyncio.Handle] | None = None
         self._v_activity = 0
@@ -145,9 +154,13 @@ class VirtualTimeMixin:
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         """Like ``loop.call_later``, on this loop's (possibly virtual) timeline."""
-        now = self._v_now()
-        due = now + _seconds_to_ns(delay) if delay > 0 else now
-        return self._v_push(min(due, _NEVER), callback, args, context)
+        clock = self._v_clock
+        now = round(self._v_base_time() * _NS) if clock is None else clock.monotonic_ns()
+        if 0 < delay < 1e9:  # the common case, without the checks for inf/NaN
+            due = now + round(delay * _NS)
+        else:
+            due = min(now + _seconds_to_ns(delay), _NEVER) if delay > 0 else now
+        return self._v_push(due, callback, args, context)
 
     def call_at(
         self,
@@ -157,10 +170,13 @@ class VirtualTimeMixin:
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         """Like ``loop.call_at``; ``when`` is in :meth:`time` units."""
-        due = _seconds_to_ns(when) - self._v_offset_ns
-        return self._v_push(min(due, _NEVER), callback, args, context)
+        if -1e9 < when < 1e9:
+            due = round(when * _NS) - self._v_offset_ns
+        else:
+            due = min(_seconds_to_ns(when) - self._v_offset_ns, _NEVER)
+        return self._v_push(due, callback, args, context)
 
-    def call_soon(
+    def _v_counted_call_soon(
         self,
         callback: Callable[..., object],
         *args: Any,
@@ -171,16 +187,34 @@ class VirtualTimeMixin:
         base: Any = super()
         return cast(asyncio.Handle, base.call_soon(callback, *args, context=context))
 
-    def call_soon_threadsafe(
+    def _v_counted_call_soon_threadsafe(
         self,
         callback: Callable[..., object],
         *args: Any,
         context: contextvars.Context | None = None,
     ) -> asyncio.Handle:
-        """``loop.call_soon_threadsafe``, counted like :meth:`call_soon`."""
+        """``loop.call_soon_threadsafe``, counted like :meth:`_v_counted_call_soon`."""
         self._v_activity += 1
         base: Any = super()
         return cast(asyncio.Handle, base.call_soon_threadsafe(callback, *args, context=context))
+
+    def _v_set_threshold(self, seconds: float) -> None:
+        """Set the autojump threshold (real seconds; 0 = jump as soon as idle)."""
+        if not seconds >= 0:
+            raise ValueError(f"autojump_threshold must be >= 0, got {seconds!r}")
+        self._v_threshold_ns = _seconds_to_ns(seconds)
+        if self._v_counts_by_class:
+            return
+        # Stock loops see their ready queue, so they count call_soon only when
+        # a threshold needs to know about activity *between* passes; counting
+        # costs a Python call per callback, so it is switched on per instance.
+        slots = vars(self)
+        if self._v_threshold_ns:
+            slots["call_soon"] = self._v_counted_call_soon
+            slots["call_soon_threadsafe"] = self._v_counted_call_soon_threadsafe
+        else:
+            slots.pop("call_soon", None)
+            slots.pop("call_soon_threadsafe", None)
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
         """``loop.run_in_executor``, tracked: time never jumps while such work is in flight."""
@@ -242,14 +276,24 @@ class VirtualTimeMixin:
     ) -> asyncio.TimerHandle:
         if self.is_closed():  # type: ignore[attr-defined]
             raise RuntimeError("Event loop is closed")
-        handle = asyncio.TimerHandle(
-            (due + self._v_offset_ns) / _NS,
-            callback,
-            args,  # typeshed wants a Sequence
-            self,  # type: ignore[arg-type]
-            context,
-        )
-        handle._scheduled = True  # type: ignore[attr-defined]
+        when = (due + self._v_offset_ns) / _NS
+        if _FAST_HANDLES and not self.get_debug():  # type: ignore[attr-defined]
+            # Fill the slots directly: TimerHandle.__init__ -> Handle.__init__
+            # costs two Python frames per timer, a visible share of a sleep.
+            raw: Any = _new_timer_handle(asyncio.TimerHandle)
+            raw._callback = callback
+            raw._args = args
+            raw._cancelled = False
+            raw._loop = self
+            raw._source_traceback = None
+            raw._repr = None
+            raw._context = context if context is not None else _copy_context()
+            raw._when = when
+            raw._scheduled = True
+            handle: asyncio.TimerHandle = raw
+        else:
+            handle = asyncio.TimerHandle(when, callback, args, self, context)  # type: ignore[arg-type]
+            handle._scheduled = True  # type: ignore[attr-defined]
         heapq.heappush(self._v_heap, (due, self._v_seq(), handle))
         if self._v_clock is None:
             self._v_arm_real()

@@ -44,12 +44,12 @@ def virtualise_running_loop(clock: MockClock, autojump_threshold: float) -> Call
                 "Use that clock instead: advance_time(seconds) or active_mock_clock()."
             )
         saved = loop._v_threshold_ns
-        loop._v_threshold_ns = round(autojump_threshold * 1_000_000_000)
+        loop._v_set_threshold(autojump_threshold)
         loop._v_attach(clock)
 
         def undo_ours() -> None:
             loop._v_detach()
-            loop._v_threshold_ns = saved
+            loop._v_set_threshold(saved / 1_000_000_000)
 
         return undo_ours
     if is_uvloop(loop):
