@@ -45,16 +45,25 @@ _NS_PER_MS: Final = 1_000_000
 class PoolFullError(RuntimeError):
     """``TracedPool.submit`` found every worker busy and the queue full.
 
+    ``pool``, ``workers`` and ``max_queue`` say which pool and how big it is
+    (a bare message is accepted too, for code that raises it itself).
+
     Example:
         >>> str(PoolFullError("db", workers=2, max_queue=0)).startswith("pool 'db' is full")
         True
     """
 
-    def __init__(self, pool: str, *, workers: int, max_queue: int) -> None:
-        super().__init__(
-            f"pool {pool!r} is full: all {workers} workers are busy and "
-            f"{max_queue} jobs are already queued (max_queue={max_queue})"
-        )
+    def __init__(
+        self, pool: str = "pool", *, workers: int | None = None, max_queue: int | None = None
+    ) -> None:
+        if workers is None or max_queue is None:
+            message = pool
+        else:
+            message = (
+                f"pool {pool!r} is full: all {workers} workers are busy and "
+                f"{max_queue} jobs are already queued (max_queue={max_queue})"
+            )
+        super().__init__(message)
         self.pool = pool
         self.workers = workers
         self.max_queue = max_queue
@@ -93,7 +102,7 @@ class TracedPool:
         42
     """
 
-    def __init__(self, workers: int, max_queue: int, *, name: str = "pool") -> None:
+    def __init__(self, workers: int, max_queue: int, name: str = "pool") -> None:
         for label, value, low in (("workers", workers, 1), ("max_queue", max_queue, 0)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{label} must be an int, got {value!r}")
