@@ -653,3 +653,99 @@ class TestMockTimeOnLoops:
         assert first == second
         assert first[-1]["name"] == "main"
         assert first[-1]["duration_ms"] == 3_000
+
+
+class TestLoopDetails:
+    def test_debug_mode_loop_is_virtual_too(self, use_uvloop: bool) -> None:
+        """With loop debug on (slow-path handles), sleeps and timeouts stay exact."""
+
+        async def main() -> int:
+            asyncio.get_running_loop().set_debug(True)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(2):
+                    await asyncio.sleep(3)
+            await asyncio.sleep(1)
+            return now_ms()
+
+        assert run_virtual(use_uvloop, main) == 3_000
+
+    def test_run_inside_mock_time_adopts_the_active_clock(self, use_uvloop: bool) -> None:
+        """run() without a clock inside mock_time runs on the active mock."""
+
+        async def main() -> int:
+            await asyncio.sleep(42)
+            return now_ms()
+
+        with mock_time(start_wall_ms=0) as clock:
+            assert run(main(), use_uvloop=use_uvloop) == 42_000
+            assert clock.now_monotonic_ms() == 42_000
+
+    def test_closing_the_loop_lets_go_of_the_clock(self, use_uvloop: bool) -> None:
+        """A closed loop no longer listens to its clock."""
+        clock = MockClock()
+
+        async def main() -> int:
+            return len(clock._listeners)
+
+        assert run(main(), clock=clock, use_uvloop=use_uvloop) == 1
+        assert clock._listeners == ()
+
+    def test_threshold_from_mock_time_applies_in_place_and_is_undone(self) -> None:
+        """mock_time(autojump_threshold=...) in place waits for a thread, then is undone."""
+
+        async def main() -> tuple[int, bool]:
+            loop = asyncio.get_running_loop()
+            with mock_time(autojump_threshold=1.0) as clock:
+                result: asyncio.Future[int] = loop.create_future()
+                thread = threading.Thread(
+                    target=lambda: (
+                        time.sleep(0.02),
+                        loop.call_soon_threadsafe(result.set_result, 1),
+                    )
+                )
+                thread.start()
+                async with asyncio.timeout(10):
+                    await result
+                thread.join()
+                inside = clock.now_monotonic_ms()
+            return inside, "call_soon" in vars(loop)
+
+        assert asyncio.run(main()) == (0, False)
+
+    def test_policy_refuses_loop_classes_it_cannot_virtualise(self) -> None:
+        """A policy making a non-asyncio, non-uvloop loop gets a clear MockClockError."""
+
+        class OddLoop(asyncio.AbstractEventLoop):
+            closed = False
+
+            def close(self) -> None:
+                self.closed = True
+
+        made: list[OddLoop] = []
+
+        class OddPolicy(asyncio.DefaultEventLoopPolicy):
+            def new_event_loop(self) -> asyncio.AbstractEventLoop:
+                made.append(OddLoop())
+                return made[-1]
+
+        previous = asyncio.get_event_loop_policy()
+        asyncio.set_event_loop_policy(OddPolicy())
+        try:
+            with mock_time(), pytest.raises(MockClockError, match="OddLoop"):
+                asyncio.new_event_loop()
+        finally:
+            asyncio.set_event_loop_policy(previous)
+        assert made[0].closed
+
+    def test_time_stands_still_during_executor_work_then_jumps(self, use_uvloop: bool) -> None:
+        """A pending executor job holds time at its value; once it is done, timers jump."""
+
+        async def main() -> tuple[int, int]:
+            loop = asyncio.get_running_loop()
+            sleeper = asyncio.ensure_future(asyncio.sleep(5))
+            await loop.run_in_executor(None, time.sleep, 0.02)
+            at_job = now_ms()
+            await sleeper
+            return at_job, now_ms()
+
+        assert run_virtual(use_uvloop, main) == (0, 5_000)
