@@ -53,6 +53,7 @@ from .boundaries import (
     traced_resume,
     traced_run_in_executor,
     traced_spawn,
+    traced_start_soon,
     traced_suspension,
 )
 from .clock import (
@@ -169,6 +170,7 @@ __all__ = (
     "traced_resume",
     "traced_run_in_executor",
     "traced_spawn",
+    "traced_start_soon",
     "traced_suspension",
     "unsubscribe",
     "use_collector",
