@@ -28,6 +28,7 @@ from harn_async_trace import (
     traced_parallel,
     traced_resume,
     traced_spawn,
+    traced_start_soon,
     traced_suspension,
     use_collector,
 )
@@ -207,6 +208,58 @@ class TestEveryBackend:
         result, collector = run_anyio(backend, main)
         assert result == [3, 2, 1]
         assert collector.spans() == []
+
+
+    def test_start_soon_children_get_linked_spawn_spans(self, backend: str) -> None:
+        """traced_start_soon: each child under a detached spawn span linked to the caller."""
+
+        async def main() -> None:
+            with span(SpanKind.PIPELINE, "main"):
+                async with anyio.create_task_group() as group:
+                    traced_start_soon(group, _sleep_in_span, "a", 1, name="child-a")
+                    traced_start_soon(group, _sleep_in_span, "b", 2, name="child-b")
+
+        _, collector = run_anyio(backend, main)
+        names = {s.span_id: s.name for s in collector.spans()}
+        shape = {
+            (
+                s.name,
+                names.get(s.parent_id or 0),
+                s.duration_ms,
+                s.metadata.get("status"),
+                tuple((names[int(ln.span_id)], ln.attributes["relation"]) for ln in s.links),
+            )
+            for s in collector.spans()
+        }
+        assert shape == {
+            ("main", None, 2000, None, ()),
+            ("child-a", None, 1000, "ok", (("main", "spawned_from"),)),
+            ("child-b", None, 2000, "ok", (("main", "spawned_from"),)),
+            ("a", "child-a", 1000, None, ()),
+            ("b", "child-b", 2000, None, ()),
+        }
+
+    def test_start_soon_failure_cancels_siblings(self, backend: str) -> None:
+        """A failing child fails its span; the group cancels the sibling, whose span says so."""
+
+        async def fails() -> None:
+            await anyio.sleep(1)
+            raise KeyError("gone")
+
+        async def group_body() -> None:
+            async with anyio.create_task_group() as group:
+                traced_start_soon(group, fails, name="fails")
+                traced_start_soon(group, _sleep_in_span, "long", 60, name="long")
+
+        async def main() -> None:
+            with pytest.raises(BaseExceptionGroup):
+                await group_body()
+
+        _, collector = run_anyio(backend, main)
+        status = {s.name: (s.duration_ms, s.metadata.get("status")) for s in collector.spans()}
+        assert status["fails"] == (1000, "error")
+        assert status["long"] == (1000, "cancelled")
+        assert collector.open_span_count() == 0
 
 
 @pytest.mark.parametrize("backend", ["asyncio", "asyncio+uvloop"])

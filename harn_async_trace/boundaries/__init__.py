@@ -12,7 +12,7 @@ from __future__ import annotations
 from .channels import ChannelClosedError, ChannelTrigger, TracedChannel
 from .parallel import traced_parallel
 from .pool import PoolClosedError, PoolFullError, TracedPool
-from .spawn import traced_spawn
+from .spawn import traced_spawn, traced_start_soon
 from .step import step
 from .suspension import (
     DrainHandle,
@@ -45,5 +45,6 @@ __all__ = (
     "traced_resume",
     "traced_run_in_executor",
     "traced_spawn",
+    "traced_start_soon",
     "traced_suspension",
 )

@@ -9,15 +9,17 @@ opens nests under it even after the caller's span has ended.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from ..context import current_collector
 from ..kinds import SpanKind
+from ..model import SpanLink
 from ._common import close_span_after_task, close_unstarted, link_to, run_in_span
 
-__all__ = ["traced_spawn"]
+__all__ = ["traced_spawn", "traced_start_soon"]
 
 T = TypeVar("T")
 
@@ -71,3 +73,52 @@ def traced_spawn(coro: Awaitable[T], *, name: str | None = None) -> asyncio.Task
     task = loop.create_task(run_in_span(coro, collector, span_id), name=name)
     task.add_done_callback(close_span_after_task(collector, span_id, coro))
     return task
+
+
+def traced_start_soon(
+    group: Any,  # anyio TaskGroup or trio Nursery: anything with start_soon(func, *args, name=)
+    func: Callable[..., Awaitable[Any]],
+    /,
+    *args: object,
+    name: str | None = None,
+) -> None:
+    """``group.start_soon(func, *args)`` with the child under its own linked ``spawn`` span.
+
+    For anyio task groups (asyncio or trio backend) and trio nurseries: the
+    structured-concurrency counterpart of :func:`traced_spawn`. The child runs
+    under a detached ``spawn`` span named ``name`` (default: ``func``'s
+    qualname) linked to the caller's current span (``relation=spawned_from``),
+    with ``status`` when it ends. The link is taken now; the span opens when the
+    child starts, so a child cancelled before it ever runs leaves no span.
+
+    Example:
+        >>> import anyio
+        >>> async def main() -> None:
+        ...     async def child() -> None: ...
+        ...     async with anyio.create_task_group() as group:
+        ...         traced_start_soon(group, child, name="child")
+        >>> anyio.run(main)
+    """
+    if not callable(func):
+        raise TypeError(f"traced_start_soon() needs an async callable, got {func!r}")
+    if name is None:
+        name = _default_name(func)
+    elif not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
+    collector = current_collector()
+    if not collector.enabled:
+        group.start_soon(func, *args, name=name)
+        return
+    parent_id = collector.current_span_id()
+    link: SpanLink | None = (
+        None if parent_id is None else link_to(collector, parent_id, relation="spawned_from")
+    )
+    span_name = name
+
+    async def child() -> Any:
+        span_id = collector._open_unpushed(
+            SpanKind.SPAWN, span_name, None if link is None else [link]
+        )._span_id
+        return await run_in_span(functools.partial(func, *args), collector, span_id)
+
+    group.start_soon(child, name=name)
