@@ -1,0 +1,430 @@
+"""Random concurrent programs for the reliability fuzz: an AST, a generator, an interpreter.
+
+Hypothesis draws a small tree of operations (:data:`Body` of :class:`Node`
+dataclasses); :class:`Interpreter` runs it with the library's public API
+(``span``, ``traced_spawn``, ``traced_parallel``, ``TracedPool``,
+``TracedChannel``, ``asyncio.timeout``, ``Task.cancel``, ``raise``) and, for
+every span it makes the library open, writes down what it *expects* from its
+own knowledge of the program: the parent, the links and how the span ended.
+``reliability_invariants.check`` then compares the finished trace against
+that ground truth, so a wrong parent is caught even when the trace is
+self-consistent.
+
+Every span the interpreter names is unique per *execution* (``u3.1`` is the
+first run of node 3's span): a handler that fires twice gets two names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from hypothesis import strategies as st
+
+from harn_async_trace import (
+    MockClock,
+    PoolFullError,
+    SpanCollector,
+    SpanKind,
+    TracedChannel,
+    TracedPool,
+    install_override,
+    span,
+    traced_parallel,
+    traced_spawn,
+    use_collector,
+)
+from harn_async_trace.loop import virtual_loop_factory
+
+# -- the AST ---------------------------------------------------------------------
+
+
+class ProgramError(Exception):
+    """The one exception programs raise (and ``Try`` catches)."""
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """``await asyncio.sleep(ms / 1000)`` on virtual time."""
+
+    ms: int
+
+
+@dataclass(frozen=True)
+class Raise:
+    """``raise ProgramError``."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """``with span("step", name): body``."""
+
+    body: Body
+
+
+@dataclass(frozen=True)
+class Try:
+    """``try: body except ProgramError: pass`` (cancellations still go through)."""
+
+    body: Body
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """``async with asyncio.timeout(ms / 1000): body``; the TimeoutError is swallowed."""
+
+    ms: int
+    body: Body
+
+
+@dataclass(frozen=True)
+class Spawn:
+    """``traced_spawn(body)``, then await it, cancel it after ``ms``, or forget it."""
+
+    body: Body
+    mode: str  # "await" | "cancel" | "forget"
+    ms: int
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """``await traced_parallel(branches, max_concurrent=cap, settle=settle)``."""
+
+    branches: tuple[Body, ...]
+    cap: int | None
+    settle: bool
+
+
+@dataclass(frozen=True)
+class Pool:
+    """``async with TracedPool(workers, max_queue)``: submit every job, await them all."""
+
+    jobs: tuple[Body, ...]
+    workers: int
+    max_queue: int
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A channel with one trigger (``batch``) running ``handler``; ``emits`` emits; aclose."""
+
+    emits: int
+    batch: int
+    handler: Body
+
+
+Node: TypeAlias = Sleep | Raise | Span | Try | Timeout | Spawn | Parallel | Pool | Channel
+Body: TypeAlias = tuple[Node, ...]
+
+
+def size(body: Body) -> int:
+    """Number of nodes in ``body`` (for reporting how big the fuzzed programs were)."""
+    total = 0
+    for node in body:
+        total += 1
+        for child in _children(node):
+            total += size(child)
+    return total
+
+
+def _children(node: Node) -> Iterator[Body]:
+    if isinstance(node, Span | Try | Timeout | Spawn):
+        yield node.body
+    elif isinstance(node, Parallel):
+        yield from node.branches
+    elif isinstance(node, Pool):
+        yield from node.jobs
+    elif isinstance(node, Channel):
+        yield node.handler
+
+
+# -- the generator ---------------------------------------------------------------
+
+_MS = st.sampled_from((0, 1, 2, 5, 10))
+
+
+def _bodies(leaf: st.SearchStrategy[Node]) -> st.SearchStrategy[Body]:
+    def extend(inner: st.SearchStrategy[Body]) -> st.SearchStrategy[Body]:
+        node: st.SearchStrategy[Node] = st.one_of(
+            leaf,
+            st.builds(Span, inner),
+            st.builds(Try, inner),
+            st.builds(Timeout, _MS, inner),
+            st.builds(Spawn, inner, st.sampled_from(("await", "cancel", "forget")), _MS),
+            st.builds(
+                Parallel,
+                st.lists(inner, min_size=0, max_size=4).map(tuple),
+                st.one_of(st.none(), st.integers(1, 3)),
+                st.booleans(),
+            ),
+            st.builds(
+                Pool,
+                st.lists(inner, min_size=1, max_size=4).map(tuple),
+                st.integers(1, 2),
+                st.integers(0, 2),
+            ),
+            st.builds(Channel, st.integers(1, 4), st.integers(1, 3), inner),
+        )
+        return st.lists(node, min_size=1, max_size=3).map(tuple)
+
+    return st.recursive(st.lists(leaf, max_size=2).map(tuple), extend, max_leaves=24)
+
+
+def programs() -> st.SearchStrategy[Body]:
+    """Random programs: a few top-level statements over nested structures (~25 leaves each)."""
+    leaf: st.SearchStrategy[Node] = st.one_of(
+        st.builds(Sleep, _MS), st.builds(Sleep, _MS), st.builds(Sleep, _MS), st.just(Raise())
+    )
+    return st.lists(_bodies(leaf), min_size=1, max_size=4).map(
+        lambda parts: tuple(node for part in parts for node in part)
+    )
+
+
+# -- ground truth ----------------------------------------------------------------
+
+Key: TypeAlias = tuple[str, str]  # (kind value, span name)
+
+
+@dataclass
+class Expect:
+    """What the interpreter knows about one span it made the library open."""
+
+    key: Key
+    parent: Key | None
+    links: tuple[Key, ...] = ()
+    required: bool = True  # False: the library may legitimately not open it
+    outcome: str | None = None  # "ok" | "error" | "cancelled" once known
+    awaited: bool = True  # its children must end within it
+    resolve_parent: Callable[[], Key | None] | None = None
+
+
+@dataclass
+class Truth:
+    """Every expectation of one run, plus counters for the report."""
+
+    spans: dict[Key, Expect] = field(default_factory=dict)
+    channel_emits: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, expect: Expect) -> Expect:
+        if expect.key in self.spans:
+            raise AssertionError(f"interpreter named two spans {expect.key}")
+        self.spans[expect.key] = expect
+        return expect
+
+
+def _outcome(exc: BaseException | None) -> str:
+    if exc is None:
+        return "ok"
+    return "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+
+
+class Interpreter:
+    """Runs a :data:`Body` with the library's API, recording a :class:`Truth`."""
+
+    def __init__(self) -> None:
+        self.truth = Truth()
+        self._ids = itertools.count(1)
+
+    def _name(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids)}"
+
+    async def main(self, program: Body) -> None:
+        """The whole program under a ``pipeline main`` root span; every error is swallowed."""
+        expect = self.truth.add(Expect(("pipeline", "main"), None))
+        try:
+            with span(SpanKind.PIPELINE, "main"):
+                await self.run(program, expect.key)
+        except (ProgramError, PoolFullError) as exc:
+            expect.outcome = _outcome(exc)
+        else:
+            expect.outcome = "ok"
+
+    async def run(self, body: Body, parent: Key | None) -> None:
+        """Run each node of ``body``; ``parent`` is the span the library must parent to."""
+        for node in body:
+            await self._node(node, parent)
+
+    async def _node(self, node: Node, parent: Key | None) -> None:  # noqa: PLR0912
+        if isinstance(node, Sleep):
+            await asyncio.sleep(node.ms / 1000)
+        elif isinstance(node, Raise):
+            raise ProgramError("boom")
+        elif isinstance(node, Span):
+            name = self._name("u")
+            expect = self.truth.add(Expect(("step", name), parent))
+            try:
+                with span(SpanKind.STEP, name):
+                    await self.run(node.body, expect.key)
+            except BaseException as exc:
+                expect.outcome = _outcome(exc)
+                raise
+            expect.outcome = "ok"
+        elif isinstance(node, Try):
+            try:
+                await self.run(node.body, parent)
+            except ProgramError:
+                pass
+        elif isinstance(node, Timeout):
+            try:
+                async with asyncio.timeout(node.ms / 1000):
+                    await self.run(node.body, parent)
+            except TimeoutError:
+                pass
+        elif isinstance(node, Spawn):
+            await self._spawn(node, parent)
+        elif isinstance(node, Parallel):
+            await self._parallel(node, parent)
+        elif isinstance(node, Pool):
+            await self._pool(node, parent)
+        else:
+            await self._channel(node, parent)
+
+    async def _spawn(self, node: Spawn, parent: Key | None) -> None:
+        name = self._name("sp")
+        links = () if parent is None else (parent,)
+        expect = self.truth.add(Expect(("spawn", name), None, links))
+
+        async def body() -> None:
+            await self.run(node.body, expect.key)
+
+        task = traced_spawn(body(), name=name)
+        task.add_done_callback(lambda t: _set_outcome(expect, t))
+        if node.mode == "forget":
+            return  # left running: the runner cancels it at the end if still alive
+        if node.mode == "cancel":
+            await asyncio.sleep(node.ms / 1000)
+            task.cancel()
+        await asyncio.wait([task])
+        if not task.cancelled() and isinstance(task.exception(), ProgramError):
+            raise ProgramError("awaited spawn failed")
+
+    async def _parallel(self, node: Parallel, parent: Key | None) -> None:
+        name = self._name("par")
+        expect = self.truth.add(Expect(("parallel", name), parent))
+        branches: list[Callable[[], Any]] = []
+        for index, branch in enumerate(node.branches):
+            key = ("spawn", f"{name}[{index}]")
+            self.truth.add(Expect(key, None, (expect.key,), required=False))
+            branches.append(_bind(self, branch, key))
+        try:
+            await traced_parallel(branches, max_concurrent=node.cap, settle=node.settle, name=name)
+        except BaseException as exc:
+            expect.outcome = _outcome(exc)
+            raise
+        expect.outcome = "ok"
+
+    async def _pool(self, node: Pool, parent: Key | None) -> None:
+        name = self._name("pool")
+        # The drain span of the shutdown, and its decisions, hang under `parent`.
+        self.truth.add(Expect(("drain", name), parent, required=False))
+        futures = []
+        async with TracedPool(node.workers, node.max_queue, name=name) as pool:
+            for job in node.jobs:
+                job_name = self._name("job")
+                submit = self.truth.add(Expect(("pool_submit", job_name), parent))
+                dequeue = ("pool_dequeue", job_name)
+                self.truth.add(Expect(dequeue, None, (submit.key,), required=False))
+                try:
+                    futures.append(pool.submit(_bind(self, job, dequeue), name=job_name))
+                except PoolFullError:
+                    submit.outcome = "error"
+                    del self.truth.spans[dequeue]
+                else:
+                    submit.outcome = "ok"
+            try:
+                if futures:
+                    await asyncio.wait(futures)
+            finally:
+                for future in futures:
+                    future.add_done_callback(_retrieve)
+
+    async def _channel(self, node: Channel, parent: Key | None) -> None:
+        name = self._name("ch")
+        trigger = self._name("trg")
+        self.truth.add(Expect(("drain", name), parent, required=False))
+        emits = self.truth.channel_emits.setdefault(name, [])
+        channel = TracedChannel(name)
+
+        async def handler(value: str | list[str]) -> None:
+            values = value if isinstance(value, list) else [value]
+            key = ("channel_match", f"{trigger}@{values[0]}")
+            links = tuple(("channel_emit", f"{name}/{v}") for v in values)
+            expect = self.truth.add(Expect(key, None, links))
+            try:
+                await self.run(node.handler, key)
+            except BaseException as exc:
+                expect.outcome = _outcome(exc)
+                raise
+            expect.outcome = "ok"
+
+        channel.trigger(handler, name=trigger, batch_size=node.batch)
+        try:
+            for _ in range(node.emits):
+                emit_name = self._name("e")
+                # Emit spans are all named after the channel; the checker tells
+                # them apart by order (one task emits them one after another).
+                emits.append(emit_name)
+                self.truth.add(Expect(("channel_emit", f"{name}/{emit_name}"), parent))
+                await channel.emit(emit_name)
+        finally:
+            await channel.aclose()
+
+
+def _bind(interp: Interpreter, body: Body, key: Key) -> Callable[[], Any]:
+    """A zero-argument branch/job factory that runs ``body`` under the span ``key``."""
+    expect = interp.truth.spans[key]
+
+    async def run() -> None:
+        expect.required = True  # the body ran, so its span must exist
+        try:
+            await interp.run(body, key)
+        except BaseException as exc:
+            expect.outcome = _outcome(exc)
+            raise
+        expect.outcome = "ok"
+
+    return run
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a job's failure as seen: a failed job is the job's business."""
+    if not future.cancelled():
+        future.exception()
+
+
+def _set_outcome(expect: Expect, task: asyncio.Task[None]) -> None:
+    if task.cancelled():
+        expect.outcome = "cancelled"
+    else:
+        expect.outcome = _outcome(task.exception())
+
+
+# -- running ---------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One finished run: the collector (with its spans) and the interpreter's truth."""
+
+    collector: SpanCollector
+    truth: Truth
+
+
+def run_program(program: Body, *, use_uvloop: bool, start_wall_ms: int = 1_700_000_000_000) -> Run:
+    """Run ``program`` on a fresh MockClock and virtual loop; return spans and truth."""
+    clock = MockClock(start_wall_ms=start_wall_ms)
+    interp = Interpreter()
+    with install_override(clock):
+        collector = SpanCollector()
+        factory = virtual_loop_factory(clock, use_uvloop=use_uvloop)
+
+        async def bound() -> None:
+            with use_collector(collector):
+                await interp.main(program)
+
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(bound())
+    return Run(collector, interp.truth)

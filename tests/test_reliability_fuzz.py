@@ -1,0 +1,162 @@
+"""Fuzzed concurrency invariants: random programs on virtual asyncio and uvloop.
+
+Hypothesis draws programs (``reliability_programs``) of nested spans, sleeps,
+spawns (awaited, cancelled, forgotten), capped/settled parallel fan-outs,
+pool submits, channel emits with batching triggers, timeouts and raises.
+Each runs under a MockClock on the virtual loop and its trace is checked
+against the interpreter's ground truth (``reliability_invariants``), then
+replayed: the second trace must be identical, ids and times included.
+
+Profiles (env ``HARN_RELIABILITY_PROFILE``): ``ci`` (default: 120 programs,
+derandomized, so CI is reproducible) and ``deep`` (2000 random programs per
+loop, for local runs; see docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from reliability_invariants import check
+from reliability_programs import (
+    Body,
+    Channel,
+    Parallel,
+    Pool,
+    Raise,
+    Sleep,
+    Spawn,
+    Span,
+    Timeout,
+    Try,
+    programs,
+    run_program,
+)
+
+from harn_async_trace import SpanKind
+from harn_async_trace.export import span_to_dict
+
+settings.register_profile(
+    "ci",
+    max_examples=120,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "deep",
+    max_examples=2000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+PROFILE = os.environ.get("HARN_RELIABILITY_PROFILE", "ci")
+FUZZ = settings.get_profile(PROFILE)
+
+LOOPS = pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+
+
+def _dicts(program: Body, use_uvloop: bool) -> list[dict[str, object]]:
+    return [span_to_dict(s) for s in run_program(program, use_uvloop=use_uvloop).collector.spans()]
+
+
+class TestFuzzedInvariants:
+    @LOOPS
+    @FUZZ
+    @given(program=programs())
+    def test_trace_matches_program_structure(self, program: Body, use_uvloop: bool) -> None:
+        """Every random program's trace has the parents, links and outcomes the program implies."""
+        run = run_program(program, use_uvloop=use_uvloop)
+        assert check(run) == []
+
+    @LOOPS
+    @FUZZ
+    @given(program=programs())
+    def test_replay_gives_the_identical_trace(self, program: Body, use_uvloop: bool) -> None:
+        """Running the same program twice on fresh mock clocks gives byte-identical span dicts."""
+        assert _dicts(program, use_uvloop) == _dicts(program, use_uvloop)
+
+
+# Hand-written programs for the cases the invariants are about, so each is
+# exercised on every run whatever hypothesis draws.
+EDGE_PROGRAMS: dict[str, Body] = {
+    "forgotten spawn cancelled by the runner": (
+        Spawn((Span((Sleep(10),)),), "forget", 0),
+    ),
+    "cancel mid-span in a spawned task": (
+        Spawn((Span((Span((Sleep(10),)),)),), "cancel", 5),
+    ),
+    "timeout cancels nested spans": (Timeout(2, (Span((Span((Sleep(5),)),)),)),),
+    "parallel first failure cancels siblings": (
+        Try((Parallel(((Sleep(1), Raise()), (Span((Sleep(10),)),), (Sleep(0),)), 2, False),)),
+    ),
+    "settled parallel keeps going": (
+        Parallel(((Raise(),), (Span((Sleep(1),)),), (Span((Raise(),)),)), 1, True),
+    ),
+    "pool rejects and fails jobs": (
+        Pool(((Sleep(5),), (Raise(),), (Span((Sleep(1),)),), (Sleep(0),)), 1, 1),
+    ),
+    "pool cancelled mid-drain by a timeout": (
+        Timeout(3, (Pool(((Span((Sleep(10),)),), (Sleep(10),)), 1, 2),)),
+    ),
+    "batched channel with a failing handler": (
+        Channel(5, 2, (Span((Sleep(1), Raise())),)),
+    ),
+    "spawn inside a handler inside a pool job": (
+        Pool(((Channel(2, 1, (Spawn((Span((Sleep(1),)),), "await", 0),)),),), 1, 0),
+    ),
+    "raise escapes every level": (Span((Parallel(((Span((Raise(),)),),), None, False),)),),
+}
+
+
+class TestEdgePrograms:
+    @LOOPS
+    @pytest.mark.parametrize("name", list(EDGE_PROGRAMS))
+    def test_edge_program_invariants_and_replay(self, name: str, use_uvloop: bool) -> None:
+        """A hand-picked hard case: invariants hold, nothing is left open, replay is identical."""
+        program = EDGE_PROGRAMS[name]
+        run = run_program(program, use_uvloop=use_uvloop)
+        assert check(run) == []
+        assert run.collector.spans(), "the program recorded spans"
+        assert _dicts(program, use_uvloop) == [span_to_dict(s) for s in run.collector.spans()]
+
+    def test_cancelled_and_failed_spans_are_recorded_as_such(self) -> None:
+        """The timeout and cancel cases really produce cancelled spans, and raises error spans."""
+        spans = run_program(EDGE_PROGRAMS["timeout cancels nested spans"], use_uvloop=False)
+        steps = [s for s in spans.collector.spans() if s.kind is SpanKind.STEP]
+        assert len(steps) == 2
+        assert all(s.metadata.get("cancelled") is True for s in steps)
+        assert all(s.duration_ms == 2 for s in steps)
+        failed = run_program(EDGE_PROGRAMS["raise escapes every level"], use_uvloop=False)
+        errors = [s for s in failed.collector.spans() if s.metadata.get("error_type") == "ProgramError"]
+        assert {str(s.kind) for s in errors} >= {"pipeline", "parallel", "spawn", "step"}
+
+
+class TestCheckerCanFail:
+    """The invariant checker is itself tested: it must flag a broken trace."""
+
+    def test_flags_a_misparented_span(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """With chain binding disabled, a spawned task's span parents to the caller: flagged."""
+        from harn_async_trace.collector import SpanCollector
+
+        monkeypatch.setattr(SpanCollector, "_bind_chain", lambda self, span_id: None)
+        run = run_program((Span((Spawn((Span(()),), "await", 0),)),), use_uvloop=False)
+        problems = check(run)
+        assert any("parent is" in p and "expected ('spawn', 'sp2')" in p for p in problems)
+
+    def test_flags_a_span_left_open(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If cancelled boundary spans were never ended, the checker reports open and lost spans."""
+        from harn_async_trace.boundaries import _common
+
+        real = _common.end_with_status
+
+        def skip_cancelled(collector: object, span_id: int, exc: BaseException | None) -> None:
+            if exc is None or not _common.is_cancellation(exc):
+                real(collector, span_id, exc)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(_common, "end_with_status", skip_cancelled)
+        run = run_program((Spawn((Sleep(10),), "cancel", 1),), use_uvloop=False)
+        problems = check(run)
+        assert "1 spans left open" in problems
+        assert any(p.startswith("lost span") for p in problems)
