@@ -59,7 +59,7 @@ def canonical_keys(spans: list[Span], run: Run) -> dict[int, Key | None]:
     return keys
 
 
-def check(run: Run) -> list[str]:  # noqa: PLR0912 - one flat list of rules reads best
+def check(run: Run) -> list[str]:
     """Every violated invariant of ``run``'s trace, as text (empty when the trace is right)."""
     collector = run.collector
     spans = collector.spans()
@@ -77,7 +77,8 @@ def check(run: Run) -> list[str]:  # noqa: PLR0912 - one flat list of rules read
         key = keys[span.span_id]
         if key is not None:
             if key in by_key:
-                problems.append(f"two spans with key {key}: #{by_key[key].span_id}, #{span.span_id}")
+                first = by_key[key].span_id
+                problems.append(f"two spans with key {key}: #{first}, #{span.span_id}")
             by_key[key] = span
 
     for span in spans:

@@ -247,7 +247,7 @@ class Interpreter:
         for node in body:
             await self._node(node, parent)
 
-    async def _node(self, node: Node, parent: Key | None) -> None:  # noqa: PLR0912
+    async def _node(self, node: Node, parent: Key | None) -> None:
         if isinstance(node, Sleep):
             await asyncio.sleep(node.ms / 1000)
         elif isinstance(node, Raise):
