@@ -1,7 +1,8 @@
 """The boundary API inside anyio.run: asyncio (stock and uvloop) and trio backends.
 
 What works where: task groups, ``anyio.to_thread.run_sync``, ``traced_parallel``,
-``@step``, suspension/resume and drain work on every backend; ``traced_spawn``,
+``@step``, suspension/resume, drain and ``traced_start_soon`` work on every
+backend; ``traced_spawn``,
 ``TracedPool`` and ``TracedChannel`` create asyncio tasks, so they need the
 asyncio backend (under trio ``traced_spawn`` raises a RuntimeError saying so).
 All runs use virtual time (``harn_async_trace.loop.anyio_backend_options``).

@@ -82,7 +82,6 @@ class _Job:
     collector: SpanCollector | None
     submit_id: int
     submit_ns: int
-    queued: bool
 
 
 @final
@@ -202,7 +201,6 @@ class TracedPool:
                 collector,
                 submit_id,
                 current_clock().monotonic_ns(),
-                queued,
             )
         )
         if collector is not None:
