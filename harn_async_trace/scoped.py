@@ -15,7 +15,7 @@ from typing import Any, Final, ParamSpec, TypeVar, cast, final
 
 from .collector import SpanCollector
 from .context import _current
-from .kinds import SpanKind, coerce_kind
+from .kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
 from .model import SpanLink
 
 __all__ = ["SpanHandle", "span"]
@@ -99,7 +99,10 @@ class span:  # lower-case: used like a function, `with span(...)`
     def __init__(self, kind: SpanKind | str, name: str, **metadata: Any) -> None:
         if type(name) is not str and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
-        self.kind = kind if type(kind) is SpanKind else coerce_kind(kind)
+        if type(kind) is not SpanKind:
+            # As in SpanCollector._open_span: a dict lookup, not a call, for values.
+            kind = (_KIND_BY_VALUE.get(kind) if type(kind) is str else None) or coerce_kind(kind)
+        self.kind = kind
         self.name = name
         self.metadata = metadata
         # The handle of the open `with` block, and (only when this object is
