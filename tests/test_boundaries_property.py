@@ -133,3 +133,70 @@ def test_random_nestings_parent_and_link_correctly(loop_kind: str, plan: Node) -
         assert traced.collector.open_span_count() == 0
     finally:
         restore()
+
+
+class _LeafError(Exception):
+    """Raised by failing leaves of a chaos plan."""
+
+
+chaos_plans = st.recursive(
+    st.tuples(st.just("leaf"), st.integers(0, 3), st.booleans()),
+    lambda children: st.tuples(
+        st.sampled_from(KINDS), st.integers(0, 3), st.lists(children, min_size=1, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+async def _chaos(node: Node, name: str) -> None:
+    kind, ticks = node[0], node[1]
+    await _ticks(ticks)
+    if kind == "leaf":
+        with span(SpanKind.FN_CALL, name):
+            await _ticks(ticks)
+            if node[2]:
+                raise _LeafError(name)
+        return
+    children: list[Node] = node[2]
+
+    async def run_children() -> None:
+        await asyncio.gather(*(_chaos(c, f"{name}.{i}") for i, c in enumerate(children)))
+
+    if kind == "span":
+        with span(SpanKind.STEP, name):
+            await run_children()
+    elif kind == "spawn":
+        await traced_spawn(run_children(), name=name)
+    elif kind == "parallel":
+        await traced_parallel([_chaos(c, f"{name}.{i}") for i, c in enumerate(children)], name=name)
+    else:
+        async with TracedPool(2, len(children), name=name) as pool:
+            await asyncio.gather(
+                *(pool.submit(_chaos, c, f"{name}.{i}") for i, c in enumerate(children))
+            )
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plan=chaos_plans, cancel_after=st.one_of(st.none(), st.integers(0, 25)))
+def test_errors_and_cancellation_leave_no_open_span(
+    loop_kind: str, plan: Node, cancel_after: int | None
+) -> None:
+    """Failing leaves and a cancellation at a random tick never leave a span open."""
+    traced, restore = make_traced(loop_kind)
+    try:
+
+        async def main() -> None:
+            task = asyncio.create_task(_chaos(plan, "n"))
+            if cancel_after is not None:
+                await _ticks(cancel_after)
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+        traced.run(main)
+        assert traced.collector.open_span_count() == 0
+        for s in traced.collector.spans():
+            if s.kind in (SpanKind.SPAWN, SpanKind.POOL_DEQUEUE, SpanKind.PARALLEL):
+                assert s.metadata["status"] in ("ok", "error", "cancelled")
+    finally:
+        restore()
