@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -13,6 +14,7 @@ from harn_async_trace import (
     TracedChannel,
     TracedPool,
     span,
+    span_to_dict,
     traced_parallel,
     traced_resume,
     traced_spawn,
@@ -227,3 +229,36 @@ class TestChannelAndResume:
               #4 fn_call continue 2000ms
         """)
         assert traced.by_name("continue").start_ms == 3_601_000
+
+
+class TestReplay:
+    def test_same_program_same_trace(self, traced: Traced) -> None:
+        """Two runs of a program using every boundary give byte-identical traces."""
+
+        async def program() -> None:
+            with span(SpanKind.PIPELINE, "main"):
+                background = traced_spawn(_sleep_in_span("bg", 1.5), name="bg")
+                await traced_parallel(
+                    [_sleep_in_span(f"p{i}", 0.1 * (3 - i)) for i in range(3)], max_concurrent=2
+                )
+                async with TracedPool(2, 4, name="pool") as pool:
+                    for i in range(4):
+                        pool.submit(_sleep_in_span, f"job{i}", 0.25 * i, name=f"job{i}")
+                channel = TracedChannel("c")
+                channel.trigger(lambda vs: _sleep_in_span("batch", len(vs)), batch_size=2)
+                for i in range(3):
+                    await channel.emit(i)
+                await channel.aclose()
+                await background
+
+        def one_run() -> str:
+            again, restore = make_traced(traced.loop_kind)
+            try:
+                again.run(program)
+                return json.dumps([span_to_dict(s) for s in again.collector.spans()])
+            finally:
+                restore()
+
+        first, second = one_run(), one_run()
+        assert first == second
+        assert len(json.loads(first)) > 20
