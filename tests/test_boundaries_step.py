@@ -37,7 +37,7 @@ class TestSync:
         assert (only.kind, only.name, only.duration_ms) == (SpanKind.STEP, load.__qualname__, 2)
 
     def test_name_and_metadata(self, traced: Traced) -> None:
-        """A positional name, or name= and metadata=, set the span's name and metadata."""
+        """A positional name, name=, metadata= and extra keywords set name and metadata."""
 
         @step("first")
         def one() -> None:
@@ -47,11 +47,16 @@ class TestSync:
         def two() -> None:
             one()
 
-        with use_collector(traced.collector):
+        @step(name="third", metadata={"rows": 1}, retries=2)
+        def three() -> None:
             two()
+
+        with use_collector(traced.collector):
+            three()
         assert traced.outline() == dedent_tree("""
-            #1 step second 0ms rows=3 source=disk
-              #2 step first 0ms
+            #1 step third 0ms retries=2 rows=1
+              #2 step second 0ms rows=3 source=disk
+                #3 step first 0ms
         """)
 
     def test_error_recorded(self, traced: Traced) -> None:

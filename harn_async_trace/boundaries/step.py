@@ -37,6 +37,7 @@ def step(
     *,
     name: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    **extra_metadata: Any,
 ) -> Callable[[F], F]: ...
 
 
@@ -46,13 +47,15 @@ def step(
     *,
     name: str | None = None,
     metadata: Mapping[str, Any] | None = None,
+    **extra_metadata: Any,
 ) -> Any:
     """Trace each call as a ``step`` span (default name: the function's ``__qualname__``).
 
     Works bare (``@step``), with a name (``@step("load")``) or with keywords
-    (``@step(name="load", metadata={"source": "disk"})``), on sync functions,
-    coroutine functions and async generator functions. Errors and
-    cancellation are recorded like ``span()``.
+    (``@step(name="load", metadata={"source": "disk"})``; other keywords are
+    metadata too, like ``span()``: ``@step(source="disk")``), on sync
+    functions, coroutine functions, async generator functions and generator
+    functions. Errors and cancellation are recorded like ``span()``.
 
     Example:
         >>> @step(name="double", metadata={"unit": "x"})
@@ -68,6 +71,7 @@ def step(
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"metadata must be a mapping, got {metadata!r}")
     extra = dict(metadata or {})
+    extra.update(extra_metadata)
 
     def decorate(target: F) -> F:
         if not callable(target):
