@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 from ..model import Span
+from .serde_text import serde_json_text
 
 __all__ = ["format_metadata_value", "format_summary"]
 
@@ -15,10 +15,10 @@ def format_metadata_value(value: Any) -> str:
     """JSON the way the seed's serde_json prints it: compact, sorted keys, UTF-8 as is.
 
     Example:
-        >>> format_metadata_value({"b": 1, "a": "é"})
-        '{"a":"é","b":1}'
+        >>> format_metadata_value({"b": 1.5e-05, "a": "é"})
+        '{"a":"é","b":0.000015}'
     """
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False, default=str)
+    return serde_json_text(value)
 
 
 def _line(span: Span, depth: int) -> str:
