@@ -37,6 +37,7 @@ from .api import (
 from .boundaries import (
     ChannelClosedError,
     ChannelTrigger,
+    ContextThreadPoolExecutor,
     DrainHandle,
     PoolClosedError,
     PoolFullError,
@@ -101,6 +102,7 @@ __all__ = (
     "ChannelClosedError",
     "ChannelTrigger",
     "Clock",
+    "ContextThreadPoolExecutor",
     "DrainHandle",
     "LlmCallUsage",
     "MockClock",
