@@ -11,6 +11,7 @@ import pytest
 from boundaries_support import LOOPS, Traced, dedent_tree, make_traced
 
 from harn_async_trace import (
+    ContextThreadPoolExecutor,
     SpanKind,
     carry_context,
     current_span_id,
@@ -120,6 +121,43 @@ class TestExecutors:
                 wrong += by_name[f"l{task}-inner{k}"].parent_id != outer.span_id
         assert wrong == 0
         assert traced.collector.open_span_count() == 0
+
+    def test_context_executor_fixes_raw_run_in_executor(self, traced: Traced) -> None:
+        """With ContextThreadPoolExecutor as default, raw run_in_executor keeps the span."""
+
+        async def main() -> list[int | None]:
+            loop = asyncio.get_running_loop()
+            loop.set_default_executor(ContextThreadPoolExecutor(4))
+            with span(SpanKind.PIPELINE, "main"):
+                return list(
+                    await asyncio.gather(
+                        loop.run_in_executor(None, _open_in_thread, "raw"),
+                        asyncio.to_thread(_open_in_thread, "to_thread"),
+                    )
+                )
+
+        assert traced.run(main) == [1, 1]
+        # The two threads may open their spans in either order: compare parents.
+        assert {s.name: s.parent_id for s in traced.collector.spans()} == {
+            "main": None,
+            "raw": 1,
+            "to_thread": 1,
+        }
+
+    def test_context_executor_submit_from_sync_code(self, traced: Traced) -> None:
+        """Plain executor.submit from sync code runs in the submitter's context too."""
+        with use_collector(traced.collector), ContextThreadPoolExecutor(2) as pool:
+            with span(SpanKind.PIPELINE, "outer"):
+                first = pool.submit(_open_in_thread, "a").result()
+            with span(SpanKind.PIPELINE, "other"):
+                second = pool.submit(_open_in_thread, "b").result()
+        assert [first, second] == [1, 3]
+        assert {s.name: s.parent_id for s in traced.collector.spans()} == {
+            "outer": None,
+            "other": None,
+            "a": 1,
+            "b": 3,
+        }
 
 
 class TestCarryContext:

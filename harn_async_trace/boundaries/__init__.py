@@ -24,11 +24,12 @@ from .suspension import (
     traced_resume,
     traced_suspension,
 )
-from .threads import carry_context, traced_run_in_executor
+from .threads import ContextThreadPoolExecutor, carry_context, traced_run_in_executor
 
 __all__ = (
     "ChannelClosedError",
     "ChannelTrigger",
+    "ContextThreadPoolExecutor",
     "DrainHandle",
     "PoolClosedError",
     "PoolFullError",

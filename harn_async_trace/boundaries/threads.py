@@ -5,8 +5,8 @@ function in a copy of the caller's context, so spans opened in the thread
 parent under the caller's current span with no help. ``loop.run_in_executor``
 does not copy the context (the gap OpenTelemetry tracks as contrib#1009): the
 function runs in the worker thread's own, empty context, so its spans would be
-roots in the default collector. :func:`traced_run_in_executor` and
-:func:`carry_context` close that gap.
+roots in the default collector. :func:`traced_run_in_executor`,
+:func:`carry_context` and :class:`ContextThreadPoolExecutor` close that gap.
 
 The collector is safe to use from threads: span ids come from an
 ``itertools.count`` (atomic under the GIL) and each thread's chain lives in
@@ -19,10 +19,10 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Callable
-from concurrent.futures import Executor
-from typing import ParamSpec, TypeVar
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["carry_context", "traced_run_in_executor"]
+__all__ = ["ContextThreadPoolExecutor", "carry_context", "traced_run_in_executor"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -63,3 +63,25 @@ def traced_run_in_executor(
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
     return loop.run_in_executor(executor, functools.partial(context.run, func, *args))
+
+
+class ContextThreadPoolExecutor(ThreadPoolExecutor):
+    """A ``ThreadPoolExecutor`` that runs each function in the submitter's context.
+
+    ``loop.run_in_executor`` calls ``executor.submit`` from the caller's
+    task, so with this as the loop's default executor even a raw
+    ``loop.run_in_executor(None, fn)`` keeps the current span and collector
+    (asyncio only accepts a ``ThreadPoolExecutor`` there, hence the subclass).
+
+    Example:
+        >>> async def main() -> None:
+        ...     asyncio.get_running_loop().set_default_executor(ContextThreadPoolExecutor())
+        ...     await asyncio.get_running_loop().run_in_executor(None, print, "in a thread")
+        >>> asyncio.run(main())
+        in a thread
+    """
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        """Schedule ``fn(*args, **kwargs)`` in a copy of the calling context."""
+        context = contextvars.copy_context()
+        return super().submit(context.run, fn, *args, **kwargs)
