@@ -398,7 +398,7 @@ class TestConcurrency:
             handles = [loop.call_later(i + 1, ran.append, i) for i in range(5_000)]
             for handle in handles[:-3]:
                 handle.cancel()
-            heap_size = len(loop._v_heap)  # type: ignore[attr-defined]
+            heap_size = len(loop._v_timers)  # type: ignore[attr-defined]
             await asyncio.sleep(6_000)
             return heap_size, ran
 
@@ -749,3 +749,52 @@ class TestLoopDetails:
             return at_job, now_ms()
 
         assert run_virtual(use_uvloop, main) == (0, 5_000)
+
+
+class _FakeHandle:
+    """Just enough of a TimerHandle for the queue: a name and a cancelled flag."""
+
+    def __init__(self, name: int) -> None:
+        self.name = name
+        self._cancelled = False
+        self._scheduled = True
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("push"), st.integers(min_value=0, max_value=20)),
+            st.tuples(st.just("cancel"), st.integers(min_value=0, max_value=400)),
+            st.tuples(st.just("pop"), st.integers(min_value=0, max_value=20)),
+        ),
+        max_size=400,
+    )
+)
+def test_timer_queue_matches_a_sorted_reference(ops: list[tuple[str, int]]) -> None:
+    """TimerQueue pops live handles in (deadline, push order), like sorting a list would."""
+    from harn_async_trace.vtime.timers import TimerQueue
+
+    queue = TimerQueue()
+    reference: list[tuple[int, int, _FakeHandle]] = []
+    made: list[_FakeHandle] = []
+    for op, value in ops:
+        if op == "push":
+            handle = _FakeHandle(len(made))
+            made.append(handle)
+            queue.push(value, handle)
+            reference.append((value, handle.name, handle))
+        elif op == "cancel" and made:
+            handle = made[value % len(made)]
+            if not handle._cancelled and handle._scheduled:
+                handle._cancelled = True
+                queue.note_cancelled()
+        else:
+            popped = [h.name for h in queue.pop_until(value) if not h._cancelled]
+            due_now = sorted(e for e in reference if e[0] <= value)
+            reference = [e for e in reference if e[0] > value]
+            for _, _, h in due_now:
+                h._scheduled = False
+            assert popped == [name for _, name, h in due_now if not h._cancelled]
+        live = [e for e in reference if not e[2]._cancelled]
+        assert queue.peek_due() == (min(live)[0] if live else None)

@@ -196,14 +196,13 @@ def new_virtual_loop(
 
 
 def _take_base_timers(loop: Any) -> None:
-    """Move a stock loop's pending timers into our heap (real timeline)."""
-    heap = loop._v_heap
-    for handle in loop._scheduled:
+    """Move a stock loop's pending timers into our queue (real timeline)."""
+    timers = loop._v_timers
+    for handle in sorted(loop._scheduled):  # by deadline
         if handle._cancelled:
             handle._scheduled = False
         else:
-            heap.append((round(handle._when * _NS), loop._v_seq(), handle))
-    heapq.heapify(heap)
+            timers.push(round(handle._when * _NS), handle)
     loop._scheduled = []
     loop._timer_cancelled_count = 0
 
@@ -253,7 +252,7 @@ def virtualise_in_place(
         armed = raw._v_real_armed
         if armed is not None:
             armed[1].cancel()
-        for _, _, handle in raw._v_heap:
+        for _, handle in raw._v_timers.items():
             handle._scheduled = True
             heapq.heappush(raw._scheduled, handle)
         for name in [key for key in vars(raw) if key.startswith("_v_") or key.startswith("call_")]:

@@ -1,12 +1,13 @@
-"""``VirtualTimeMixin``: a timer heap of our own, over any event loop's public methods.
+"""``VirtualTimeMixin``: timers of our own, over any event loop's public methods.
 
-Why our own heap: uvloop keeps its timers in libuv, where overriding
+Why our own timers: uvloop keeps its timers in libuv, where overriding
 ``time()`` changes nothing, so fast-forwarding needs timers the loop class
 cannot see. The mixin overrides ``time``, ``call_at``, ``call_later``,
 ``run_in_executor`` (to see thread work) and, where needed, ``call_soon``
-and ``call_soon_threadsafe`` (to notice activity), and keeps every timer in one heap
-keyed ``(due_ns, seq)``: integer nanoseconds (no float drift) and a
-sequence number, so timers due at the same instant fire in FIFO order.
+and ``call_soon_threadsafe`` (to notice activity), and keeps every timer in
+one :class:`~.timers.TimerQueue` ordered by (deadline in integer
+nanoseconds, scheduling order): no float drift, and timers due at the same
+instant fire in FIFO order.
 
 A *pump* callback, queued with the base loop's ``call_soon``, fires due
 timers. In virtual mode (a :class:`MockClock` is attached) the pump also
@@ -17,7 +18,7 @@ then jumps the clock straight to the next deadline (autojump). With an
 continuous idleness, for work it cannot see (plain threads, sockets).
 
 In real mode (no clock attached: a loop from ``run()`` before any
-``mock_time``) the heap is driven by one real timer of the base loop, so
+``mock_time``) the queue is driven by one real timer of the base loop, so
 timers can later move to virtual time (and back) keeping their remaining
 delay.
 """
@@ -26,8 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import heapq
-import itertools
 import math
 import threading
 import time
@@ -35,13 +34,13 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Final, cast
 
 from ..clock import MockClock, OverrideGuard, install_override
+from .timers import TimerQueue
 
 __all__ = ["VirtualTimeMixin"]
 
 _NS: Final = 1_000_000_000
 # Deadlines at or past this (about 146 years) mean "never": never jumped to.
 _NEVER: Final = 1 << 62
-_Entry = tuple[int, int, asyncio.TimerHandle]
 # The direct slot fill in _v_push is only used when the layout is the one it
 # was written for (CPython 3.11-3.13); otherwise the constructor is called.
 _FAST_HANDLES: Final = set(asyncio.Handle.__slots__) == {
@@ -81,7 +80,7 @@ class VirtualTimeMixin:
     _v_real_clock_ns = staticmethod(time.monotonic_ns)
 
     _v_clock: MockClock | None
-    _v_heap: list[_Entry]
+    _v_timers: TimerQueue
     _v_offset_ns: int
     _v_activity: int
 
@@ -106,8 +105,7 @@ class VirtualTimeMixin:
     # -- state ----------------------------------------------------------------
 
     def _v_setup(self, *, activate: bool, autojump_threshold: float) -> None:
-        self._v_heap = []
-        self._v_seq = itertools.count().__next__
+        self._v_timers = TimerQueue()
         self._v_clock = None
         self._v_offset_ns = 0
         self._v_activate = activate
@@ -119,7 +117,6 @@ class VirtualTimeMixin:
         self._v_idle = 0
         self._v_idle_since: int | None = None
         self._v_executor_pending = 0
-        self._v_cancelled = 0
         self._v_waker: threading.Timer | None = None
         self._v_thread: int | None = None
         self._v_guard: OverrideGuard | None = None
@@ -228,7 +225,7 @@ class VirtualTimeMixin:
         self._v_thread = threading.get_ident()
         clock = self._v_clock
         guard = install_override(clock) if clock is not None and self._v_activate else None
-        if self._v_heap:
+        if self._v_timers:
             self._v_kick()
         try:
             super().run_forever()  # type: ignore[misc]
@@ -246,26 +243,11 @@ class VirtualTimeMixin:
         super().close()  # type: ignore[misc]
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
-        # Called by TimerHandle.cancel(). Cancelled entries stay in the heap
-        # (removing one is O(n)) and are skipped when popped; the count is
-        # "cancelled since the last rebuild", an over-estimate that only
-        # decides when to rebuild.
-        if not handle._scheduled:  # type: ignore[attr-defined]
-            return
-        self._v_cancelled += 1
-        heap = self._v_heap
-        if self._v_cancelled > 64 and self._v_cancelled * 2 > len(heap):
-            kept = []
-            for entry in heap:
-                if entry[2]._cancelled:
-                    entry[2]._scheduled = False  # type: ignore[attr-defined]
-                else:
-                    kept.append(entry)
-            heapq.heapify(kept)
-            heap[:] = kept  # in place: callers may hold the list
-            self._v_cancelled = 0
+        # Called by TimerHandle.cancel(); the queue skips cancelled entries.
+        if handle._scheduled:  # type: ignore[attr-defined]
+            self._v_timers.note_cancelled()
 
-    # -- the heap -----------------------------------------------------------------
+    # -- the timers ---------------------------------------------------------------
 
     def _v_push(
         self,
@@ -294,42 +276,34 @@ class VirtualTimeMixin:
         else:
             handle = asyncio.TimerHandle(when, callback, args, self, context)  # type: ignore[arg-type]
             handle._scheduled = True  # type: ignore[attr-defined]
-        heapq.heappush(self._v_heap, (due, self._v_seq(), handle))
+        self._v_timers.push(due, handle)
         if self._v_clock is None:
             self._v_arm_real()
         elif self._v_pump_handle is None:
             self._v_kick()
         return handle
 
-    def _v_pop_cancelled(self) -> None:
-        heap = self._v_heap
-        while heap and heap[0][2]._cancelled:
-            heapq.heappop(heap)[2]._scheduled = False  # type: ignore[attr-defined]
-
     def _v_fire_due(self, now: int) -> bool:
-        """Run every timer due at ``now`` in (due, seq) order; True if any ran."""
-        heap = self._v_heap
-        batch: list[_Entry] = []
-        while heap and heap[0][0] <= now:
-            entry = heapq.heappop(heap)
-            handle = entry[2]
-            if handle._cancelled:
-                continue
-            handle._scheduled = False  # type: ignore[attr-defined]
-            batch.append(entry)
+        """Run every timer due at ``now`` in (due, scheduling) order; True if any ran."""
+        batch = self._v_timers.pop_until(now)
+        ran = False
         # Timers added by these callbacks wait for the next pass, as on asyncio.
-        for index, (_, _, handle) in enumerate(batch):
-            if handle._cancelled:  # by an earlier callback
+        for index, handle in enumerate(batch):
+            if handle._cancelled:
+                handle._scheduled = False
                 continue
+            handle._scheduled = False
+            ran = True
             try:
                 handle._run()
             except BaseException:
                 # KeyboardInterrupt/SystemExit: keep the rest for the next run.
+                timers = self._v_timers
                 for rest in batch[index + 1 :]:
-                    rest[2]._scheduled = True  # type: ignore[attr-defined]
-                    heapq.heappush(heap, rest)
+                    if not rest._cancelled:
+                        timers.push(round(rest._when * _NS) - self._v_offset_ns, rest)
                 raise
-        return bool(batch)
+        return ran
 
     # -- the pump (virtual mode) ----------------------------------------------------
 
@@ -375,12 +349,10 @@ class VirtualTimeMixin:
         if clock is None:
             return False
         self._v_disarm_waker()
-        heap = self._v_heap
-        fired = bool(heap) and heap[0][0] <= clock.monotonic_ns()
-        if fired:
-            fired = self._v_fire_due(clock.monotonic_ns())
-        self._v_pop_cancelled()
-        if not heap:
+        timers = self._v_timers
+        fired = self._v_fire_due(clock.monotonic_ns())
+        due = timers.peek_due()
+        if due is None:
             self._v_idle = 0
             self._v_idle_since = None
             return False  # nothing to wait for: block like a real loop until woken
@@ -403,7 +375,6 @@ class VirtualTimeMixin:
             if remaining > 0:
                 self._v_arm_waker(remaining)
                 return False
-        due = heap[0][0]
         if due >= _NEVER:
             return False
         self._v_idle = 0
@@ -431,15 +402,13 @@ class VirtualTimeMixin:
 
     def _v_arm_real(self) -> None:
         """Keep one base-loop timer armed for the earliest live deadline."""
-        self._v_pop_cancelled()
-        heap = self._v_heap
+        due = self._v_timers.peek_due()
         armed = self._v_real_armed
-        if not heap or heap[0][0] >= _NEVER:
+        if due is None or due >= _NEVER:
             if armed is not None:
                 armed[1].cancel()
                 self._v_real_armed = None
             return
-        due = heap[0][0]
         if armed is not None:
             if armed[0] <= due:
                 return
@@ -456,19 +425,13 @@ class VirtualTimeMixin:
     # -- switching timelines -----------------------------------------------------------
 
     def _v_rebase(self, shift_ns: int) -> None:
-        """Move every pending deadline by ``shift_ns`` (keeps heap order and delays)."""
+        """Move every pending deadline by ``shift_ns`` (keeps order and remaining delays)."""
         offset = self._v_offset_ns
-        heap = []
-        for due, seq, handle in self._v_heap:
-            if handle._cancelled:
-                handle._scheduled = False  # type: ignore[attr-defined]
-                continue
-            new_due = due if due >= _NEVER else due + shift_ns
-            handle._when = (new_due + offset) / _NS  # type: ignore[attr-defined]
-            heap.append((new_due, seq, handle))
-        heapq.heapify(heap)
-        self._v_heap[:] = heap
-        self._v_cancelled = 0
+
+        def retime(due: int, handle: Any) -> None:
+            handle._when = (due + offset) / _NS
+
+        self._v_timers.rebase(shift_ns, _NEVER, retime)
 
     def _v_attach(self, clock: MockClock, *, offset_ns: int | None = None) -> None:
         """Switch from real time to ``clock``; pending timers keep their remaining delay.
@@ -494,7 +457,7 @@ class VirtualTimeMixin:
         clock._add_listener(self._v_on_time_moved)
         if self.is_running():  # type: ignore[attr-defined]
             self._v_thread = threading.get_ident()
-        if self._v_heap:
+        if self._v_timers:
             self._v_kick()
 
     def _v_detach(self) -> None:
