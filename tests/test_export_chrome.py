@@ -306,3 +306,55 @@ class TestLanes:
         found = validate_trace_event_file(doc)
         assert len(_lane_of(doc)) == len(spans)
         assert len(found["flows"]) == 150
+
+
+class TestRealBoundaries:
+    @pytest.mark.parametrize("loop_name", LOOPS)
+    def test_spawn_parallel_pool_channel_arrows(self, loop_name: str) -> None:
+        """Spans from the real boundaries validate, with one arrow per link on each loop."""
+        from harn_async_trace import (
+            TracedChannel,
+            TracedPool,
+            span,
+            traced_parallel,
+            traced_spawn,
+            use_collector,
+        )
+
+        async def main() -> list[Span]:
+            clock = MockClock()
+            with install_override(clock):
+                c = SpanCollector()
+                with use_collector(c), span("pipeline", "main"):
+
+                    async def job(i: int) -> int:
+                        clock.advance_ns(1_000 * (i + 1))
+                        await asyncio.sleep(0)
+                        return i
+
+                    spawned = [traced_spawn(job(i), name=f"bg{i}") for i in range(3)]
+                    await traced_parallel([job(i) for i in range(4)], max_concurrent=2)
+                    async with TracedPool(2, 10, name="pool") as pool:
+                        futures = [pool.submit(job, i) for i in range(5)]
+                        await asyncio.gather(*futures)
+                    channel = TracedChannel("events")
+                    channel.trigger(lambda values: None, name="batch", batch_size=2)
+                    for i in range(4):
+                        await channel.emit(i)
+                    await channel.aclose()
+                    await asyncio.gather(*spawned)
+                return c.spans()
+
+        spans = run_on(loop_name, main)
+        doc = _load(spans)
+        found = validate_trace_event_file(doc)
+        links = sum(len(s.links) for s in spans)
+        kinds = {s.kind.value for s in spans}
+        assert {"spawn", "parallel", "pool_submit", "pool_dequeue"} <= kinds
+        assert {"channel_emit", "channel_match"} <= kinds
+        assert links >= 3 + 4 + 5 + 4
+        assert len(found["flows"]) == links
+        assert doc["otherData"]["unresolved_links"] == 0
+        lane = _lane_of(doc)
+        roots = [s for s in spans if s.parent_id is None]
+        assert len({lane[s.span_id] for s in roots}) == len(roots)
