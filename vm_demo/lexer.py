@@ -162,6 +162,8 @@ class Lexer:
 
     def _adv(self, n: int = 1) -> None:
         for _ in range(n):
+            if self.pos >= len(self.src):  # never step past the end (`"${"` used to IndexError)
+                return
             if self.src[self.pos] == "\n":
                 self.line += 1
                 self.col = 1
