@@ -161,7 +161,6 @@ def _in_loop(make: Callable[[], Any]) -> Callable[[], Any]:
 
 _c: Any = SpanCollector()  # Any: these calls are wrong on purpose
 _open_id = _c.start("step", "open")
-_any: Any = None
 A_span, A_use, A_clock, A_mock, A_override, A_factory = (
     cast(Any, f) for f in (span, use_collector, MockClock, mock_time, install_override,
                            virtual_loop_factory)
