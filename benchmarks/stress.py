@@ -1,6 +1,8 @@
 """Stress: 100k concurrent traced tasks with nested spans on the virtual loop (issue 10).
 
-Run: ``.venv/bin/python benchmarks/stress.py`` (``BENCH_QUICK=1`` for 10k tasks).
+Run: ``.venv/bin/python benchmarks/stress.py`` (``BENCH_QUICK=1`` for 10k tasks);
+``.venv/bin/python benchmarks/stress.py --fuzz 2000`` runs the reliability fuzz
+programs (tests/reliability_programs.py) in bulk and prints their totals.
 
 Each task ``w{i}`` is started with ``traced_spawn`` under one ``pipeline``
 span, opens ``outer{i}`` (step), sleeps a virtual 1-5 ms -- at that point
@@ -175,6 +177,51 @@ def verify(spans: list[Any], n: int, tracing: bool) -> dict[str, int]:
     }
 
 
+def fuzz_report(examples: int) -> dict[str, Any]:
+    """Run ``examples`` random programs (tests/reliability_programs.py) on both loops, replayed.
+
+    Counts programs, nodes, spans checked by kind and outcome, invariant
+    violations and replay mismatches (the last two must be 0).
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from hypothesis import HealthCheck, given, settings
+    from reliability_invariants import check as check_trace
+    from reliability_programs import Body, programs, run_program, size
+
+    from harn_async_trace.export import span_to_dict
+
+    totals: dict[str, Any] = {"programs": 0, "nodes": 0, "spans": 0, "violations": 0,
+                              "replay_mismatches": 0, "runs": 0, "kinds": {}, "outcomes": {}}
+
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(programs())
+    def fuzz(program: Body) -> None:
+        totals["programs"] += 1
+        totals["nodes"] += size(program)
+        for use_uvloop in (False, True):
+            first = run_program(program, use_uvloop=use_uvloop)
+            again = run_program(program, use_uvloop=use_uvloop)
+            totals["runs"] += 2
+            totals["violations"] += len(check_trace(first)) + len(check_trace(again))
+            spans = first.collector.spans()
+            totals["spans"] += len(spans)
+            replayed = [span_to_dict(x) for x in again.collector.spans()]
+            if [span_to_dict(x) for x in spans] != replayed:
+                totals["replay_mismatches"] += 1
+            for x in spans:
+                kinds = totals["kinds"]
+                kinds[str(x.kind)] = kinds.get(str(x.kind), 0) + 1
+                outcome = ("cancelled" if x.metadata.get("cancelled")
+                           else "error" if "error_type" in x.metadata else "ok")
+                totals["outcomes"][outcome] = totals["outcomes"].get(outcome, 0) + 1
+
+    cpu = time.process_time()
+    fuzz()
+    totals["cpu_s"] = time.process_time() - cpu
+    return totals
+
+
 def _case(n: int, loop: str, tracing: bool, max_spans: int = 1_000_000) -> dict[str, Any]:
     """One case in a fresh interpreter (clean RSS baseline)."""
     out = subprocess.run(
@@ -229,5 +276,14 @@ if __name__ == "__main__":
     if len(sys.argv) == 6 and sys.argv[1] == "--case":
         print(json.dumps(stress(int(sys.argv[2]), use_uvloop=sys.argv[3] == "uvloop",
                                 tracing=sys.argv[4] == "on", max_spans=int(sys.argv[5]))))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--fuzz":
+        report = fuzz_report(int(sys.argv[2]))
+        print(machine_line())
+        print(json.dumps(report, indent=1, sort_keys=True))
+        check("fuzz: 0 invariant violations", report["violations"] == 0,
+              f"{report['programs']:,} programs, {report['runs']:,} runs, "
+              f"{report['spans']:,} spans checked (first run of each program and loop)")
+        check("fuzz: 0 replay mismatches", report["replay_mismatches"] == 0,
+              f"{report['replay_mismatches']} mismatches")
     else:
         main()
