@@ -91,6 +91,8 @@ class Parser(ExprParser):
                 self.advance()
                 depth = 1
                 while depth:
+                    if self.tok.type is T.EOF:
+                        raise self.error("expected ')' to close the decorator arguments")
                     if self.tok.is_op("("):
                         depth += 1
                     elif self.tok.is_op(")"):

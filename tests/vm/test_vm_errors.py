@@ -42,6 +42,14 @@ class TestSyntaxErrors:
         """Only @step is a known decorator."""
         assert_error("@cache\nfn f() { 1 }", "unknown decorator '@cache'")
 
+    def test_unterminated_interpolation_at_eof(self) -> None:
+        """`"${` at end of input is a syntax error, not a crash."""
+        assert_error('"${', "unterminated ${ in string", line=1)
+
+    def test_unclosed_decorator_arguments(self) -> None:
+        """An unclosed decorator argument list fails instead of looping forever."""
+        assert_error("@step(a", "expected ')' to close the decorator arguments")
+
     def test_bad_character(self) -> None:
         """Unknown characters are lexing errors."""
         assert_error("let x = 1 # 2", "unexpected character '#'", line=1)
