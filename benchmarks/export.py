@@ -138,7 +138,7 @@ def throughput(spans: list[Span]) -> dict[str, float]:
         "otel bridge (ours)": bridge,
     }
     return best_ns(
-        contenders, number=1, rounds=3 if quick() else 7, per_call=n, between=exporter.clear
+        contenders, number=1, rounds=3 if quick() else 5, per_call=n, between=exporter.clear
     )
 
 
@@ -247,7 +247,7 @@ def main() -> list[str]:
     """Run and print the tables; returns the goal lines."""
     print("## Exporters (benchmarks/export.py)")
     print(machine_line())
-    requests = 2_500 if quick() else 25_000  # 7.5k / 75k spans
+    requests = 2_500 if quick() else 10_000  # 7.5k / 30k spans
     spans = build_trace(requests)
     n = len(spans)
     ns = throughput(spans)
