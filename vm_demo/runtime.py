@@ -69,6 +69,8 @@ class VM(VMBase):
         return await self.run_code(code)
 
     async def run_code(self, code: ModuleCode) -> Any:
+        """Run compiled code under the current collector (read now, not at __init__)."""
+        self.tracing = is_tracing_enabled()
         globals_ = new_globals()
         self.modules[_abspath(code.filename)] = globals_
         name = "default" if "default" in code.pipelines or not code.pipelines else code.pipelines[0]
