@@ -107,7 +107,46 @@ def run(
         )
 
     with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
-        return runner.run(main)
+        return runner.run(_then_cancel_leftovers(main))
+
+
+def _creation_key(task: asyncio.Task[Any]) -> tuple[int, int, str]:
+    # Default names count up ("Task-7"); other names come from the program.
+    name = task.get_name()
+    number = name[5:]
+    if name.startswith("Task-") and number.isdigit():
+        return (0, int(number), "")
+    return (1, 0, name)
+
+
+async def _then_cancel_leftovers(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main``, then cancel the tasks it left running in creation order.
+
+    asyncio.run cancels leftovers in set order, i.e. by memory address, so
+    the spans of tasks still running at the end would close in a different
+    order from run to run; creation order keeps replays identical.
+    """
+    try:
+        return await main
+    finally:
+        current = asyncio.current_task()
+        leftovers = sorted(
+            (task for task in asyncio.all_tasks() if task is not current), key=_creation_key
+        )
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.gather(*leftovers, return_exceptions=True)
+            loop = asyncio.get_running_loop()
+            for task in leftovers:
+                if not task.cancelled() and task.exception() is not None:
+                    loop.call_exception_handler(
+                        {
+                            "message": "unhandled exception during run() shutdown",
+                            "exception": task.exception(),
+                            "task": task,
+                        }
+                    )
 
 
 def loop_clock(loop: asyncio.AbstractEventLoop | None = None) -> MockClock | None:

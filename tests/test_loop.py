@@ -798,3 +798,71 @@ def test_timer_queue_matches_a_sorted_reference(ops: list[tuple[str, int]]) -> N
             assert popped == [name for _, name, h in due_now if not h._cancelled]
         live = [e for e in reference if not e[2]._cancelled]
         assert queue.peek_due() == (min(live)[0] if live else None)
+
+
+def _leftover_order(runner: Callable[[Any], None]) -> list[int]:
+    order: list[int] = []
+    keep: list[asyncio.Future[None]] = []
+
+    async def forgotten(i: int) -> None:
+        try:
+            await asyncio.sleep(100)
+        finally:
+            order.append(i)
+
+    async def main() -> None:
+        keep.extend(asyncio.ensure_future(forgotten(i)) for i in range(50))
+        await asyncio.sleep(1)
+
+    runner(main())
+    return order
+
+
+def test_run_cancels_leftover_tasks_in_creation_order(use_uvloop: bool) -> None:
+    """run() cancels tasks main left running in the order they were created, every time."""
+    for _ in range(3):
+        order = _leftover_order(lambda coro: run(coro, clock=MockClock(), use_uvloop=use_uvloop))
+        assert order == list(range(50))
+
+
+def test_task_sets_iterate_the_same_way_on_every_run(use_uvloop: bool) -> None:
+    """TaskGroup aborts and Runner shutdown cancel tasks in one reproducible order."""
+
+    def once() -> list[str]:
+        order: list[str] = []
+
+        async def child(i: int) -> None:
+            try:
+                await asyncio.sleep(10)
+            finally:
+                order.append(f"group{i}")
+
+        async def failing() -> None:
+            await asyncio.sleep(1)
+            raise ValueError("stop")
+
+        async def forgotten(i: int) -> None:
+            try:
+                await asyncio.sleep(100)
+            finally:
+                order.append(f"left{i}")
+
+        async def main() -> None:
+            keep = [asyncio.ensure_future(forgotten(i)) for i in range(40)]
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for i in range(40):
+                        group.create_task(child(i))
+                    group.create_task(failing())
+            except* ValueError:
+                order.append("caught")
+            assert len(keep) == 40
+
+        clock = MockClock()
+        with asyncio.Runner(loop_factory=virtual_loop_factory(clock, use_uvloop=use_uvloop)) as r:
+            r.run(main())
+        return order
+
+    first = once()
+    assert len(first) == 81
+    assert all(once() == first for _ in range(4))

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Final, cast
 
 from ..clock import MockClock, OverrideGuard, install_override
+from .tasks import OrderedTask
 from .timers import TimerQueue
 
 __all__ = ["VirtualTimeMixin"]
@@ -117,6 +118,7 @@ class VirtualTimeMixin:
         self._v_idle = 0
         self._v_idle_since: int | None = None
         self._v_executor_pending = 0
+        self._v_tasks_made = 0
         self._v_waker: threading.Timer | None = None
         self._v_thread: int | None = None
         self._v_guard: OverrideGuard | None = None
@@ -219,6 +221,28 @@ class VirtualTimeMixin:
         self._v_executor_pending += 1
         future.add_done_callback(self._v_executor_done)
         return future
+
+    def create_task(
+        self,
+        coro: Any,
+        *,
+        name: str | None = None,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Task[Any]:
+        """``loop.create_task``; on virtual time the task hashes by creation number.
+
+        So asyncio's task sets (``all_tasks``, ``TaskGroup``) iterate in the
+        same order on every run (see ``tasks.py``). A user task factory wins.
+        """
+        base: Any = super()
+        if self._v_clock is None or self.get_task_factory() is not None:  # type: ignore[attr-defined]
+            return cast("asyncio.Task[Any]", base.create_task(coro, name=name, context=context))
+        if self.is_closed():  # type: ignore[attr-defined]
+            raise RuntimeError("Event loop is closed")
+        self._v_tasks_made += 1
+        return OrderedTask(
+            coro, loop=self, name=name, context=context, order=self._v_tasks_made  # type: ignore[arg-type]
+        )
 
     def run_forever(self) -> None:
         """Run the loop; a loop made for a clock makes it the active mock meanwhile."""
