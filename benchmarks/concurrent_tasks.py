@@ -189,7 +189,7 @@ def main() -> None:
     print("## Concurrent tasks (benchmarks/concurrent_tasks.py)")
     print(machine_line())
     tasks = 1_000 if quick() else 10_000
-    rounds = 2 if quick() else 3
+    rounds = 2
     h.set_tracing_enabled(True)
     collector = h.current_collector()
     otel, otel_drain = make_otel()
