@@ -1,7 +1,10 @@
 """Internals of the virtual-time event loop; the public module is ``harn_async_trace.loop``.
 
-* ``mixin`` - :class:`VirtualTimeMixin`: our own timer heap over any loop's
-  public methods, the pump that fires due timers and autojumps;
+* ``timers`` - ``TimerQueue``: timers ordered by (deadline, scheduling order);
+* ``mixin`` - ``VirtualTimeMixin``: our own timers over any loop's public
+  methods, the pump that fires due timers and autojumps;
+* ``timeline`` - moving timers between real time and a mock clock;
+* ``tasks`` - ``OrderedTask``, so asyncio's task sets iterate reproducibly;
 * ``loops`` - the concrete loop classes (stock asyncio, uvloop), in-place
   virtualisation of a running stock loop, loop creation;
 * ``session`` - what :func:`harn_async_trace.mock_time` does to loops, the

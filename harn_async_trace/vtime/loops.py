@@ -105,7 +105,7 @@ class VirtualEventLoop(_StockHooks, asyncio.SelectorEventLoop):  # type: ignore[
     """
 
 
-_CLASS_CACHE: dict[type[Any], type[Any]] = {VirtualEventLoop: VirtualEventLoop}
+_CLASS_CACHE: dict[type[Any], type[Any]] = {asyncio.SelectorEventLoop: VirtualEventLoop}
 _UVLOOP_CLASS: list[type[Any]] = []
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -35,13 +34,11 @@ from typing import Any, ClassVar, Final, cast
 
 from ..clock import MockClock, OverrideGuard, install_override
 from .tasks import OrderedTask
+from .timeline import _NEVER, _NS, TimelineMixin, _seconds_to_ns
 from .timers import TimerQueue
 
 __all__ = ["VirtualTimeMixin"]
 
-_NS: Final = 1_000_000_000
-# Deadlines at or past this (about 146 years) mean "never": never jumped to.
-_NEVER: Final = 1 << 62
 # The direct slot fill in _v_push is only used when the layout is the one it
 # was written for (CPython 3.11-3.13); otherwise the constructor is called.
 _FAST_HANDLES: Final = set(asyncio.Handle.__slots__) == {
@@ -54,15 +51,7 @@ _copy_context: Final = contextvars.copy_context
 _RUNNING: Final[Any] = object()
 
 
-def _seconds_to_ns(seconds: float) -> int:
-    if seconds != seconds:  # NaN
-        raise ValueError("timer delay/deadline is NaN")
-    if math.isinf(seconds) or abs(seconds) * _NS >= _NEVER:
-        return _NEVER if seconds > 0 else -_NEVER
-    return round(seconds * _NS)
-
-
-class VirtualTimeMixin:
+class VirtualTimeMixin(TimelineMixin):
     """Mixed in front of a loop class (stock asyncio or uvloop); see the module doc.
 
     Concrete classes set ``_v_idle_passes`` and implement the ``_v_base_*``
@@ -79,11 +68,6 @@ class VirtualTimeMixin:
     # Real time for the autojump threshold, kept as an attribute so tests can
     # patch it (as trio's MockClock does).
     _v_real_clock_ns = staticmethod(time.monotonic_ns)
-
-    _v_clock: MockClock | None
-    _v_timers: TimerQueue
-    _v_offset_ns: int
-    _v_activity: int
 
     # -- hooks each concrete class provides -----------------------------------
 
@@ -129,12 +113,6 @@ class VirtualTimeMixin:
     def virtual_clock(self) -> MockClock | None:
         """The MockClock driving this loop, or None while it runs on real time."""
         return self._v_clock
-
-    def _v_now(self) -> int:
-        clock = self._v_clock
-        if clock is None:
-            return round(self._v_base_time() * _NS)
-        return clock.monotonic_ns()
 
     # -- the overridden public methods -----------------------------------------
 
@@ -421,83 +399,3 @@ class VirtualTimeMixin:
         if waker is not None:
             self._v_waker = None
             waker.cancel()
-
-    # -- real mode -------------------------------------------------------------------
-
-    def _v_arm_real(self) -> None:
-        """Keep one base-loop timer armed for the earliest live deadline."""
-        due = self._v_timers.peek_due()
-        armed = self._v_real_armed
-        if due is None or due >= _NEVER:
-            if armed is not None:
-                armed[1].cancel()
-                self._v_real_armed = None
-            return
-        if armed is not None:
-            if armed[0] <= due:
-                return
-            armed[1].cancel()
-        delay = max(0.0, (due - round(self._v_base_time() * _NS)) / _NS)
-        self._v_real_armed = (due, self._v_base_call_later(delay, self._v_real_fire))
-
-    def _v_real_fire(self) -> None:
-        self._v_real_armed = None
-        if self._v_clock is None:
-            self._v_fire_due(round(self._v_base_time() * _NS))
-            self._v_arm_real()
-
-    # -- switching timelines -----------------------------------------------------------
-
-    def _v_rebase(self, shift_ns: int) -> None:
-        """Move every pending deadline by ``shift_ns`` (keeps order and remaining delays)."""
-        offset = self._v_offset_ns
-
-        def retime(due: int, handle: Any) -> None:
-            handle._when = (due + offset) / _NS
-
-        self._v_timers.rebase(shift_ns, _NEVER, retime)
-
-    def _v_attach(self, clock: MockClock, *, offset_ns: int | None = None) -> None:
-        """Switch from real time to ``clock``; pending timers keep their remaining delay.
-
-        ``offset_ns`` defaults to keeping ``loop.time()`` continuous.
-        """
-        if self._v_clock is not None:
-            raise RuntimeError("loop already runs on a mock clock")
-        armed = self._v_real_armed
-        if armed is not None:
-            armed[1].cancel()
-            self._v_real_armed = None
-        real_now = round(self._v_base_time() * _NS)
-        mono = clock.monotonic_ns()
-        if offset_ns is None:
-            offset_ns = real_now - mono
-        self._v_offset_ns = offset_ns
-        self._v_rebase(mono - real_now)
-        self._v_clock = clock
-        self._v_idle = 0
-        self._v_idle_since = None
-        self._v_seen = self._v_activity
-        clock._add_listener(self._v_on_time_moved)
-        if self.is_running():  # type: ignore[attr-defined]
-            self._v_thread = threading.get_ident()
-        if self._v_timers:
-            self._v_kick()
-
-    def _v_detach(self) -> None:
-        """Back to real time; pending timers keep their remaining delay."""
-        clock = self._v_clock
-        if clock is None:
-            return
-        clock._remove_listener(self._v_on_time_moved)
-        self._v_disarm_waker()
-        pump = self._v_pump_handle
-        if pump is not None:
-            pump.cancel()
-            self._v_pump_handle = None
-        real_now = round(self._v_base_time() * _NS)
-        shift = real_now - clock.monotonic_ns()
-        self._v_clock = None
-        self._v_offset_ns = 0
-        self._v_rebase(shift)
-        self._v_arm_real()
