@@ -279,7 +279,11 @@ def _set_slots(target: _SpanSlots, **values: Any) -> None:
 
 
 def finish(live: _SpanSlots, duration_ns: int) -> Span:
-    """Turn a live span into its finished record in place (no copy)."""
+    """Turn a live span into its finished record in place (no copy).
+
+    ``SpanCollector._end`` inlines these two lines (the per-span hot path);
+    change both together.
+    """
     live._duration_ns = duration_ns
     live.__class__ = Span
     return live  # type: ignore[return-value]  # the class switch above makes it a Span
