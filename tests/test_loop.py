@@ -866,3 +866,35 @@ def test_task_sets_iterate_the_same_way_on_every_run(use_uvloop: bool) -> None:
     first = once()
     assert len(first) == 81
     assert all(once() == first for _ in range(4))
+
+
+def test_local_socket_round_trips_are_not_skipped(use_uvloop: bool) -> None:
+    """Traffic over a local TCP socket is seen by the loop: no timeout fires spuriously."""
+
+    async def main() -> tuple[int, float]:
+        handler_done = asyncio.Event()
+
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while line := await reader.readline():
+                writer.write(line)
+                await writer.drain()
+            writer.close()
+            handler_done.set()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        echoed = 0
+        for i in range(100):
+            writer.write(f"{i}\n".encode())
+            await writer.drain()
+            if await asyncio.wait_for(reader.readline(), 5) == f"{i}\n".encode():
+                echoed += 1
+        writer.close()
+        await writer.wait_closed()
+        await handler_done.wait()
+        server.close()
+        await server.wait_closed()
+        return echoed, asyncio.get_running_loop().time()
+
+    assert run_virtual(use_uvloop, main) == (100, 0.0)
