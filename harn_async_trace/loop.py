@@ -71,14 +71,14 @@ def virtual_loop_factory(
 
 
 def run(
-    main: Coroutine[Any, Any, T],
+    coro: Coroutine[Any, Any, T],
     *,
     clock: MockClock | None = None,
     use_uvloop: bool = False,
     autojump_threshold: float = 0.0,
     debug: bool | None = None,
 ) -> T:
-    """Run ``main`` like ``asyncio.run``, on virtual time when there is a clock.
+    """Run ``coro`` like ``asyncio.run``, on virtual time when there is a clock.
 
     With ``clock`` (or, without it, when a ``mock_time`` is active) the loop
     runs on that clock, which is the active mock for the run. Without either,
@@ -107,7 +107,7 @@ def run(
         )
 
     with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
-        return runner.run(_then_cancel_leftovers(main))
+        return runner.run(_then_cancel_leftovers(coro))
 
 
 def _creation_key(task: asyncio.Task[Any]) -> tuple[int, int, str]:
