@@ -294,7 +294,7 @@ def main() -> list[str]:
             f"{mem_chrome * 2**20 / small_n:,.0f} B/span of lane arrays and lane names; "
             "no copy of the spans"),
     ]  # fmt: skip
-    print_table("Peak memory (tracemalloc)", mem_rows)
+    print_table("Peak memory (tracemalloc; RSS rows: fresh processes, VmHWM)", mem_rows)
     print()
     goals = [
         check("streaming JSONL no slower than the naive in-memory json.dumps",
