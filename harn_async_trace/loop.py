@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from .clock import MockClock, active_mock_clock
 from .vtime.loops import new_virtual_loop
 from .vtime.mixin import VirtualTimeMixin
+
+if TYPE_CHECKING:  # uvloop is optional at run time
+    import uvloop
 
 __all__ = ["anyio_backend_options", "loop_clock", "run", "virtual_loop_factory"]
 
@@ -36,9 +39,21 @@ def _check_clock(clock: object) -> None:
         raise TypeError(f"clock must be a MockClock, got {clock!r}")
 
 
+@overload
+def virtual_loop_factory(
+    clock: MockClock, *, use_uvloop: Literal[True], autojump_threshold: float = 0.0
+) -> Callable[[], uvloop.Loop]: ...
+
+
+@overload
 def virtual_loop_factory(
     clock: MockClock, *, use_uvloop: bool = False, autojump_threshold: float = 0.0
-) -> Callable[[], asyncio.AbstractEventLoop]:
+) -> Callable[[], asyncio.AbstractEventLoop]: ...
+
+
+def virtual_loop_factory(
+    clock: MockClock, *, use_uvloop: bool = False, autojump_threshold: float = 0.0
+) -> Callable[[], Any]:
     """A loop factory whose loops run on ``clock`` (and make it the active mock while running).
 
     ``loop.time()`` is the clock's monotonic time in seconds. With

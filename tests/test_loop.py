@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 import anyio
@@ -230,8 +230,11 @@ def test_timer_heap_orders_by_deadline_then_fifo(delays_ms: list[int], use_uvloo
     async def main() -> list[tuple[int, int, int]]:
         loop = asyncio.get_running_loop()
         fired: list[tuple[int, int, int]] = []
+        def record(delay: int, index: int) -> None:
+            fired.append((delay, index, now_ms()))
+
         for index, delay in enumerate(delays_ms):
-            loop.call_later(delay / 1000, lambda d=delay, i=index: fired.append((d, i, now_ms())))
+            loop.call_later(delay / 1000, record, delay, index)
         await asyncio.sleep(1)
         return fired
 
@@ -283,14 +286,18 @@ class TestAdvanceTime:
 
 class TestInvisibleWork:
     @staticmethod
-    def _thread_result(delay_s: float) -> Callable[[], Awaitable[int]]:
+    def _thread_result(delay_s: float) -> Callable[[], Coroutine[Any, Any, int]]:
         async def main() -> int:
             loop = asyncio.get_running_loop()
             result: asyncio.Future[int] = loop.create_future()
 
             def work() -> None:
                 time.sleep(delay_s)  # real work the loop cannot see
-                loop.call_soon_threadsafe(lambda: result.done() or result.set_result(1))
+                def post() -> None:
+                    if not result.done():
+                        result.set_result(1)
+
+                loop.call_soon_threadsafe(post)
 
             thread = threading.Thread(target=work)
             thread.start()
@@ -697,12 +704,12 @@ class TestLoopDetails:
             loop = asyncio.get_running_loop()
             with mock_time(autojump_threshold=1.0) as clock:
                 result: asyncio.Future[int] = loop.create_future()
-                thread = threading.Thread(
-                    target=lambda: (
-                        time.sleep(0.02),
-                        loop.call_soon_threadsafe(result.set_result, 1),
-                    )
-                )
+
+                def work() -> None:
+                    time.sleep(0.02)  # real work the loop cannot see
+                    loop.call_soon_threadsafe(result.set_result, 1)
+
+                thread = threading.Thread(target=work)
                 thread.start()
                 async with asyncio.timeout(10):
                     await result
@@ -725,7 +732,7 @@ class TestLoopDetails:
 
         class OddPolicy(asyncio.DefaultEventLoopPolicy):
             def new_event_loop(self) -> asyncio.AbstractEventLoop:
-                made.append(OddLoop())
+                made.append(OddLoop())  # type: ignore[abstract]  # only close() is used
                 return made[-1]
 
         previous = asyncio.get_event_loop_policy()
