@@ -358,3 +358,66 @@ class TestRealBoundaries:
         lane = _lane_of(doc)
         roots = [s for s in spans if s.parent_id is None]
         assert len({lane[s.span_id] for s in roots}) == len(roots)
+
+
+class TestLaneProperties:
+    @staticmethod
+    def _random_spans(data: Any) -> list[Span]:
+        from hypothesis import strategies as st
+
+        n = data.draw(st.integers(min_value=1, max_value=40))
+        spans = []
+        for i in range(1, n + 1):
+            parent = data.draw(st.one_of(st.none(), st.integers(min_value=1, max_value=n)))
+            start = data.draw(st.integers(min_value=0, max_value=50))
+            duration = data.draw(st.integers(min_value=0, max_value=30))
+            links = [
+                SpanLink("t", str(target))
+                for target in data.draw(
+                    st.lists(st.integers(min_value=1, max_value=n + 2), max_size=3)
+                )
+            ]
+            spans.append(Span(
+                trace_id="t", span_id=i, parent_id=parent if parent != i else None,
+                kind="step", name=f"s{i}", start_ms=0, start_unix_ms=0, duration_ms=0,
+                start_ns=start * 1000, duration_ns=duration * 1000, links=links,
+            ))  # fmt: skip
+        return spans
+
+    def test_any_forest_validates(self) -> None:
+        """Random parents (cycles too), overlapping times and links always give a valid file."""
+        from hypothesis import given, settings
+        from hypothesis import strategies as st
+
+        @settings(max_examples=300, deadline=None)
+        @given(st.data(), st.booleans())
+        def check(data: Any, reuse: bool) -> None:
+            spans = self._random_spans(data)
+            doc = _load(spans, reuse_lanes=reuse)
+            found = validate_trace_event_file(doc)
+            assert len(_lane_of(doc)) == len(spans)
+            ids = {s.span_id for s in spans}
+            resolvable = sum(int(ln.span_id) in ids for s in spans for ln in s.links)
+            assert len(found["flows"]) == resolvable
+            assert doc["otherData"]["unresolved_links"] == sum(len(s.links) for s in spans) - (
+                resolvable
+            )
+
+        check()
+
+    def test_validator_catches_a_lane_that_does_not_nest(self) -> None:
+        """The validator itself fails on overlapping slices and unpaired flows (it can fail)."""
+        base = {"ph": "X", "cat": "step", "pid": 1, "tid": 1, "args": {"span_id": 1}}
+        names = {"name": "thread_name", "ph": "M", "pid": 1, "tid": 1, "args": {"name": "x"}}
+        overlapping = {"traceEvents": [
+            names, {**base, "name": "a", "ts": 0, "dur": 10}, {**base, "name": "b", "ts": 5,
+                                                               "dur": 10},
+        ]}  # fmt: skip
+        with pytest.raises(AssertionError, match="overlaps"):
+            validate_trace_event_file(overlapping)
+        unpaired = {"traceEvents": [
+            names, {**base, "name": "a", "ts": 0, "dur": 10},
+            {"name": "l", "cat": "link", "ph": "s", "id": 1, "ts": 1, "pid": 1, "tid": 1},
+        ]}  # fmt: skip
+        with pytest.raises(AssertionError, match="missing its f"):
+            validate_trace_event_file(unpaired)
