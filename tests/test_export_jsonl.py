@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from export_trace_builders import rich_trace
 
-from harn_async_trace import MockClock, Span, SpanCollector, install_override
+from harn_async_trace import MockClock, Span, SpanCollector, SpanEvent, SpanLink, install_override
 from harn_async_trace.export import (
     JsonlStreamWriter,
     TraceFileError,
@@ -192,3 +192,90 @@ class TestReaderErrors:
         write_jsonl(spans[:2], buf)
         path = self._write(tmp_path, "\n  \n" + buf.getvalue().replace("\n", "\n\n"))
         assert list(read_jsonl(path)) == spans[:2]
+
+
+class TestProperties:
+    def test_any_json_metadata_round_trips(self) -> None:
+        """Random names, JSON metadata, links and events survive write -> read unchanged."""
+        from hypothesis import given, settings
+        from hypothesis import strategies as st
+
+        scalars = st.one_of(
+            st.none(), st.booleans(), st.integers(), st.text(),
+            st.floats(allow_nan=False, allow_infinity=False),
+        )  # fmt: skip
+        values = st.recursive(
+            scalars,
+            lambda inner: st.lists(inner, max_size=3)
+            | st.dictionaries(st.text(), inner, max_size=3),
+            max_leaves=8,
+        )
+        span_st = st.builds(
+            lambda sid, parent, name, start, dur, wall, md, links, events: Span(
+                trace_id="trace_x", span_id=sid, parent_id=parent, kind="tool_call", name=name,
+                start_ms=0, start_unix_ms=wall, duration_ms=0, start_ns=start,
+                duration_ns=dur, metadata=md,
+                links=[SpanLink("trace_x", str(t), a) for t, a in links],
+                events=[SpanEvent(n, wall + o, o, a) for n, o, a in events],
+            ),
+            st.integers(1, 2**62), st.one_of(st.none(), st.integers(1, 2**62)), st.text(),
+            st.integers(0, 2**62), st.integers(0, 2**40), st.integers(0, 2**45),
+            st.dictionaries(st.text(), values, max_size=4),
+            st.lists(st.tuples(st.integers(1, 99), st.dictionaries(st.text(), st.text(),
+                                                                     max_size=2)), max_size=2),
+            st.lists(st.tuples(st.text(), st.integers(0, 10**6),
+                               st.dictionaries(st.text(), scalars, max_size=2)), max_size=2),
+        )  # fmt: skip
+
+        @settings(max_examples=200, deadline=None)
+        @given(st.lists(span_st, max_size=5))
+        def check(spans: list[Span]) -> None:
+            buf = io.StringIO()
+            write_jsonl(spans, buf)
+            path = Path(self._tmp) / "p.jsonl"
+            path.write_text(buf.getvalue(), encoding="utf-8")
+            assert list(read_jsonl(path)) == spans
+
+        check()
+
+    @pytest.fixture(autouse=True)
+    def _tmpdir(self, tmp_path: Path) -> None:
+        self._tmp = tmp_path
+
+
+    def test_lone_surrogates_round_trip(self, tmp_path: Path) -> None:
+        """Strings with lone surrogates (from bad decoding) are written as JSON escapes."""
+        c = SpanCollector()
+        sid = c.start("step", "bad\udcff name")
+        c.set_metadata(sid, "raw", "x\ud800y")
+        c.end(sid)
+        path = tmp_path / "s.jsonl"
+        write_jsonl(c.spans(), path)
+        assert list(read_jsonl(path)) == c.spans()
+        live = tmp_path / "live.jsonl"
+        with JsonlStreamWriter(live):
+            c.end(c.start("step", "\udcff"))
+        assert [s.name for s in read_jsonl(live)] == ["\udcff"]
+
+
+class TestThreads:
+    def test_spans_ended_on_many_threads_give_whole_lines(self, tmp_path: Path) -> None:
+        """8 threads ending 500 spans each: every line is a whole span, none lost."""
+        import threading
+
+        path = tmp_path / "threads.jsonl"
+        c = SpanCollector()
+        with JsonlStreamWriter(path, collector=c) as writer:
+
+            def work(t: int) -> None:
+                for i in range(500):
+                    c.end(c.start("step", f"t{t}-{i}"))
+
+            threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        names = sorted(s.name for s in read_jsonl(path))
+        assert names == sorted(f"t{t}-{i}" for t in range(8) for i in range(500))
+        assert writer.count == 4000

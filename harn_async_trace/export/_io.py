@@ -10,7 +10,12 @@ from typing import IO, Any, Final
 
 from ..model import Span
 
-__all__ = ["Target", "dumps", "open_target", "start_unix_ns"]
+__all__ = ["OPEN_ERRORS", "Target", "dumps", "open_target", "start_unix_ns"]
+
+# Lone surrogates (from badly decoded bytes) can only occur inside JSON strings
+# here; "backslashreplace" writes them as \udcXX, a valid JSON escape that
+# json.loads turns back into the same string, instead of failing the export.
+OPEN_ERRORS: Final = "backslashreplace"
 
 Target = str | os.PathLike[str] | IO[str]
 """Where an exporter writes: a path (created/truncated, UTF-8) or an open text file."""
@@ -48,7 +53,7 @@ def open_target(target: Target) -> Iterator[IO[str]]:
         ...     _ = f.write("x")
     """
     if isinstance(target, str | os.PathLike):
-        with open(target, "w", encoding="utf-8", newline="\n") as handle:
+        with open(target, "w", encoding="utf-8", newline="\n", errors=OPEN_ERRORS) as handle:
             yield handle
     else:
         yield target

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, final
 
 from .. import events as _events
 from ..model import Span
-from ._io import Target, dumps, open_target
+from ._io import OPEN_ERRORS, Target, dumps, open_target
 from .dicts import _event_to_dict, _link_to_dict, span_from_dict, span_to_dict
 
 if TYPE_CHECKING:
@@ -200,7 +200,8 @@ class JsonlStreamWriter:
         self._lock = threading.Lock()
         self._owns = isinstance(target, str | os.PathLike)
         self._file: IO[str] | None = (
-            open(target, "w", encoding="utf-8", newline="\n")  # closed in close()
+            # closed in close()
+            open(target, "w", encoding="utf-8", newline="\n", errors=OPEN_ERRORS)
             if isinstance(target, str | os.PathLike)
             else target
         )
