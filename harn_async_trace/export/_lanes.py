@@ -100,9 +100,11 @@ def layout_lanes(spans: Sequence[Span], *, reuse: bool = False) -> LaneLayout:
     ends = array("q", (s._start_ns + s._duration_ns for s in spans))
     parent = array("q", [-1]) * n
     offsets = array("q", bytes(8 * (n + 1)))
+    find, trace_of = ids.find, ids.trace_of
     for i, span in enumerate(spans):
-        if span.parent_id is not None:
-            p = ids.find(ids.trace_of[i], span.parent_id)
+        parent_id = span._parent_id
+        if parent_id is not None:
+            p = find(trace_of[i], parent_id)
             if p >= 0 and p != i:
                 parent[i] = p
                 offsets[p + 1] += 1
@@ -137,8 +139,15 @@ def layout_lanes(spans: Sequence[Span], *, reuse: bool = False) -> LaneLayout:
                 lo, hi = offsets[s], offsets[s + 1]
                 if lo == hi:
                     continue
-                kids = sorted(children[lo:hi], key=lambda c: (starts[c], ends[c]))
                 s_start, s_end = starts[s], ends[s]
+                if hi - lo == 1:  # the common case: no sort, no overlap possible
+                    c = children[lo]
+                    if starts[c] >= s_start and ends[c] <= s_end:
+                        stack.append(c)
+                    else:
+                        pending.append(c)
+                    continue
+                kids = sorted(children[lo:hi], key=lambda c: (starts[c], ends[c]))
                 last_end = s_start
                 for c in kids:
                     if starts[c] >= last_end and ends[c] <= s_end and starts[c] >= s_start:
@@ -154,10 +163,13 @@ def layout_lanes(spans: Sequence[Span], *, reuse: bool = False) -> LaneLayout:
         if group_of[i] < 0:
             grow(i)  # a cycle in malformed input: still give every span a lane
 
-    order = sorted(
-        range(len(group_roots)),
-        key=lambda g: (ids.trace_of[group_roots[g]], starts[group_roots[g]], g),
-    )
+    root_starts = array("q", (starts[r] for r in group_roots))
+    if len(ids.traces) == 1:
+        order = sorted(range(len(group_roots)), key=root_starts.__getitem__)  # stable: ties by g
+    else:
+        order = sorted(
+            range(len(group_roots)), key=lambda g: (trace_of[group_roots[g]], root_starts[g])
+        )
     group_lane = array("q", bytes(8 * len(group_roots)))
     lane_names: dict[tuple[int, int], str] = {}
     free: dict[int, list[tuple[int, int]]] = {}  # trace -> heap of (free_at_ns, lane)
