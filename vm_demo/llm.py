@@ -160,6 +160,7 @@ class Tool:
     """A named, callable tool; each call is a `tool_call` span."""
 
     __slots__ = ("description", "handler", "name")
+    harn_fields = frozenset({"name", "description"})
 
     def __init__(self, name: str, description: str, handler: Any) -> None:
         self.name = name

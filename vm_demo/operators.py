@@ -180,6 +180,9 @@ def get_attr(obj: Any, name: str) -> Any:
         return obj.name
     if obj is None:
         raise HarnRuntimeError(f"cannot read field '{name}' of nil (use ?. for optional access)")
+    fields = getattr(obj, "harn_fields", None)  # e.g. a tool's name/description
+    if fields is not None and name in fields:
+        return getattr(obj, name)
     raise HarnRuntimeError(f"{type_name(obj)} has no field '{name}'")
 
 

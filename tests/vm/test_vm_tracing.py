@@ -158,6 +158,13 @@ class TestLlmAndTools:
         calls = [s for s in spans if s.kind == "tool_call"]
         assert [c.metadata["tool_name"] for c in calls] == ["search", "search"]
 
+    def test_tool_fields(self) -> None:
+        """A tool exposes its name and description."""
+        out, _ = run(
+            'let t = tool_define("search", "find things", { q -> q })\nprintln(t.name, t.description, type_of(t))'
+        )
+        assert out == "search find things tool\n"
+
     def test_mock_tool_requests(self) -> None:
         """With tools offered, the mock requests the tools named in the prompt."""
         out, _ = run(
