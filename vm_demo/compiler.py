@@ -17,7 +17,7 @@ from vm_demo import ast as A
 from vm_demo.bytecode import Op
 from vm_demo.compiler_expr import ExprCompiler
 from vm_demo.compiler_scope import BINOPS, LoopBlock, ModuleCode, TryBlock
-from vm_demo.errors import register_source
+from vm_demo.errors import HarnSyntaxError, Location, deep_recursion, register_source
 from vm_demo.parser import parse
 
 __all__ = ["FunctionCompiler", "ModuleCode", "compile_module", "compile_source"]
@@ -206,8 +206,13 @@ def compile_module(module: A.Module) -> ModuleCode:
     comp = FunctionCompiler(code, None, module.body, {})
     fns = [s for s in module.body if isinstance(s, A.FnDecl)]
     rest = [s for s in module.body if not isinstance(s, A.FnDecl)]
-    for s in fns + rest:
-        comp.stmt(s)
+    with deep_recursion():
+        try:
+            for s in fns + rest:
+                comp.stmt(s)
+        except RecursionError:
+            loc = Location(module.filename, comp.line or 1, comp.col or 1)
+            raise HarnSyntaxError("program is nested too deeply", loc) from None
     comp.emit(Op.LOAD_NIL)
     comp.emit(Op.RETURN)
     return code

@@ -8,6 +8,9 @@ from the VM. A runtime error carries the Harn *value* that was thrown (for
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +42,23 @@ def source_line(filename: str, line: int) -> str:
     if lines is None or not 0 < line <= len(lines):
         return ""
     return lines[line - 1]
+
+
+# Parsing and compiling recurse once per nesting level (about 15 Python frames
+# per nested block); raise the limit while they run so deeply nested but valid
+# programs compile, and turn a real overflow into a syntax error.
+_DEEP_RECURSION = 20_000
+
+
+@contextmanager
+def deep_recursion() -> Iterator[None]:
+    """Run a recursive front-end pass with a raised recursion limit."""
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(old, _DEEP_RECURSION))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(old)
 
 
 class HarnError(Exception):

@@ -113,6 +113,8 @@ _OPS = sorted(
     key=len,
     reverse=True,
 )
+# ASCII only: str.isdigit() is also true for superscripts, which int() rejects.
+_DIGITS = frozenset("0123456789")
 _DURATION_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 
@@ -192,7 +194,7 @@ class Lexer:
                     self._adv()
             elif src.startswith("/*", self.pos):
                 self._block_comment()
-            elif c.isdigit():
+            elif c in _DIGITS:
                 self._number()
             elif c == '"' or (c == "r" and src.startswith('r"', self.pos)):
                 self._string()
@@ -222,13 +224,13 @@ class Lexer:
 
     def _number(self) -> None:
         src, start, line, col = self.src, self.pos, self.line, self.col
-        while self.pos < len(src) and (src[self.pos].isdigit() or src[self.pos] == "_"):
+        while self.pos < len(src) and (src[self.pos] in _DIGITS or src[self.pos] == "_"):
             self._adv()
         is_float = False
-        if self.pos + 1 < len(src) and src[self.pos] == "." and src[self.pos + 1].isdigit():
+        if self.pos + 1 < len(src) and src[self.pos] == "." and src[self.pos + 1] in _DIGITS:
             is_float = True
             self._adv()
-            while self.pos < len(src) and src[self.pos].isdigit():
+            while self.pos < len(src) and src[self.pos] in _DIGITS:
                 self._adv()
         text = src[start : self.pos].replace("_", "")
         # Duration literal: a number immediately followed by a unit.

@@ -8,6 +8,7 @@ Type annotations are parsed and discarded (the subset is dynamically typed).
 from __future__ import annotations
 
 from vm_demo import ast as A
+from vm_demo.errors import deep_recursion
 from vm_demo.lexer import T, tokenize
 from vm_demo.parser_expr import ExprParser
 
@@ -189,4 +190,9 @@ class Parser(ExprParser):
 
 def parse(source: str, filename: str = "<input>") -> A.Module:
     """Parse a whole file: `parse("let x = 1").body[0]` is a `Let`."""
-    return Parser(tokenize(source, filename), filename).parse_module()
+    parser = Parser(tokenize(source, filename), filename)
+    with deep_recursion():
+        try:
+            return parser.parse_module()
+        except RecursionError:
+            raise parser.error("program is nested too deeply") from None

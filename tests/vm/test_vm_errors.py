@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vm_harness import assert_error
+from vm_harness import assert_error, assert_runs
 
 from vm_demo.errors import HarnRuntimeError, HarnSyntaxError
 
@@ -49,6 +49,19 @@ class TestSyntaxErrors:
     def test_unclosed_decorator_arguments(self) -> None:
         """An unclosed decorator argument list fails instead of looping forever."""
         assert_error("@step(a", "expected ')' to close the decorator arguments")
+
+    def test_non_ascii_digit(self) -> None:
+        """Superscript digits are rejected as characters, not crash int()."""
+        assert_error("let x = 1²", "unexpected character '²'", line=1)
+
+    def test_deep_nesting_compiles(self) -> None:
+        """Hundreds of nested blocks compile (the recursion limit is raised)."""
+        depth = 400
+        assert_runs("if true {\n" * depth + "println(1)\n" + "}\n" * depth, "1\n")
+
+    def test_absurd_nesting_is_a_syntax_error(self) -> None:
+        """Nesting past what the parser can recurse is a located syntax error."""
+        assert_error("x = " + "(" * 3000 + "1" + ")" * 3000, "program is nested too deeply", line=1)
 
     def test_bad_character(self) -> None:
         """Unknown characters are lexing errors."""
