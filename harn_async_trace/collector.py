@@ -169,12 +169,22 @@ class SpanCollector:
         span._start_ns = clock.monotonic_ns() - binding.base_ns  # type: ignore[union-attr]
         self._open[span_id] = span
         if _events._subscribers:
-            _events.emit(
-                _events.SpanStartEvent(
-                    self.trace_id, span_id, span._parent_id, span._name, span._kind,
-                    tuple(span._links or ()), span._start_ns,
+            try:
+                _events.emit(
+                    _events.SpanStartEvent(
+                        self.trace_id, span_id, span._parent_id, span._name, span._kind,
+                        tuple(span._links or ()), span._start_ns,
+                    )
                 )
-            )
+            except BaseException:
+                # emit() isolates Exceptions; a KeyboardInterrupt/SystemExit from a
+                # subscriber still escapes. The caller never got the id, so nobody
+                # could end this span: unregister it and mark it closed, which
+                # makes every chain skip it.
+                self._open.pop(span_id, None)
+                span._duration_ns = 0
+                span.__class__ = Span
+                raise
         return span
 
     def _checked_links(self, links: list[SpanLink]) -> list[SpanLink]:
