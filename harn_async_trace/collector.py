@@ -110,6 +110,27 @@ class SpanCollector:
                 finish(live, 0)  # marks it closed so chains skip it
             self._reset_state()
 
+    def adopt_trace(self, trace_id: str, first_span_id: int = 1) -> None:
+        """Continue another trace: new spans carry ``trace_id``, ids count from ``first_span_id``.
+
+        Used to continue a trace from another process (see ``continue_trace``);
+        spans already recorded keep their ids.
+
+        Example:
+            >>> c = SpanCollector(); c.adopt_trace("trace_remote", 1000)
+            >>> (c.trace_id, c.start("step", "a"))
+            ('trace_remote', 1000)
+        """
+        if not isinstance(trace_id, str) or not trace_id:
+            raise TypeError(f"trace_id must be a non-empty str, got {trace_id!r}")
+        if isinstance(first_span_id, bool) or not isinstance(first_span_id, int):
+            raise TypeError(f"first_span_id must be an int, got {first_span_id!r}")
+        if first_span_id < 1:
+            raise ValueError(f"first_span_id must be >= 1 (0 means 'no span'), got {first_span_id}")
+        with self._lock:
+            self.trace_id = trace_id
+            self._next_id = itertools.count(first_span_id).__next__
+
     def _binding_for(self, clock: Clock) -> ClockBinding:
         binding = self._bindings.get(id(clock))
         if binding is None or binding.clock is not clock:
@@ -183,7 +204,7 @@ class SpanCollector:
                 # makes every chain skip it.
                 self._open.pop(span_id, None)
                 span._duration_ns = 0
-                span.__class__ = Span
+                span.__class__ = Span  # type: ignore[assignment]  # the same class switch as _end
                 raise
         return span
 

@@ -227,6 +227,11 @@ class Span(_SpanSlots):
         return (self._start_ns + self._binding.wall_offset_ns) // _NS_PER_MS
 
     @property
+    def start_unix_ns(self) -> int:
+        """Start as ns since the Unix epoch (exact; ``start_unix_ms`` is this floored)."""
+        return self._start_ns + self._binding.wall_offset_ns
+
+    @property
     def end_ns(self) -> int:
         """``start_ns + duration_ns``."""
         return self._start_ns + self._duration_ns

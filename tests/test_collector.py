@@ -284,3 +284,36 @@ class TestSpanRecord:
         c = SpanCollector()
         span = c.end(c.start(SpanKind.STEP, "a"))
         assert c.spans()[0] is span
+
+
+class TestAdoptTrace:
+    def test_adopt_trace_sets_id_and_counter(self) -> None:
+        """adopt_trace makes new spans carry the given trace id and id sequence."""
+        c = SpanCollector()
+        first = c.end(c.start(SpanKind.STEP, "before"))
+        c.adopt_trace("trace_remote", 500)
+        span = c.end(c.start(SpanKind.STEP, "after"))
+        assert span is not None
+        assert (span.trace_id, span.span_id) == ("trace_remote", 500)
+        assert first is not None
+        assert first.span_id == 1
+
+    @pytest.mark.parametrize(
+        ("args", "error"),
+        [(("", 1), TypeError), (("t", 0), ValueError), (("t", "1"), TypeError)],
+    )
+    def test_adopt_trace_rejects_bad_input(self, args: tuple[object, object], error: type) -> None:
+        """Bad trace ids or first ids are rejected with a clear error."""
+        with pytest.raises(error):
+            SpanCollector().adopt_trace(*args)  # type: ignore[arg-type]
+
+    def test_start_unix_ns_is_exact(self) -> None:
+        """start_unix_ns keeps the sub-ms wall start that start_unix_ms floors."""
+        clock = MockClock(start_wall_ms=1_000)
+        with install_override(clock):
+            c = SpanCollector()
+            clock.advance(0.0000015)
+            span = c.end(c.start(SpanKind.STEP, "a"))
+        assert span is not None
+        assert span.start_unix_ns == 1_000_001_500
+        assert span.start_unix_ms == 1_000

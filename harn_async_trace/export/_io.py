@@ -72,4 +72,4 @@ def start_unix_ns(span: Span) -> int:
         >>> start_unix_ns(s)
         1000000000
     """
-    return span._start_ns + span._binding.wall_offset_ns
+    return span.start_unix_ns

@@ -16,7 +16,6 @@ A malformed header is ignored with one logged warning; it never raises.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import logging
 import os
 import re
@@ -219,8 +218,5 @@ def continue_trace(parent: TraceParent, collector: SpanCollector | None = None) 
     else:
         raw = os.urandom(8)
     base = (int.from_bytes(raw, "big") >> 2) | 1
-    # The collector has no public hook for this yet (see docs/exporters.md):
-    # set its trace id and id counter directly, the way reset() does.
-    collector.trace_id = parent.trace_id
-    collector._next_id = itertools.count(base).__next__
+    collector.adopt_trace(parent.trace_id, base)
     return parent.to_link()
