@@ -192,7 +192,7 @@ async def traced_parallel(
         >>> asyncio.run(traced_parallel([double(i) for i in range(3)], max_concurrent=2))
         [0, 2, 4]
     """
-    items: list[Branch | None] = list(awaitables)
+    items: list[Branch | None] = _branches(awaitables)
     try:
         _check_args(max_concurrent, settle, name)
     except (TypeError, ValueError):
@@ -220,6 +220,26 @@ async def traced_parallel(
     _summarise(collector, parallel_id, fan_out)
     end_with_status(collector, parallel_id, None)
     return results
+
+
+def _branches(awaitables: Iterable[Branch]) -> list[Branch | None]:
+    """The branches as a list, each checked, so a bad one fails before any runs."""
+    try:
+        items: list[Branch | None] = list(awaitables)
+    except TypeError:
+        raise TypeError(
+            "traced_parallel(): awaitables must be an iterable of awaitables or zero-argument "
+            f"callables, got {type(awaitables).__name__}"
+        ) from None
+    for index, item in enumerate(items):
+        if not (inspect.isawaitable(item) or callable(item)):
+            for other in items:
+                close_unstarted(other)
+            raise TypeError(
+                f"traced_parallel(): branch {index} must be an awaitable or a zero-argument "
+                f"callable, got {item!r}"
+            )
+    return items
 
 
 def _engine() -> type[_FanOut] | type[AnyioFanOut]:

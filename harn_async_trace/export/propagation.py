@@ -107,6 +107,11 @@ def inject_traceparent(
         >>> inject_traceparent(headers, span=SpanLink("trace_x", "7")) == headers["traceparent"]
         True
     """
+    if carrier is not None and not hasattr(carrier, "__setitem__"):
+        raise TypeError(
+            "inject_traceparent(): carrier must be a mutable mapping (e.g. a headers dict), "
+            f"got {type(carrier).__name__}"
+        )
     if span is None:
         from ..api import current_span_link  # late: api sits above the exporters
 
@@ -207,6 +212,11 @@ def continue_trace(parent: TraceParent, collector: SpanCollector | None = None) 
         >>> c.trace_id == link.trace_id == tp.trace_id
         True
     """
+    if not isinstance(parent, TraceParent):
+        raise TypeError(
+            "continue_trace(): parent must be a TraceParent (from extract_traceparent), "
+            f"got {type(parent).__name__}"
+        )
     if collector is None:
         from ..context import current_collector  # late: context sits above the exporters
 

@@ -44,6 +44,10 @@ def format_summary(spans: Sequence[Span] | None = None) -> str:
         from ..api import peek_spans  # late: api sits above the exporters
 
         spans = peek_spans()
+    if not isinstance(spans, Sequence) or isinstance(spans, str):
+        raise TypeError(
+            f"format_summary(): spans must be a list of Span, got {type(spans).__name__}"
+        )
     if not spans:
         return "No spans recorded."
     children: dict[int, list[Span]] = {}
