@@ -50,6 +50,7 @@ def traced_spawn(coro: Awaitable[T], *, name: str | None = None) -> asyncio.Task
     if name is None:
         name = _default_name(coro)
     elif not isinstance(name, str):
+        close_unstarted(coro)  # rejected before it could run: don't leak "never awaited"
         raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
     try:
         loop = asyncio.get_running_loop()
@@ -104,6 +105,7 @@ def traced_start_soon(
     if name is None:
         name = _default_name(func)
     elif not isinstance(name, str):
+        close_unstarted(coro)  # rejected before it could run: don't leak "never awaited"
         raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
     collector = current_collector()
     if not collector.enabled:
