@@ -14,6 +14,7 @@ import json
 import threading
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from reliability_invariants import check
 from reliability_programs import (
@@ -26,6 +27,7 @@ from reliability_programs import (
     Span,
     Spawn,
     Timeout,
+    programs,
     run_program,
 )
 
@@ -119,6 +121,35 @@ class TestBrokenSubscribers:
         counter.close()
         assert len(delivered) + queued.dropped == len(emitted)
         assert queued.errors == 0
+
+
+class TestFuzzedUnderFaults:
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(program=programs())
+    def test_random_programs_with_a_broken_subscriber_and_a_failing_stream(
+        self, program: Body
+    ) -> None:
+        """Random programs under two faults at once: trace intact, stream and errors add up."""
+        broken = subscribe(lambda event: 1 / 0)
+        failing = FailingFile(3, OSError(28, "No space left on device"))
+        try:
+            with JsonlStreamWriter(failing) as writer:
+                run = run_program(program, use_uvloop=False)
+                assert writer._subscription is not None
+                stream_errors = writer._subscription.errors
+        finally:
+            broken.close()
+        ended = len(run.collector.spans())
+        assert check(run) == []
+        assert broken.errors == 2 * ended
+        assert writer.count + stream_errors == ended
+        assert writer.count == min(3, ended)
 
 
 class TestFailingExporters:
