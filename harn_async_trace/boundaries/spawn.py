@@ -105,7 +105,6 @@ def traced_start_soon(
     if name is None:
         name = _default_name(func)
     elif not isinstance(name, str):
-        close_unstarted(coro)  # rejected before it could run: don't leak "never awaited"
         raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
     collector = current_collector()
     if not collector.enabled:
