@@ -16,6 +16,7 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import Any, TypeVar, cast, overload
 
+from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
 from ..model import _SpanSlots
@@ -88,6 +89,31 @@ def step(
     return decorate(func)
 
 
+def _open_step(
+    collector: SpanCollector, step_name: str, extra: dict[str, Any]
+) -> _SpanSlots | None:
+    """Open a generator's step span with its metadata (None when tracing is off).
+
+    A child of the caller's span, not pushed (see the module docstring): the
+    wrappers bind it to the chain only while the generator's own code runs.
+    """
+    if not collector.enabled:
+        return None
+    live = collector._open_span(SpanKind.STEP, step_name, None, False, push=False)
+    for key, value in extra.items():
+        collector.set_metadata(live._span_id, key, value)
+    return live
+
+
+def _end_step(
+    collector: SpanCollector, live: _SpanSlots | None, outcome: BaseException | None
+) -> None:
+    """Record how the generator ended and end its span (if one was opened)."""
+    if live is not None:
+        record_outcome(collector, live._span_id, outcome)
+        collector.end(live._span_id)
+
+
 def _wrap_async_gen(
     func: Callable[..., AsyncGenerator[Any, Any]], step_name: str, extra: dict[str, Any]
 ) -> Callable[..., AsyncGenerator[Any, Any]]:
@@ -95,12 +121,7 @@ def _wrap_async_gen(
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
         collector = current_collector()
         agen = func(*args, **kwargs)
-        live: _SpanSlots | None = None
-        if collector.enabled:
-            # A child of the caller's span, not pushed (see the module docstring).
-            live = collector._open_span(SpanKind.STEP, step_name, None, False, push=False)
-            for key, value in extra.items():
-                collector.set_metadata(live._span_id, key, value)
+        live = _open_step(collector, step_name, extra)
         chain = collector._chain
         outcome: BaseException | None = None
         send: Any = None
@@ -137,9 +158,7 @@ def _wrap_async_gen(
             finally:
                 if token is not None:
                     chain.reset(token)
-                if live is not None:
-                    record_outcome(collector, live._span_id, outcome)
-                    collector.end(live._span_id)
+                _end_step(collector, live, outcome)
 
     return wrapper
 
@@ -151,11 +170,7 @@ def _wrap_gen(
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         collector = current_collector()
         gen = func(*args, **kwargs)
-        live: _SpanSlots | None = None
-        if collector.enabled:
-            live = collector._open_span(SpanKind.STEP, step_name, None, False, push=False)
-            for key, value in extra.items():
-                collector.set_metadata(live._span_id, key, value)
+        live = _open_step(collector, step_name, extra)
         chain = collector._chain
         outcome: BaseException | None = None
         send: Any = None
@@ -190,8 +205,6 @@ def _wrap_gen(
             finally:
                 if token is not None:
                     chain.reset(token)
-                if live is not None:
-                    record_outcome(collector, live._span_id, outcome)
-                    collector.end(live._span_id)
+                _end_step(collector, live, outcome)
 
     return wrapper
