@@ -47,9 +47,10 @@ def traced_spawn(coro: Awaitable[T], *, name: str | None = None) -> asyncio.Task
     """
     if not inspect.isawaitable(coro):
         raise TypeError(f"traced_spawn() needs a coroutine or awaitable, got {coro!r}")
+    given_name: object = name  # typed callers pass a str; untyped ones get a clear error
     if name is None:
         name = _default_name(coro)
-    elif not isinstance(name, str):
+    elif not isinstance(given_name, str):
         close_unstarted(coro)  # rejected before it could run: don't leak "never awaited"
         raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
     try:

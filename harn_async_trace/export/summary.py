@@ -44,7 +44,8 @@ def format_summary(spans: Sequence[Span] | None = None) -> str:
         from ..api import peek_spans  # late: api sits above the exporters
 
         spans = peek_spans()
-    if not isinstance(spans, Sequence) or isinstance(spans, str):
+    checked: object = spans  # typed callers pass a Sequence; untyped ones get a clear error
+    if not isinstance(checked, Sequence) or isinstance(checked, str):
         raise TypeError(
             f"format_summary(): spans must be a list of Span, got {type(spans).__name__}"
         )
