@@ -3,12 +3,15 @@
 Layers, bottom up (data flows one way):
 
 * ``kinds``/``model`` - span kinds, metadata keys, the finished ``Span`` record;
-* ``clock`` - where time comes from (system or mock);
+* ``clock`` - where time comes from (system or mock), ``mock_time``;
+* ``loop``/``vtime`` - the virtual-time event loop (asyncio and uvloop);
 * ``collector`` - ids, per-task parent chains, storage of finished spans;
 * ``context``/``api``/``scoped``/``markers`` - the module API over the
   current collector;
+* ``boundaries`` - spawn, parallel, pool, step, channels, suspension, threads;
 * ``events`` - the start/end stream subscribers hear;
-* ``export`` - summary text, dicts and file formats.
+* ``export`` - summary text, dicts, file formats, OpenTelemetry, traceparent;
+* ``pytest_plugin``/``snapshot`` and ``cli`` - the test and command-line faces.
 
 This module is the public surface: it re-exports, and defines nothing.
 """
