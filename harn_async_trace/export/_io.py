@@ -1,4 +1,4 @@
-"""Helpers shared by the file exporters: output targets, JSON encoding, span times."""
+"""Helpers shared by the exporters: output targets, JSON encoding, span times, event filter."""
 
 from __future__ import annotations
 
@@ -6,11 +6,22 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
+from ..events import SpanEndEvent, SpanStartEvent
 from ..model import Span
 
-__all__ = ["OPEN_ERRORS", "Target", "dumps", "open_target", "start_unix_ns"]
+if TYPE_CHECKING:
+    from ..collector import SpanCollector
+
+__all__ = [
+    "OPEN_ERRORS",
+    "Target",
+    "dumps",
+    "ended_span_of",
+    "open_target",
+    "start_unix_ns",
+]
 
 # Lone surrogates (from badly decoded bytes) can only occur inside JSON strings
 # here; "backslashreplace" writes them as \udcXX, a valid JSON escape that
@@ -73,3 +84,24 @@ def start_unix_ns(span: Span) -> int:
         1000000000
     """
     return span.start_unix_ns
+
+
+def ended_span_of(
+    event: SpanStartEvent | SpanEndEvent,
+    trace_id: str | None,
+    collector: SpanCollector | None,
+) -> Span | None:
+    """The span an end event carries, if it is one the live exporter wants; else None.
+
+    The live exporters (JSONL writer, OTel bridge) subscribe to every event;
+    start events are skipped, and ``trace_id`` / ``collector`` (either may be
+    None) restrict the export to one trace.
+    """
+    if type(event) is not SpanEndEvent:
+        return None
+    span = event.span
+    if trace_id is not None and span.trace_id != trace_id:
+        return None
+    if collector is not None and span.trace_id != collector.trace_id:
+        return None
+    return span

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, final
 
 from .. import events as _events
 from ..model import Span
-from ._io import OPEN_ERRORS, Target, dumps, open_target
+from ._io import OPEN_ERRORS, Target, dumps, ended_span_of, open_target
 from .dicts import _event_to_dict, _link_to_dict, span_from_dict, span_to_dict
 
 if TYPE_CHECKING:
@@ -208,14 +208,9 @@ class JsonlStreamWriter:
         self._subscription: _events.Subscription | None = _events.subscribe(self._on_event)
 
     def _on_event(self, event: _events.SpanStartEvent | _events.SpanEndEvent) -> None:
-        if type(event) is not _events.SpanEndEvent:
-            return
-        span = event.span
-        if self.trace_id is not None and span.trace_id != self.trace_id:
-            return
-        if self.collector is not None and span.trace_id != self.collector.trace_id:
-            return
-        self.write(span)
+        span = ended_span_of(event, self.trace_id, self.collector)
+        if span is not None:
+            self.write(span)
 
     def write(self, span: Span) -> None:
         """Write one span now (also usable without the event stream)."""

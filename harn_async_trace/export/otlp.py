@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 from .. import events as _events
 from ..model import Span
 from ..trace_id import trace_id_hex
+from ._io import ended_span_of
 from ._otel_map import (
     CLIENT_KINDS,
     clean_attributes,
@@ -229,12 +230,8 @@ class OtelBridge:
         self._subscription: _events.Subscription | None = _events.subscribe(self._on_event)
 
     def _on_event(self, event: _events.SpanStartEvent | _events.SpanEndEvent) -> None:
-        if type(event) is not _events.SpanEndEvent:
-            return
-        span = event.span
-        if self.trace_id is not None and span.trace_id != self.trace_id:
-            return
-        if self.collector is not None and span.trace_id != self.collector.trace_id:
+        span = ended_span_of(event, self.trace_id, self.collector)
+        if span is None:
             return
         _hand_to(self.target, [to_otel_span(span, resource=self.resource)])
         self.count += 1
