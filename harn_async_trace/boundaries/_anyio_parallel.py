@@ -12,42 +12,28 @@ from __future__ import annotations
 from typing import Any
 
 from ..collector import SpanCollector
-from ..kinds import SpanKind
 from ..scoped import is_cancellation
-from ._common import close_unstarted, end_with_status, link_to, resolve
+from ._common import close_unstarted, end_with_status, resolve
+from ._fanout import Branch, FanOutState
 
 __all__ = ["AnyioFanOut"]
 
 
-class AnyioFanOut:
-    """State of one fan-out on anyio (internal); attribute names match ``_FanOut``."""
+class AnyioFanOut(FanOutState):
+    """State of one fan-out on anyio (internal); the shared part is ``FanOutState``."""
 
     def __init__(
         self,
-        items: list[Any],
+        items: list[Branch | None],
         limit: int,
         settle: bool,
         collector: SpanCollector | None,
         parallel_id: int,
         name: str,
     ) -> None:
-        self.items = items
-        self.limit = limit
-        self.settle = settle
-        self.collector = collector
-        self.parallel_id = parallel_id
-        self.name = name
-        self.results: list[Any] = [None] * len(items)
-        self.next_index = 0
+        super().__init__(items, limit, settle, collector, parallel_id, name)
         self.running = 0
-        self.peak = 0
-        self.branches_cancelled = 0
-        self.stopped = False
         self.failures: list[BaseException] = []
-
-    @property
-    def not_started(self) -> int:
-        return len(self.items) - self.next_index
 
     async def _branch(self, index: int, item: Any, span_id: int, release: Any) -> None:
         collector = self.collector
@@ -78,7 +64,6 @@ class AnyioFanOut:
         import anyio  # only needed off asyncio; keep the asyncio path import-light
 
         limiter = anyio.Semaphore(self.limit)
-        collector = self.collector
         try:
             async with anyio.create_task_group() as group:
                 while self.next_index < len(self.items):
@@ -86,15 +71,7 @@ class AnyioFanOut:
                     index = self.next_index
                     self.next_index += 1
                     item, self.items[index] = self.items[index], None
-                    branch_name = f"{self.name}[{index}]"
-                    span_id = 0
-                    if collector is not None:
-                        link = link_to(
-                            collector, self.parallel_id, relation="branch_of", index=str(index)
-                        )
-                        span_id = collector._open_unpushed(
-                            SpanKind.SPAWN, branch_name, [link]
-                        )._span_id
+                    branch_name, span_id = self.open_branch(index)
                     self.running += 1
                     self.peak = max(self.peak, self.running)
                     group.start_soon(

@@ -11,45 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
 from ._anyio_parallel import AnyioFanOut
-from ._common import (
-    close_unstarted,
-    end_with_status,
-    link_to,
-    run_in_span,
-)
+from ._common import close_unstarted, end_with_status, run_in_span
+from ._fanout import Branch, FanOutState
 
 __all__ = ["traced_parallel"]
 
-Branch = Awaitable[Any] | Callable[[], Awaitable[Any]]
 
+class _FanOut(FanOutState):
+    """State of one ``traced_parallel`` call on asyncio (internal)."""
 
-class _FanOut:
-    """State of one ``traced_parallel`` call (internal)."""
-
-    __slots__ = (
-        "branches_cancelled",
-        "collector",
-        "done",
-        "failure",
-        "in_flight",
-        "items",
-        "limit",
-        "loop",
-        "name",
-        "next_index",
-        "parallel_id",
-        "peak",
-        "results",
-        "settle",
-        "stopped",
-    )
+    __slots__ = ("done", "failure", "in_flight", "loop")
 
     def __init__(
         self,
@@ -60,20 +38,10 @@ class _FanOut:
         parallel_id: int,
         name: str,
     ) -> None:
-        self.items = items
-        self.limit = limit
-        self.settle = settle
-        self.collector = collector
-        self.parallel_id = parallel_id
-        self.name = name
+        super().__init__(items, limit, settle, collector, parallel_id, name)
         self.loop = asyncio.get_running_loop()
-        self.results: list[Any] = [None] * len(items)
-        self.next_index = 0
         self.in_flight: dict[asyncio.Task[Any], tuple[int, Branch, int]] = {}
         self.failure: BaseException | None = None
-        self.stopped = False
-        self.peak = 0
-        self.branches_cancelled = 0
         self.done: asyncio.Future[None] = self.loop.create_future()
 
     def launch(self) -> None:
@@ -88,11 +56,7 @@ class _FanOut:
             item = items[index]
             items[index] = None  # the task owns it now; free it when it ends
             assert item is not None
-            branch_name = f"{self.name}[{index}]"
-            span_id = 0
-            if collector is not None:
-                link = link_to(collector, self.parallel_id, relation="branch_of", index=str(index))
-                span_id = collector._open_unpushed(SpanKind.SPAWN, branch_name, [link])._span_id
+            branch_name, span_id = self.open_branch(index)
             if collector is None and inspect.iscoroutine(item):
                 work: Any = item  # nothing to bind: skip the wrapper frame
             else:
@@ -142,10 +106,6 @@ class _FanOut:
             return
         if self.stopped or self.next_index >= len(self.items):
             self.done.set_result(None)
-
-    @property
-    def not_started(self) -> int:
-        return len(self.items) - self.next_index
 
     async def run(self) -> list[Any]:
         self.launch()
@@ -251,7 +211,7 @@ def _engine() -> type[_FanOut] | type[AnyioFanOut]:
     return _FanOut
 
 
-def _summarise(collector: SpanCollector, parallel_id: int, fan_out: _FanOut | AnyioFanOut) -> None:
+def _summarise(collector: SpanCollector, parallel_id: int, fan_out: FanOutState) -> None:
     collector.set_metadata(parallel_id, "peak_concurrency", fan_out.peak)
     if fan_out.settle:
         failed = sum(isinstance(result, BaseException) for result in fan_out.results)
