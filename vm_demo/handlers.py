@@ -134,28 +134,15 @@ def op_sub(vm: VMBase, f: Frame, arg: Any) -> None:
         s[-1] = ops.sub(a, b)
 
 
-def op_mul(vm: VMBase, f: Frame, arg: Any) -> None:
-    s = f.stack
-    b = s.pop()
-    s[-1] = ops.mul(s[-1], b)
+def _binary(fn: Callable[[Any, Any], Any]) -> Handler:
+    """A handler for a binary operator with no int fast path: ``a b -> fn(a, b)``."""
 
+    def handler(vm: VMBase, f: Frame, arg: Any) -> None:
+        s = f.stack
+        b = s.pop()
+        s[-1] = fn(s[-1], b)
 
-def op_div(vm: VMBase, f: Frame, arg: Any) -> None:
-    s = f.stack
-    b = s.pop()
-    s[-1] = ops.div(s[-1], b)
-
-
-def op_mod(vm: VMBase, f: Frame, arg: Any) -> None:
-    s = f.stack
-    b = s.pop()
-    s[-1] = ops.mod(s[-1], b)
-
-
-def op_eq(vm: VMBase, f: Frame, arg: Any) -> None:
-    s = f.stack
-    b = s.pop()
-    s[-1] = ops.equal(s[-1], b)
+    return handler
 
 
 def op_ne(vm: VMBase, f: Frame, arg: Any) -> None:
@@ -455,10 +442,10 @@ _HANDLERS: dict[Op, Handler] = {
     Op.LOAD_BUILTIN: op_load_builtin,
     Op.ADD: op_add,
     Op.SUB: op_sub,
-    Op.MUL: op_mul,
-    Op.DIV: op_div,
-    Op.MOD: op_mod,
-    Op.EQ: op_eq,
+    Op.MUL: _binary(ops.mul),
+    Op.DIV: _binary(ops.div),
+    Op.MOD: _binary(ops.mod),
+    Op.EQ: _binary(ops.equal),
     Op.NE: op_ne,
     Op.LT: _cmp("<", lambda a, b: a < b),
     Op.LE: _cmp("<=", lambda a, b: a <= b),
