@@ -111,6 +111,10 @@ class ParserBase:
 
     def block(self) -> list[A.Node]:
         self.expect_op("{")
+        return self.block_rest()
+
+    def block_rest(self) -> list[A.Node]:
+        """The statements of a block whose `{` is already consumed, through its `}`."""
         body: list[A.Node] = []
         self.skip_newlines()
         while not self.tok.is_op("}"):

@@ -305,15 +305,7 @@ class ExprParser(ParserBase):
             self.i = j + 1
         elif not names and self.toks[j].is_op("->"):
             self.i = j + 1
-        body: list[A.Node] = []
-        self.skip_newlines()
-        while not self.tok.is_op("}"):
-            if self.tok.type is T.EOF:
-                raise self.error("expected '}' before end of file")
-            body.append(self.statement())
-            self.end_statement()
-        self.advance()
-        return A.FuncExpr(t.line, t.col, params, body, "")
+        return A.FuncExpr(t.line, t.col, params, self.block_rest(), "")
 
     def if_expr(self) -> A.Node:
         t = self.advance()
