@@ -167,6 +167,17 @@ def test_unwritable_export_path(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert f"error: cannot write {target}" in capsys.readouterr().err
 
 
+def test_unwritable_jsonl_stream_reported_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A --jsonl stream that cannot open is reported once, the run still exits 1."""
+    target = tmp_path / "missing" / "t.jsonl"
+    status = main(["run", str(REPO / "examples" / "mock_time.harn"), "--mock-time", MOCK,
+                   "--jsonl", str(target)])
+    assert status == 1
+    assert capsys.readouterr().err.count(f"error: cannot write {target}") == 1
+
+
 def test_console_script_end_to_end(tmp_path: Path) -> None:
     """The installed `harn-trace` runs a program to JSONL, then summarises the file."""
     exe = Path(sys.executable).with_name("harn-trace")

@@ -45,6 +45,7 @@ _EXPORTS: Final[tuple[tuple[str, str, str, _Writer], ...]] = (
     ("--otlp", "otlp", "write an OTLP/JSON trace file to PATH", write_otlp_json),
 )
 _STREAMED: Final = "_harn_jsonl_streamed"
+_STREAM_FAILED: Final = "_harn_jsonl_stream_failed"
 
 
 def add_export_arguments(run_parser: argparse.ArgumentParser) -> None:
@@ -95,6 +96,7 @@ def stream_exports(
         writer = JsonlStreamWriter(path, collector=collector, trace_id=trace_id)
     except OSError as exc:
         _error(f"cannot write {path}: {exc.strerror or exc}", stderr)
+        setattr(args, _STREAM_FAILED, True)  # reported once; write_exports keeps the status
         yield None
         return
     setattr(args, _STREAMED, True)
@@ -116,6 +118,9 @@ def write_exports(
     status = 0
     for _flag, dest, _text, writer in _EXPORTS:
         path: Any = getattr(args, dest, None)
+        if dest == "jsonl" and getattr(args, _STREAM_FAILED, False):
+            status = 1
+            continue
         if not path or (dest == "jsonl" and getattr(args, _STREAMED, False)):
             continue
         try:
