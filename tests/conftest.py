@@ -1,10 +1,11 @@
-"""Shared fixtures: every test starts from clean process-wide tracing state."""
+"""Shared fixtures: clean process-wide tracing state for every test; ``traced`` for boundaries."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from boundaries_support import LOOPS, Traced, make_traced
 
 from harn_async_trace import clock as clock_module
 from harn_async_trace import context, events
@@ -24,3 +25,15 @@ def _clean_tracing_state() -> Iterator[None]:
     default.enabled = False
     del clock_module._ACTIVE[1:]
     events._subscribers = ()
+
+
+@pytest.fixture(params=LOOPS)
+def traced(request: pytest.FixtureRequest) -> Iterator[Traced]:
+    """A collector, an installed MockClock and a runner on asyncio or uvloop.
+
+    Shared by the ``test_boundaries_*`` modules; ``test_boundaries_vtime``
+    overrides it to run on the virtual-time loops only.
+    """
+    value, restore = make_traced(request.param)
+    yield value
+    restore()

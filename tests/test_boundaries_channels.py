@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from boundaries_support import LOOPS, Traced, dedent_tree, make_traced
+from boundaries_support import Traced, dedent_tree
 
 from harn_async_trace import (
     ChannelClosedError,
@@ -17,14 +16,6 @@ from harn_async_trace import (
     current_span_id,
     span,
 )
-
-
-@pytest.fixture(params=LOOPS)
-def traced(request: pytest.FixtureRequest) -> Iterator[Traced]:
-    """A collector, an installed MockClock and a runner on asyncio or uvloop."""
-    value, restore = make_traced(request.param)
-    yield value
-    restore()
 
 
 class TestTree:

@@ -5,20 +5,12 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
-from boundaries_support import LOOPS, Traced, dedent_tree, make_traced
+from boundaries_support import Traced, dedent_tree
 
 from harn_async_trace import SpanKind, span, traced_parallel
-
-
-@pytest.fixture(params=LOOPS)
-def traced(request: pytest.FixtureRequest) -> Iterator[Traced]:
-    """A collector, an installed MockClock and a runner on asyncio or uvloop."""
-    value, restore = make_traced(request.param)
-    yield value
-    restore()
 
 
 async def _ticks(n: int) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Iterator
 
 import pytest
-from boundaries_support import LOOPS, Traced, dedent_tree, make_traced, outline
+from boundaries_support import Traced, dedent_tree, outline
 
 from harn_async_trace import (
     PoolClosedError,
@@ -16,14 +15,6 @@ from harn_async_trace import (
     TracedPool,
     span,
 )
-
-
-@pytest.fixture(params=LOOPS)
-def traced(request: pytest.FixtureRequest) -> Iterator[Traced]:
-    """A collector, an installed MockClock and a runner on asyncio or uvloop."""
-    value, restore = make_traced(request.param)
-    yield value
-    restore()
 
 
 class TestTree:

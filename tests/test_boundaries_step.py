@@ -8,17 +8,9 @@ import inspect
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Iterator
 
 import pytest
-from boundaries_support import LOOPS, Traced, dedent_tree, make_traced
+from boundaries_support import Traced, dedent_tree
 
 from harn_async_trace import SpanKind, span, step, use_collector
-
-
-@pytest.fixture(params=LOOPS)
-def traced(request: pytest.FixtureRequest) -> Iterator[Traced]:
-    """A collector, an installed MockClock and a runner on asyncio or uvloop."""
-    value, restore = make_traced(request.param)
-    yield value
-    restore()
 
 
 class TestSync:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
-from boundaries_support import LOOPS, Traced, dedent_tree, make_traced
+from boundaries_support import Traced, dedent_tree
 
 from harn_async_trace import (
     SpanKind,
@@ -20,14 +19,6 @@ from harn_async_trace import (
     traced_suspension,
     use_collector,
 )
-
-
-@pytest.fixture(params=LOOPS)
-def traced(request: pytest.FixtureRequest) -> Iterator[Traced]:
-    """A collector, an installed MockClock and a runner on asyncio or uvloop."""
-    value, restore = make_traced(request.param)
-    yield value
-    restore()
 
 
 class TestSuspension:

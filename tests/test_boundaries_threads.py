@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-from boundaries_support import LOOPS, Traced, dedent_tree, make_traced
+from boundaries_support import Traced, dedent_tree
 
 from harn_async_trace import (
     ContextThreadPoolExecutor,
@@ -19,14 +17,6 @@ from harn_async_trace import (
     traced_run_in_executor,
     use_collector,
 )
-
-
-@pytest.fixture(params=LOOPS)
-def traced(request: pytest.FixtureRequest) -> Iterator[Traced]:
-    """A collector, an installed MockClock and a runner on asyncio or uvloop."""
-    value, restore = make_traced(request.param)
-    yield value
-    restore()
 
 
 def _open_in_thread(name: str) -> int | None:
