@@ -20,6 +20,8 @@ import asyncio
 import difflib
 import inspect
 import re
+import sys
+import sysconfig
 import threading
 import time
 import warnings
@@ -67,28 +69,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{_MARKER}(start_wall_ms={_DEFAULT_START_WALL_MS}, uvloop=False): run this async test "
-        "on the harn-async-trace virtual-time loop under a MockClock",
+        f"{_MARKER}(start_wall_ms={_DEFAULT_START_WALL_MS}, uvloop=False, patch_wall=False): "
+        "run this async test on the harn-async-trace virtual-time loop under a MockClock",
     )
 
 
-def _marker_options(item: pytest.Item) -> tuple[int, bool] | None:
+def _marker_options(item: pytest.Item) -> tuple[int, bool, bool] | None:
+    """(start_wall_ms, uvloop, patch_wall) of the test's mock_time marker, or None."""
     marker = item.get_closest_marker(_MARKER)
     if marker is None:
         return None
-    unknown = set(marker.kwargs) - {"start_wall_ms", "uvloop"}
+    unknown = set(marker.kwargs) - {"start_wall_ms", "uvloop", "patch_wall"}
     if marker.args or unknown:
         raise pytest.UsageError(
-            f"{item.nodeid}: mark.{_MARKER} takes only keyword arguments start_wall_ms= and "
-            f"uvloop=; got args={marker.args!r} kwargs={sorted(unknown)!r}"
+            f"{item.nodeid}: mark.{_MARKER} takes only keyword arguments start_wall_ms=, "
+            f"uvloop= and patch_wall=; got args={marker.args!r} kwargs={sorted(unknown)!r}"
         )
     start = marker.kwargs.get("start_wall_ms", _DEFAULT_START_WALL_MS)
     use_uvloop = marker.kwargs.get("uvloop", False)
-    if isinstance(start, bool) or not isinstance(start, int) or not isinstance(use_uvloop, bool):
+    patch_wall = marker.kwargs.get("patch_wall", False)
+    if (
+        isinstance(start, bool)
+        or not isinstance(start, int)
+        or not isinstance(use_uvloop, bool)
+        or not isinstance(patch_wall, bool)
+    ):
         raise pytest.UsageError(
-            f"{item.nodeid}: mark.{_MARKER} needs start_wall_ms: int and uvloop: bool"
+            f"{item.nodeid}: mark.{_MARKER} needs start_wall_ms: int, uvloop: bool "
+            "and patch_wall: bool"
         )
-    return start, use_uvloop
+    return start, use_uvloop, patch_wall
 
 
 def _item_clock(item: pytest.Item) -> MockClock:
@@ -172,34 +182,78 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 # -- determinism guard ----------------------------------------------------------
 
 
+def _is_user_code(filename: str) -> bool:
+    """True for files outside the interpreter, site-packages and this package."""
+    return not filename.startswith(_LIBRARY_DIRS)
+
+
+_LIBRARY_DIRS: Final = tuple(
+    {
+        sysconfig.get_paths()[key]
+        for key in ("stdlib", "platstdlib", "purelib", "platlib")
+    }
+    | {str(Path(__file__).resolve().parent), "<"}
+)
+
+
 @pytest.fixture(autouse=True)
 def _harn_determinism_guard(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Warn when a mock_time test sleeps for real in a thread (its trace then varies)."""
-    if request.node.get_closest_marker(_MARKER) is None:
+    """Under mock_time: share the test's clock, patch or watch the wall clock, watch sleeps.
+
+    Warns (``DeterminismWarning``, once each per test) when a worker thread
+    sleeps for real or, without ``patch_wall=True``, when test or project code
+    reads ``time.time()``: both make the trace depend on the machine.
+    """
+    options = _marker_options(request.node)
+    if options is None:
         yield
         return
-    _RUNNING_TEST_CLOCK.append(_item_clock(request.node))
-    real_sleep = time.sleep
-    warned: list[bool] = []
+    clock = _item_clock(request.node)
+    _RUNNING_TEST_CLOCK.append(clock)
+    real_sleep, real_time = time.sleep, time.time
+    warned: set[str] = set()
+
+    def warn_once(topic: str, message: str) -> None:
+        if topic not in warned:
+            warned.add(topic)
+            warnings.warn(DeterminismWarning(message), stacklevel=3)
 
     def guarded_sleep(seconds: float | SupportsIndex) -> None:
-        if threading.current_thread() is not threading.main_thread() and not warned:
-            warned.append(True)
-            warnings.warn(
-                DeterminismWarning(
-                    f"time.sleep({seconds!r}) in a worker thread during a mock_time test: "
-                    "the virtual loop cannot see it, so timings may depend on the machine. "
-                    "Use asyncio.sleep in the loop, or set an autojump threshold."
-                ),
-                stacklevel=2,
+        if threading.current_thread() is not threading.main_thread():
+            warn_once(
+                "sleep",
+                f"time.sleep({seconds!r}) in a worker thread during a mock_time test: "
+                "the virtual loop cannot see it, so timings may depend on the machine. "
+                "Use asyncio.sleep in the loop, or set an autojump threshold.",
             )
         real_sleep(seconds)
 
-    time.sleep = guarded_sleep  # restored in finally; the guard lasts one test
+    def guarded_time() -> float:
+        if _is_user_code(sys._getframe(1).f_code.co_filename):
+            warn_once(
+                "time",
+                "time.time() read the real wall clock during a mock_time test: its value "
+                "depends on the machine. Use @pytest.mark.mock_time(patch_wall=True) so it "
+                "follows the mock, or read the MockClock.",
+            )
+        return real_time()
+
+    undo_wall = None
+    if options[2]:
+        from .vtime.session import patch_wall_clock
+
+        undo_wall = patch_wall_clock(clock)
+    else:
+        time.time = guarded_time  # restored in finally; the guard lasts one test
+    time.sleep = guarded_sleep  # restored in finally
     try:
         yield
     finally:
         time.sleep = real_sleep
+        if undo_wall is not None:
+            undo_wall()
+        else:
+            time.time = real_time
         _RUNNING_TEST_CLOCK.pop()
 
 

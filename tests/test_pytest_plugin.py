@@ -235,3 +235,40 @@ def test_real_sleep_in_thread_warns(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-W", "always")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*DeterminismWarning: time.sleep(0.01) in a worker thread*"])
+
+
+def test_wall_clock_read_warns_without_patch(pytester: pytest.Pytester) -> None:
+    """Test code reading time.time() under mock_time (no patch_wall) gets a DeterminismWarning."""
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+
+        @pytest.mark.mock_time()
+        async def test_reads_wall():
+            assert time.time() > 1_600_000_000
+        """
+    )
+    result = pytester.runpytest("-W", "always")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*DeterminismWarning: time.time() read the real wall clock*"])
+
+
+def test_patch_wall_makes_time_follow_the_mock(pytester: pytest.Pytester) -> None:
+    """With patch_wall=True, time.time() and datetime.now() follow the mock, with no warning."""
+    pytester.makepyfile(
+        """
+        import asyncio, datetime, time
+        import pytest
+
+        @pytest.mark.mock_time(start_wall_ms=1_000_000, patch_wall=True)
+        async def test_follows():
+            assert time.time() == 1_000.0
+            await asyncio.sleep(60)
+            assert time.time() == 1_060.0
+            now = datetime.datetime.now(datetime.timezone.utc)
+            assert now.timestamp() == 1_060.0
+        """
+    )
+    result = pytester.runpytest("-W", "error::harn_async_trace.pytest_plugin.DeterminismWarning")
+    result.assert_outcomes(passed=1)
