@@ -104,24 +104,14 @@ class FunctionCompiler(ExprCompiler):
         if isinstance(t, A.Name):
             if binop is not None:
                 self.load_name(t.name)
-                self.expr(node.value)
-                self.at(node)
-                self.emit(binop)
-            else:
-                self.expr(node.value)
-            self.at(node)
+            self.assigned_value(node, binop)
             self.store_name(t.name, t)
         elif isinstance(t, A.Attr):
             self.expr(t.obj)
             if binop is not None:
                 self.emit(Op.DUP)
                 self.emit(Op.GET_ATTR, (t.name, False))
-                self.expr(node.value)
-                self.at(node)
-                self.emit(binop)
-            else:
-                self.expr(node.value)
-            self.at(node)
+            self.assigned_value(node, binop)
             self.emit(Op.SET_ATTR, t.name)
         else:
             assert isinstance(t, A.Index)
@@ -131,13 +121,16 @@ class FunctionCompiler(ExprCompiler):
                 self.expr(t.obj)
                 self.expr(t.index)
                 self.emit(Op.GET_INDEX)
-                self.expr(node.value)
-                self.at(node)
-                self.emit(binop)
-            else:
-                self.expr(node.value)
-            self.at(node)
+            self.assigned_value(node, binop)
             self.emit(Op.SET_INDEX)
+
+    def assigned_value(self, node: A.Assign, binop: Op | None) -> None:
+        """Push the value to store; for `x op= v` the old value is already on the stack."""
+        self.expr(node.value)
+        self.at(node)
+        if binop is not None:
+            self.emit(binop)
+            self.at(node)
 
     def for_(self, node: A.For) -> None:
         self.expr(node.iterable)
