@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from harn_async_trace import span_end, span_set_metadata
+
 
 @dataclass(frozen=True, slots=True)
 class Location:
@@ -132,3 +134,21 @@ def _describe(value: Any) -> str:
     from vm_demo.objects import to_display
 
     return to_display(value)
+
+
+@contextmanager
+def ending_span(sid: int) -> Iterator[None]:
+    """End span ``sid`` (0: none) when the block exits; a Harn error's message is its ``error``.
+
+    For the spans the runtime opens around a whole piece of Harn work (a
+    pipeline run, a tool call), whatever way that work ends.
+    """
+    try:
+        yield
+    except HarnRuntimeError as e:
+        if sid:
+            span_set_metadata(sid, "error", e.message)
+        raise
+    finally:
+        if sid:
+            span_end(sid)

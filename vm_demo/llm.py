@@ -31,7 +31,7 @@ from harn_async_trace import (
     span_set_metadata,
     span_start,
 )
-from vm_demo.errors import HarnRuntimeError
+from vm_demo.errors import HarnRuntimeError, ending_span
 from vm_demo.objects import to_display
 from vm_demo.registry import arity, builtin, want
 
@@ -174,15 +174,8 @@ class Tool:
         sid = span_start(SpanKind.TOOL_CALL, self.name) if vm.tracing else 0
         if sid:
             span_set_metadata(sid, meta.TOOL_NAME, self.name)
-        try:
+        with ending_span(sid):
             return await vm.call(self.handler, args)
-        except HarnRuntimeError as e:
-            if sid:
-                span_set_metadata(sid, "error", e.message)
-            raise
-        finally:
-            if sid:
-                span_end(sid)
 
     def harn_method(self, name: str) -> Any:
         if name == "call":

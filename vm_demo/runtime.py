@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from harn_async_trace import SpanKind, is_tracing_enabled, span_end, span_set_metadata, span_start
+from harn_async_trace import SpanKind, is_tracing_enabled, span_end, span_start
 
 # Importing the builtins modules registers their functions.
 from vm_demo import (
@@ -24,7 +24,7 @@ from vm_demo import (
     llm,  # noqa: F401
 )
 from vm_demo.compiler import ModuleCode, compile_source
-from vm_demo.errors import HarnRuntimeError
+from vm_demo.errors import HarnRuntimeError, ending_span
 from vm_demo.objects import Closure, to_display
 from vm_demo.registry import BUILTINS, METHODS
 from vm_demo.vm import NO_PUSH, Frame, VMBase
@@ -76,19 +76,14 @@ class VM(VMBase):
         name = "default" if "default" in code.pipelines or not code.pipelines else code.pipelines[0]
         sid = span_start(SpanKind.PIPELINE, name) if self.tracing else 0
         try:
-            result = await self.run_frame(Frame(code, [None] * code.nslots, (), globals_, None))
-            if code.pipelines:
-                pipeline = globals_[name]
-                args = [None] * len(pipeline.code.params)
-                result = await self.run_frame(self.make_frame(pipeline, args, None))
-            return result
-        except HarnRuntimeError as e:
-            if sid:
-                span_set_metadata(sid, "error", e.message)
-            raise
+            with ending_span(sid):
+                result = await self.run_frame(Frame(code, [None] * code.nslots, (), globals_, None))
+                if code.pipelines:
+                    pipeline = globals_[name]
+                    args = [None] * len(pipeline.code.params)
+                    result = await self.run_frame(self.make_frame(pipeline, args, None))
+                return result
         finally:
-            if sid:
-                span_end(sid)
             builtins_concurrency.release_mock_time(self)
 
     # -- imports ----------------------------------------------------------------------------
