@@ -197,31 +197,37 @@ async def _reduce(vm: Any, obj: list[Any], args: list[Any]) -> Any:
     return acc
 
 
+_NO_MATCH = object()
+
+
+async def _first_where(vm: Any, obj: list[Any], fn: Any, truth: bool) -> Any:
+    """The first item for which `fn(item)` has truth value `truth`, else `_NO_MATCH`.
+
+    Stops at that item: the callback is not run on the rest.
+    """
+    for x in obj:
+        if bool(await vm.call(fn, [x])) is truth:
+            return x
+    return _NO_MATCH
+
+
 @method(L, "find", is_async=True)
 async def _find(vm: Any, obj: list[Any], args: list[Any]) -> Any:
     arity("find", args, 1)
-    for x in obj:
-        if await vm.call(args[0], [x]):
-            return x
-    return None
+    x = await _first_where(vm, obj, args[0], True)
+    return None if x is _NO_MATCH else x
 
 
 @method(L, "any", is_async=True)
 async def _any(vm: Any, obj: list[Any], args: list[Any]) -> bool:
     arity("any", args, 1)
-    for x in obj:
-        if await vm.call(args[0], [x]):
-            return True
-    return False
+    return await _first_where(vm, obj, args[0], True) is not _NO_MATCH
 
 
 @method(L, "all", is_async=True)
 async def _all(vm: Any, obj: list[Any], args: list[Any]) -> bool:
     arity("all", args, 1)
-    for x in obj:
-        if not await vm.call(args[0], [x]):
-            return False
-    return True
+    return await _first_where(vm, obj, args[0], False) is _NO_MATCH
 
 
 @method(L, "for_each", is_async=True)
