@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..collector import SpanCollector
 from ..scoped import is_cancellation
 from ._common import close_unstarted, end_with_status, resolve
-from ._fanout import Branch, FanOutState
+from ._fanout import FanOutState
 
 __all__ = ["AnyioFanOut"]
 
@@ -22,16 +21,7 @@ __all__ = ["AnyioFanOut"]
 class AnyioFanOut(FanOutState):
     """State of one fan-out on anyio (internal); the shared part is ``FanOutState``."""
 
-    def __init__(
-        self,
-        items: list[Branch | None],
-        limit: int,
-        settle: bool,
-        collector: SpanCollector | None,
-        parallel_id: int,
-        name: str,
-    ) -> None:
-        super().__init__(items, limit, settle, collector, parallel_id, name)
+    def _init_engine(self) -> None:
         self.running = 0
         self.failures: list[BaseException] = []
 

@@ -57,6 +57,10 @@ class FanOutState:
         self.peak = 0
         self.branches_cancelled = 0
         self.stopped = False
+        self._init_engine()
+
+    def _init_engine(self) -> None:
+        """Set up the engine's own state (asyncio tasks or an anyio task group)."""
 
     @property
     def not_started(self) -> int:

@@ -29,16 +29,7 @@ class _FanOut(FanOutState):
 
     __slots__ = ("done", "failure", "in_flight", "loop")
 
-    def __init__(
-        self,
-        items: list[Branch | None],
-        limit: int,
-        settle: bool,
-        collector: SpanCollector | None,
-        parallel_id: int,
-        name: str,
-    ) -> None:
-        super().__init__(items, limit, settle, collector, parallel_id, name)
+    def _init_engine(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.in_flight: dict[asyncio.Task[Any], tuple[int, Branch, int]] = {}
         self.failure: BaseException | None = None
