@@ -123,7 +123,7 @@ def span_attach_metadata(span_id: int, key: str, value: Any) -> None:
     if not span_id:
         return
     collector = current_collector()
-    if collector.span_link(span_id) is not None:
+    if span_id in collector._open:  # open? (span_link would build a SpanLink just to test)
         collector.set_metadata(span_id, key, value)
     else:
         collector.attach_metadata_if_absent(span_id, key, value)
