@@ -4,7 +4,7 @@ Layers, bottom up (data flows one way):
 
 * ``kinds``/``model`` - span kinds, metadata keys, the finished ``Span`` record;
 * ``clock`` - where time comes from (system or mock), ``mock_time``;
-* ``loop``/``vtime`` - the virtual-time event loop (asyncio and uvloop);
+* ``loop``/``_vtime`` - the virtual-time event loop (asyncio and uvloop);
 * ``collector`` - ids, per-task parent chains, storage of finished spans;
 * ``context``/``api``/``scoped``/``markers`` - the module API over the
   current collector;
@@ -97,7 +97,7 @@ from .markers import (
     emit_tool_mount,
 )
 from .model import LlmCallUsage, Span, SpanEvent, SpanLink
-from .scoped import SpanHandle, span
+from ._scoped import SpanHandle, span
 
 __version__ = "0.1.0"
 

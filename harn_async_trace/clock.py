@@ -365,7 +365,7 @@ class mock_time:  # lower-case: reads like the function it stands for (cf. conte
             raise MockClockError(
                 "this mock_time() is already active; use a new mock_time() for a nested block"
             )
-        from .vtime import session as session  # lazy: the loop machinery imports this module
+        from ._vtime import session as session  # lazy: the loop machinery imports this module
 
         start_wall_ms, patch_wall, threshold = self._options
         clock = MockClock(start_wall_ms)

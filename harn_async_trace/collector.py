@@ -27,7 +27,7 @@ from . import events as _events
 from .clock import _ACTIVE, Clock, SystemClock
 from .kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
 from .model import ClockBinding, Span, SpanEvent, SpanLink, _LiveSpan, _SpanSlots, finish
-from .trace_id import new_trace_id
+from ._trace_id import new_trace_id
 
 __all__ = ["SpanCollector"]
 

@@ -12,7 +12,7 @@ sleeps an hour finishes in milliseconds and its spans say exactly one hour.
 * :func:`anyio_backend_options` - ready-made ``backend_options`` for anyio's
   asyncio backend (our loop) or trio backend (``trio.testing.MockClock``).
 
-The machinery lives in ``harn_async_trace.vtime``; docs/virtual-time.md
+The machinery lives in ``harn_async_trace._vtime``; docs/virtual-time.md
 explains the model and when a run is deterministic.
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from .clock import MockClock, active_mock_clock
-from .vtime.loops import new_virtual_loop
-from .vtime.mixin import VirtualTimeMixin
+from ._vtime.loops import new_virtual_loop
+from ._vtime.mixin import VirtualTimeMixin
 
 if TYPE_CHECKING:  # uvloop is optional at run time
     import uvloop
@@ -212,7 +212,7 @@ def anyio_backend_options(
     if backend == "trio":
         if use_uvloop:
             raise ValueError("use_uvloop applies to the asyncio backend only")
-        from .vtime.trio_bridge import trio_run_options
+        from ._vtime.trio_bridge import trio_run_options
 
         return trio_run_options(clock, autojump_threshold)
     raise ValueError(f"backend must be 'asyncio' or 'trio', got {backend!r}")

@@ -35,7 +35,7 @@ from .clock import MockClock, install_override
 from .collector import SpanCollector
 from .context import use_collector
 from .model import Span
-from .snapshot import render_trace_tree
+from ._snapshot import render_trace_tree
 
 __all__ = ["DeterminismWarning", "TraceSnapshot"]
 
@@ -240,7 +240,7 @@ def _harn_determinism_guard(request: pytest.FixtureRequest) -> Iterator[None]:
 
     undo_wall = None
     if options[2]:
-        from .vtime.session import patch_wall_clock
+        from ._vtime.session import patch_wall_clock
 
         undo_wall = patch_wall_clock(clock)
     else:

@@ -11,7 +11,7 @@ from export_trace_builders import rich_trace
 
 from harn_async_trace import SpanCollector
 from harn_async_trace.export import read_jsonl
-from harn_async_trace.export.cli_support import (
+from harn_async_trace.export._cli_support import (
     add_export_arguments,
     stream_exports,
     write_exports,

@@ -26,7 +26,7 @@ from harn_async_trace.export import (
     write_otlp_json,
 )
 from harn_async_trace.export import otlp as otlp_module
-from harn_async_trace.trace_id import trace_id_hex
+from harn_async_trace._trace_id import trace_id_hex
 
 REPO = Path(__file__).resolve().parents[1]
 

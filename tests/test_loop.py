@@ -780,7 +780,7 @@ class _FakeHandle:
 )
 def test_timer_queue_matches_a_sorted_reference(ops: list[tuple[str, int]]) -> None:
     """TimerQueue pops live handles in (deadline, push order), like sorting a list would."""
-    from harn_async_trace.vtime.timers import TimerQueue
+    from harn_async_trace._vtime.timers import TimerQueue
 
     queue = TimerQueue()
     reference: list[tuple[int, int, _FakeHandle]] = []

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harn_async_trace.export.serde_text import serde_json_text
+from harn_async_trace.export._serde_text import serde_json_text
 
 
 @pytest.mark.parametrize(

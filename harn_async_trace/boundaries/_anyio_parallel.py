@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..scoped import is_cancellation
+from .._scoped import is_cancellation
 from ._common import close_unstarted, end_with_status, resolve
 from ._fanout import FanOutState
 

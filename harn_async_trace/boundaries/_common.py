@@ -17,7 +17,7 @@ from typing import Any, Final, TypeVar
 
 from ..collector import SpanCollector
 from ..model import SpanLink
-from ..scoped import is_cancellation, record_outcome
+from .._scoped import is_cancellation, record_outcome
 
 __all__ = [
     "close_span_after_task",

@@ -20,7 +20,7 @@ from typing import Any, final
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
-from ..scoped import record_outcome
+from .._scoped import record_outcome
 from ._common import close_span_after_task, link_to, run_in_span
 from .suspension import traced_drain
 

@@ -26,7 +26,7 @@ from ..clock import current_clock
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
-from ..scoped import record_outcome
+from .._scoped import record_outcome
 from ._common import (
     close_span_after_task,
     close_unstarted,

@@ -20,7 +20,7 @@ from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
 from ..model import _SpanSlots
-from ..scoped import record_outcome, span
+from .._scoped import record_outcome, span
 
 __all__ = ["step"]
 

@@ -19,7 +19,7 @@ from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
 from ..model import SpanLink
-from ..scoped import record_outcome
+from .._scoped import record_outcome
 
 __all__ = [
     "DrainHandle",

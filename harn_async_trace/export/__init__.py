@@ -10,7 +10,7 @@ never reach into a collector's internals. Modules:
 * ``otlp`` - OpenTelemetry SDK bridge (``[otel]`` extra, imported lazily);
   ``otlp_json`` - OTLP/JSON files (no SDK needed);
 * ``propagation`` - W3C ``traceparent`` inject/extract;
-* ``cli_support`` - the ``harn-trace`` flags and ``summary`` command.
+* ``_cli_support`` - the ``harn-trace`` flags and ``summary`` command.
 """
 
 from __future__ import annotations

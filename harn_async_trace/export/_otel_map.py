@@ -22,7 +22,7 @@ from typing import Any, Final
 
 from ..kinds import SpanKind, meta
 from ..model import Span, SpanLink
-from ..trace_id import trace_id_hex
+from .._trace_id import trace_id_hex
 from ._io import start_unix_ns
 
 __all__ = [

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from .. import events as _events
 from ..model import Span
-from ..trace_id import trace_id_hex
+from .._trace_id import trace_id_hex
 from ._io import ended_span_of
 from ._otel_map import (
     CLIENT_KINDS,

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from ..model import Span
-from ..trace_id import trace_id_hex
+from .._trace_id import trace_id_hex
 from ._io import Target, dumps, open_target
 from ._otel_map import (
     CLIENT_KINDS,

@@ -27,7 +27,7 @@ from typing import Final, final
 from ..clock import _ACTIVE, MockClock
 from ..collector import SpanCollector
 from ..model import Span, SpanLink
-from ..trace_id import trace_id_hex
+from .._trace_id import trace_id_hex
 from ._otel_map import REMOTE_PARENT, link_context, span_id_hex
 
 __all__ = [

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..model import Span
-from .serde_text import serde_json_text
+from ._serde_text import serde_json_text
 
 __all__ = ["format_metadata_value", "format_summary"]
 
