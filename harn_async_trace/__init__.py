@@ -18,6 +18,7 @@ This module is the public surface: it re-exports, and defines nothing.
 
 from __future__ import annotations
 
+from ._scoped import SpanHandle, span
 from .api import (
     current_span_id,
     current_span_link,
@@ -97,7 +98,6 @@ from .markers import (
     emit_tool_mount,
 )
 from .model import LlmCallUsage, Span, SpanEvent, SpanLink
-from ._scoped import SpanHandle, span
 
 __version__ = "0.1.0"
 

@@ -23,7 +23,12 @@ from .clock import MockClock
 from .collector import SpanCollector
 from .context import use_collector
 from .export import format_summary, span_to_dict
-from .export._cli_support import add_export_arguments, stream_exports, summary_command, write_exports
+from .export._cli_support import (
+    add_export_arguments,
+    stream_exports,
+    summary_command,
+    write_exports,
+)
 from .loop import run as loop_run
 from .model import Span
 

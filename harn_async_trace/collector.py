@@ -24,10 +24,10 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from . import events as _events
+from ._trace_id import new_trace_id
 from .clock import _ACTIVE, Clock, SystemClock
 from .kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
 from .model import ClockBinding, Span, SpanEvent, SpanLink, _LiveSpan, _SpanSlots, finish
-from ._trace_id import new_trace_id
 
 __all__ = ["SpanCollector"]
 

@@ -22,9 +22,9 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
-from .clock import MockClock, active_mock_clock
 from ._vtime.loops import new_virtual_loop
 from ._vtime.mixin import VirtualTimeMixin
+from .clock import MockClock, active_mock_clock
 
 if TYPE_CHECKING:  # uvloop is optional at run time
     import uvloop

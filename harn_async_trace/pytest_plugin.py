@@ -31,11 +31,11 @@ from typing import Final, SupportsIndex
 
 import pytest
 
+from ._snapshot import render_trace_tree
 from .clock import MockClock, install_override
 from .collector import SpanCollector
 from .context import use_collector
 from .model import Span
-from ._snapshot import render_trace_tree
 
 __all__ = ["DeterminismWarning", "TraceSnapshot"]
 

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from harn_async_trace import Span, SpanCollector
+from harn_async_trace._trace_id import trace_id_hex
 from harn_async_trace.export import (
     OtelBridge,
     OtelUnavailableError,
@@ -26,7 +27,6 @@ from harn_async_trace.export import (
     write_otlp_json,
 )
 from harn_async_trace.export import otlp as otlp_module
-from harn_async_trace._trace_id import trace_id_hex
 
 REPO = Path(__file__).resolve().parents[1]
 

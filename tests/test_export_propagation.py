@@ -20,6 +20,7 @@ from harn_async_trace import (
     span,
     use_collector,
 )
+from harn_async_trace._trace_id import trace_id_hex
 from harn_async_trace.export import (
     TraceParent,
     continue_trace,
@@ -29,7 +30,6 @@ from harn_async_trace.export import (
     otlp_span_json,
     read_jsonl,
 )
-from harn_async_trace._trace_id import trace_id_hex
 
 REPO = Path(__file__).resolve().parents[1]
 VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

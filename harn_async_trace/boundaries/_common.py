@@ -15,9 +15,9 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
+from .._scoped import is_cancellation, record_outcome
 from ..collector import SpanCollector
 from ..model import SpanLink
-from .._scoped import is_cancellation, record_outcome
 
 __all__ = [
     "close_span_after_task",

@@ -17,10 +17,10 @@ import inspect
 from collections.abc import Callable
 from typing import Any, final
 
+from .._scoped import record_outcome
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
-from .._scoped import record_outcome
 from ._common import close_span_after_task, link_to, run_in_span
 from .suspension import traced_drain
 

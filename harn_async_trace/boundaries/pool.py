@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, TypeVar, final
 
+from .._scoped import record_outcome
 from ..clock import current_clock
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
-from .._scoped import record_outcome
 from ._common import (
     close_span_after_task,
     close_unstarted,

@@ -16,11 +16,11 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
 from typing import Any, TypeVar, cast, overload
 
+from .._scoped import record_outcome, span
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
 from ..model import _SpanSlots
-from .._scoped import record_outcome, span
 
 __all__ = ["step"]
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, final
 
+from .._scoped import record_outcome
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
 from ..model import SpanLink
-from .._scoped import record_outcome
 
 __all__ = [
     "DrainHandle",

@@ -20,9 +20,9 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
+from .._trace_id import trace_id_hex
 from ..kinds import SpanKind, meta
 from ..model import Span, SpanLink
-from .._trace_id import trace_id_hex
 from ._io import start_unix_ns
 
 __all__ = [

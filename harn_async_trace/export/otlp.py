@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final, final
 
 from .. import events as _events
-from ..model import Span
 from .._trace_id import trace_id_hex
+from ..model import Span
 from ._io import ended_span_of
 from ._otel_map import (
     CLIENT_KINDS,

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from ..model import Span
 from .._trace_id import trace_id_hex
+from ..model import Span
 from ._io import Target, dumps, open_target
 from ._otel_map import (
     CLIENT_KINDS,

@@ -24,10 +24,10 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Final, final
 
+from .._trace_id import trace_id_hex
 from ..clock import _ACTIVE, MockClock
 from ..collector import SpanCollector
 from ..model import Span, SpanLink
-from .._trace_id import trace_id_hex
 from ._otel_map import REMOTE_PARENT, link_context, span_id_hex
 
 __all__ = [
