@@ -10,12 +10,12 @@ from pathlib import Path
 from export_trace_builders import rich_trace
 
 from harn_async_trace import SpanCollector
-from harn_async_trace.export import read_jsonl
-from harn_async_trace.export._cli_support import (
+from harn_async_trace.cli._exports import (
     add_export_arguments,
     stream_exports,
     write_exports,
 )
+from harn_async_trace.export import read_jsonl
 
 
 def test_flags_added_and_existing_ones_kept() -> None:

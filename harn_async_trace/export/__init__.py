@@ -9,8 +9,7 @@ never reach into a collector's internals. Modules:
 * ``chrome`` - Chrome trace event format (Perfetto, chrome://tracing);
 * ``otlp`` - OpenTelemetry SDK bridge (``[otel]`` extra, imported lazily);
   ``otlp_json`` - OTLP/JSON files (no SDK needed);
-* ``propagation`` - W3C ``traceparent`` inject/extract;
-* ``_cli_support`` - the ``harn-trace`` flags and ``summary`` command.
+* ``propagation`` - W3C ``traceparent`` inject/extract.
 """
 
 from __future__ import annotations

@@ -1,38 +1,20 @@
-"""`harn-trace`: run Harn programs on the traced async VM (`vm_demo`).
-
-    harn-trace run FILE.harn [--trace] [--summary] [--mock-time MS] [--uvloop]
-                             [--jsonl/--json/--profile-json/--chrome/--otlp PATH]
-    harn-trace summary TRACE.jsonl
-    harn-trace --version
-
-Exit status: 0 on success, 1 when the program fails (syntax or runtime
-error, reported as `error: ...` with file:line:col on stderr) or a file
-cannot be read/written, 2 for bad usage (argparse).
-"""
+"""``harn-trace run FILE.harn``: run a Harn program on the traced async VM."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Coroutine, Sequence
-from typing import Any, TextIO
+from typing import TextIO
 
-from . import __version__
-from .clock import MockClock
-from .collector import SpanCollector
-from .context import use_collector
-from .export import format_summary, span_to_dict
-from .export._cli_support import (
-    add_export_arguments,
-    stream_exports,
-    summary_command,
-    write_exports,
-)
-from .loop import run as loop_run
-from .model import Span
+from ..clock import MockClock
+from ..collector import SpanCollector
+from ..context import use_collector
+from ..export import format_summary, span_to_dict
+from ..loop import run as loop_run
+from ..model import Span
+from ._exports import add_export_arguments, stream_exports, write_exports
 
-__all__ = ["build_parser", "main"]
+__all__ = ["add_run_arguments", "run_command"]
 
 
 def add_run_arguments(run: argparse.ArgumentParser) -> None:
@@ -62,36 +44,13 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     add_export_arguments(run)  # --jsonl/--json/--profile-json/--chrome/--otlp PATH
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `harn-trace` argument parser (subcommands `run` and `summary`)."""
-    parser = argparse.ArgumentParser(
-        prog="harn-trace",
-        description="Run Harn programs on an async bytecode VM with built-in tracing.",
-    )
-    parser.add_argument("--version", action="version", version=f"harn-trace {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    run = sub.add_parser("run", help="run a .harn program", description="Run a .harn program.")
-    add_run_arguments(run)
-    summary = sub.add_parser(
-        "summary",
-        help="print the span tree of a saved JSONL trace",
-        description="Print the span tree of a trace saved with `run --jsonl PATH`.",
-    )
-    summary.add_argument("trace_file", metavar="TRACE.jsonl")
-    return parser
-
-
 def _wants_tracing(args: argparse.Namespace) -> bool:
     exports = ("jsonl", "json", "profile_json", "chrome", "otlp")
     return bool(args.trace or args.summary or any(getattr(args, e, None) for e in exports))
 
 
-def _run_loop(main: Coroutine[Any, Any, int], clock: MockClock | None, use_uvloop: bool) -> int:
-    """Run on our loop: virtual time driven by `clock`, real time without one."""
-    return loop_run(main, clock=clock, use_uvloop=use_uvloop)
-
-
-def _run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+def run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    """Run ``args.file``; print and write what the flags ask for; return the exit status."""
     # Imported here so `harn-trace --help` and `summary` don't load the VM.
     from vm_demo.compiler import compile_source
     from vm_demo.errors import HarnRuntimeError, HarnSyntaxError
@@ -135,7 +94,7 @@ def _run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
 
     clock = MockClock.at_wall_ms(args.mock_time) if args.mock_time is not None else None
     try:
-        status = _run_loop(main(), clock, args.uvloop)
+        status = loop_run(main(), clock=clock, use_uvloop=args.uvloop)
     except RecursionError:
         print(f"error: {path}: program nested too deeply (Python recursion limit)", file=stderr)
         return 1
@@ -146,29 +105,3 @@ def _run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
         text = format_summary(spans)
         stdout.write(text if text.endswith("\n") else text + "\n")
     return write_exports(args, spans, stderr=stderr) or status
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `harn-trace` console script; returns the exit status.
-
-    Example:
-        >>> main(["run", "examples/mock_time.harn", "--mock-time", "0"])  # doctest: +SKIP
-        0
-    """
-    args = build_parser().parse_args(argv)
-    stdout, stderr = sys.stdout, sys.stderr
-    try:
-        if args.command == "summary":
-            return summary_command(args.trace_file, stdout=stdout, stderr=stderr)
-        return _run_command(args, stdout, stderr)
-    except BrokenPipeError:
-        # `harn-trace run x.harn | head`: the reader left; exit quietly, and
-        # point stdout at devnull so the interpreter's final flush can't fail.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""The exporter side of the ``harn-trace`` CLI (``cli.py`` wires these in).
+"""The export flags of ``harn-trace run`` and the ``summary`` subcommand.
 
 * :func:`add_export_arguments` adds ``--jsonl/--json/--profile-json/--chrome/
   --otlp PATH`` to the ``run`` subcommand (skipping any the parser already has);
@@ -20,13 +20,19 @@ from contextlib import contextmanager
 from typing import Any, Final, TextIO
 
 from ..collector import SpanCollector
+from ..export._io import Target
+from ..export.chrome import write_chrome_trace
+from ..export.jsonl import (
+    JsonlStreamWriter,
+    TraceFileError,
+    read_jsonl,
+    write_json,
+    write_jsonl,
+)
+from ..export.otlp_json import write_otlp_json
+from ..export.profile import write_profile_json
+from ..export.summary import format_summary
 from ..model import Span
-from ._io import Target
-from .chrome import write_chrome_trace
-from .jsonl import JsonlStreamWriter, TraceFileError, read_jsonl, write_json, write_jsonl
-from .otlp_json import write_otlp_json
-from .profile import write_profile_json
-from .summary import format_summary
 
 __all__ = ["add_export_arguments", "stream_exports", "summary_command", "write_exports"]
 
