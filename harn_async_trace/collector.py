@@ -380,6 +380,28 @@ class SpanCollector:
             _events.emit(_events.SpanEndEvent(record, dropped))
         return record
 
+    def end_open_spans(self, **metadata: Any) -> int:
+        """End every span still open, newest first; returns how many there were.
+
+        Each gets ``metadata``'s keys first (existing keys are kept), so a
+        program that is stopped can close what it left open as, for example,
+        ``cancelled=True``; no span that was opened goes missing from exports.
+
+        Example:
+            >>> c = SpanCollector(); _ = c.start("pipeline", "p"); _ = c.start("step", "s")
+            >>> c.end_open_spans(cancelled=True), [s.name for s in c.spans()]
+            (2, ['s', 'p'])
+            >>> c.spans()[0].metadata
+            {'cancelled': True}
+        """
+        count = 0
+        for span_id in sorted(self._open, reverse=True):
+            for key, value in metadata.items():
+                self.attach_metadata_if_absent(span_id, key, value)
+            if self._end(span_id, None) is not None:
+                count += 1
+        return count
+
     # -- reading -------------------------------------------------------------
 
     def current_span_id(self) -> int | None:
