@@ -11,7 +11,7 @@ Layers, bottom up (data flows one way):
 * ``boundaries`` - spawn, parallel, pool, step, channels, suspension, threads;
 * ``events`` - the start/end stream subscribers hear;
 * ``export`` - summary text, dicts, file formats, OpenTelemetry, traceparent;
-* ``pytest_plugin``/``snapshot`` and ``cli`` - the test and command-line faces.
+* ``testing``, ``pytest_plugin`` and ``cli`` - the test and command-line faces.
 
 This module is the public surface: it re-exports, and defines nothing.
 """
@@ -28,6 +28,7 @@ from .api import (
     set_tracing_enabled,
     span_attach_metadata,
     span_attach_metadata_if_absent,
+    span_close,
     span_end,
     span_link,
     span_record_event,
@@ -90,7 +91,7 @@ from .export.propagation import (
     inject_traceparent,
 )
 from .kinds import SpanKind, meta
-from .loop import virtual_loop_factory
+from .loop import run, virtual_loop_factory
 from .markers import (
     emit_deferred_tool_load,
     emit_marker_span,
@@ -152,10 +153,12 @@ __all__ = (
     "mock_time",
     "peek_spans",
     "reset_tracing",
+    "run",
     "set_tracing_enabled",
     "span",
     "span_attach_metadata",
     "span_attach_metadata_if_absent",
+    "span_close",
     "span_end",
     "span_from_dict",
     "span_link",

@@ -85,6 +85,14 @@ _new_handle: Final = SpanHandle.__new__
 class span:  # lower-case: used like a function, `with span(...)`
     """Trace a block or a function as one span.
 
+    ``links`` are recorded on the span; ``detached=True`` opens it with no
+    parent (its children still nest under it); ``new_trace=True`` makes it
+    the root of a fresh trace id that every span under it carries, in this
+    task and in tasks started under it. Other keywords are metadata.
+
+    One ``span`` object may be entered again while it is open, nested or
+    from other tasks: each entry is its own span.
+
     Example:
         >>> with span(SpanKind.STEP, "load", source="disk") as handle:
         ...     handle.set_metadata("rows", 3)
@@ -94,30 +102,66 @@ class span:  # lower-case: used like a function, `with span(...)`
         ...     return 1
     """
 
-    __slots__ = ("_handle", "_outer", "kind", "metadata", "name")
+    __slots__ = (
+        "_handle",
+        "_more",
+        "_plain",
+        "detached",
+        "kind",
+        "links",
+        "metadata",
+        "name",
+        "new_trace",
+    )
 
-    def __init__(self, kind: SpanKind | str, name: str, **metadata: Any) -> None:
+    def __init__(
+        self,
+        kind: SpanKind | str,
+        name: str,
+        *,
+        links: list[SpanLink] | None = None,
+        detached: bool = False,
+        new_trace: bool = False,
+        **metadata: Any,
+    ) -> None:
         if type(name) is not str and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
         if type(kind) is not SpanKind:
-            # As in SpanCollector._open_span: a dict lookup, not a call, for values.
+            # As in SpanCollector.open: a dict lookup, not a call, for values.
             kind = (_KIND_BY_VALUE.get(kind) if type(kind) is str else None) or coerce_kind(kind)
+        if links is not None:
+            if not isinstance(links, list | tuple) or not all(
+                isinstance(link, SpanLink) for link in links
+            ):
+                raise TypeError(f"links must be a list of SpanLink, got {links!r}")
+            links = list(links)
         self.kind = kind
         self.name = name
+        self.links = links
+        self.detached = detached
+        self.new_trace = new_trace
         self.metadata = metadata
-        # The handle of the open `with` block, and (only when this object is
-        # entered again while open) a stack of the outer ones: no list per span.
+        self._plain = not (metadata or links or detached or new_trace)
+        # The handle of the open `with` block; only when this object is entered
+        # again while open, the other open ones (no list per span otherwise).
         self._handle: SpanHandle | None = None
-        self._outer: list[SpanHandle] | None = None
+        self._more: list[SpanHandle] | None = None
 
     def _open(self) -> SpanHandle:
         collector = _collector()
         if not collector.enabled:
             return _DISABLED
-        span_id = collector._open_span(self.kind, self.name)._span_id
-        if self.metadata:
-            for key, value in self.metadata.items():
-                collector.set_metadata(span_id, key, value)
+        if self._plain:  # the common case, without a keyword-argument call
+            span_id = collector.open(self.kind, self.name)
+        else:
+            span_id = collector.open(
+                self.kind,
+                self.name,
+                self.links,
+                detached=self.detached,
+                new_trace=self.new_trace,
+                metadata=self.metadata,
+            )
         handle = _new_handle(SpanHandle)
         handle._collector = collector
         handle.span_id = span_id
@@ -130,16 +174,42 @@ class span:  # lower-case: used like a function, `with span(...)`
             return
         if exc is not None:
             record_outcome(collector, handle.span_id, exc)
-        collector._end(handle.span_id, None)
+        collector.close(handle.span_id)
 
     def __enter__(self) -> SpanHandle:
         handle = self._open()
-        if self._handle is not None:  # entered again while open
-            if self._outer is None:
-                self._outer = []
-            self._outer.append(self._handle)
-        self._handle = handle
+        if self._handle is None:
+            self._handle = handle
+        elif self._more is None:
+            self._more = [handle]
+        else:
+            self._more.append(handle)
         return handle
+
+    def _take_entry(self) -> SpanHandle:
+        """The handle this task's exit belongs to (see the class docstring)."""
+        if not self._more:
+            handle, self._handle = self._handle, None
+            return handle  # type: ignore[return-value]  # set by __enter__
+        entries: list[SpanHandle] = [self._handle, *self._more]  # type: ignore[list-item]  # _handle is set while _more is
+        # Several entries are open: the innermost one on this task's chain is
+        # the block now exiting (blocks nest within a task).
+        chosen = entries[-1]
+        by_collector: dict[int, list[SpanHandle]] = {}
+        for entry in entries:
+            if entry._collector is not None:
+                by_collector.setdefault(id(entry._collector), []).append(entry)
+        for group in by_collector.values():
+            collector = group[0]._collector
+            assert collector is not None  # grouped by collector above
+            found = collector.innermost_of({e.span_id for e in group})
+            if found is not None:
+                chosen = next(e for e in group if e.span_id == found)
+                break
+        entries.remove(chosen)
+        self._handle = entries[0]
+        self._more = entries[1:] or None
+        return chosen
 
     def __exit__(
         self,
@@ -147,8 +217,10 @@ class span:  # lower-case: used like a function, `with span(...)`
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        handle = self._handle
-        self._handle = self._outer.pop() if self._outer else None
+        if self._more is None:  # one entry open: it is this one
+            handle, self._handle = self._handle, None
+        else:
+            handle = self._take_entry()
         self._close(handle, exc)  # type: ignore[arg-type]  # set by __enter__
 
     async def __aenter__(self) -> SpanHandle:

@@ -20,7 +20,7 @@ __all__ = ["render_trace_tree"]
 def _timed_by_mock(span: Span) -> bool:
     # A span read its time from the clock bound at its start; only mock time is
     # reproducible, so real-clock timings are left out of snapshots.
-    return isinstance(span._binding.clock, MockClock)
+    return isinstance(span.clock, MockClock)
 
 
 def _pairs(values: dict[str, object]) -> str:

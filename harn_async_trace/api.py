@@ -3,9 +3,10 @@
 Every function reads the current collector (see ``context.py``) and checks
 ``collector.enabled`` first, so the disabled path is one lookup and a branch.
 The lookup is ``_current.get`` bound once (a C call, no Python frame), and
-the span functions call the collector's implementation (``_open_span``,
-``_end``) directly rather than through its public wrappers: each Python call
-level costs about as much as a ContextVar set (benchmarks/RESULTS.md).
+the span functions call the collector's core interface (``open``, ``end``,
+``close``, see ``collector.py``) directly rather than through the seed-named
+wrappers: each Python call level costs about as much as a ContextVar set
+(benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from .model import Span, SpanLink
 
 _collector = _current.get  # == current_collector(), minus a Python call level
 
-__all__ = [
+__all__ = (
     "current_span_id",
     "current_span_link",
     "is_tracing_enabled",
@@ -27,6 +28,7 @@ __all__ = [
     "set_tracing_enabled",
     "span_attach_metadata",
     "span_attach_metadata_if_absent",
+    "span_close",
     "span_end",
     "span_link",
     "span_record_event",
@@ -36,7 +38,7 @@ __all__ = [
     "span_start_user_timing",
     "span_start_with_links",
     "take_spans",
-]
+)
 
 
 def set_tracing_enabled(enabled: bool) -> None:
@@ -75,7 +77,7 @@ def span_start(kind: SpanKind | str, name: str) -> int:
     collector = _collector()
     if not collector.enabled:
         return 0
-    return collector._open_span(kind, name)._span_id
+    return collector.open(kind, name)
 
 
 def span_start_with_links(kind: SpanKind | str, name: str, links: list[SpanLink]) -> int:
@@ -84,10 +86,10 @@ def span_start_with_links(kind: SpanKind | str, name: str, links: list[SpanLink]
     Example:
         >>> _ = span_end(span_start_with_links("step", "b", [SpanLink("t", "1")]))
     """
-    collector = current_collector()
+    collector = _collector()
     if not collector.enabled:
         return 0
-    return collector.start_with_links(kind, name, links)
+    return collector.open(kind, name, links)
 
 
 def span_start_detached_with_links(
@@ -98,10 +100,10 @@ def span_start_detached_with_links(
     Example:
         >>> _ = span_end(span_start_detached_with_links("spawn", "job", []))
     """
-    collector = current_collector()
+    collector = _collector()
     if not collector.enabled:
         return 0
-    return collector.start_detached_with_links(kind, name, links)
+    return collector.open(kind, name, links, detached=True)
 
 
 def span_set_metadata(span_id: int, key: str, value: Any) -> None:
@@ -115,18 +117,15 @@ def span_set_metadata(span_id: int, key: str, value: Any) -> None:
 
 
 def span_attach_metadata(span_id: int, key: str, value: Any) -> None:
-    """Attach metadata: set it on an open span, or add it (if absent) to a completed one.
+    """Set metadata on an open span; an ended span is left alone (seed 0.9.4).
+
+    Use :func:`span_attach_metadata_if_absent` to add a key to a completed span.
 
     Example:
         >>> span_attach_metadata(0, "k", 1)
     """
-    if not span_id:
-        return
-    collector = current_collector()
-    if span_id in collector._open:  # open? (span_link would build a SpanLink just to test)
-        collector.set_metadata(span_id, key, value)
-    else:
-        collector.attach_metadata_if_absent(span_id, key, value)
+    if span_id:
+        _collector().set_metadata(span_id, key, value)
 
 
 def span_attach_metadata_if_absent(span_id: int, key: str, value: Any) -> None:
@@ -148,7 +147,21 @@ def span_end(span_id: int) -> Span | None:
     """
     if not span_id:
         return None
-    return _collector()._end(span_id, None)
+    return _collector().end(span_id)
+
+
+def span_close(span_id: int) -> bool:
+    """End a span without building its record for the caller; True if it was open.
+
+    The cheap end, for callers that do not need the :class:`Span` back.
+
+    Example:
+        >>> span_close(0)
+        False
+    """
+    if not span_id:
+        return False
+    return _collector().close(span_id)
 
 
 def span_start_user_timing(
@@ -166,12 +179,9 @@ def span_start_user_timing(
     if attrs is not None and not isinstance(attrs, dict):
         raise TypeError(f"attrs must be a dict, got {attrs!r}")
     collector = current_collector()
-    span = collector._open_span(SpanKind.USER_TIMING, name, None, False)
-    if attrs:
-        for key, value in attrs.items():
-            collector.set_metadata(span._span_id, key, value)
-    start_unix_ms = (span._start_ns + span._binding.wall_offset_ns) // 1_000_000
-    return span._span_id, span._trace_id, span._parent_id, start_unix_ms
+    span_id = collector.open(SpanKind.USER_TIMING, name, metadata=attrs)
+    trace_id, parent_id, start_unix_ns = collector.open_details(span_id)
+    return span_id, trace_id, parent_id, start_unix_ns // 1_000_000
 
 
 def span_record_event(span_id: int, name: str, attrs: dict[str, Any] | None = None) -> bool:

@@ -14,29 +14,85 @@ Ending a span never touches the chain at all (not even the ending task's):
 the next read or push walks past it, which costs a step per ended span
 instead of a ``ContextVar`` set per end. Until then the context keeps the
 ended span (and the chain below it) alive -- one chain per context.
+
+The core interface
+------------------
+Everything above the collector (the module API, ``span()``, markers, every
+boundary) opens and ends spans through these methods and nothing else; a
+compiled core implements exactly this set:
+
+* ``open(kind, name, links=None, *, detached=False, push=True,
+  new_trace=False, metadata=None) -> int`` opens a span. ``detached=True,
+  push=False`` opens it for a task that does not exist yet (a boundary): it
+  is not put on the caller's chain, and the new task binds it with ``bind``.
+* ``bind(span_id)`` is a context manager that makes the span the whole chain
+  of the current context and resets the chain when it exits.
+* ``end(span_id) -> Span | None`` ends a span and returns its record;
+  ``close(span_id, *, instant=False) -> bool`` ends it without building the
+  record for the caller (``instant``: zero duration, for marker spans).
+* ``set_metadata``, ``attach_metadata_if_absent``, ``record_event``,
+  ``current_span_id``, ``innermost_of``, ``span_link``, ``is_open``,
+  ``open_details`` edit and read open spans.
+
+A span's trace id is its parent's (or, for a boundary span, the trace of the
+span that handed the work off); roots take ``collector.trace_id``, and
+``new_trace=True`` starts a fresh one. A span's ``lane`` is the task it ran
+in, recorded, not guessed: a span pushed under an open span takes that
+span's lane, and a span that starts a task (detached, not pushed) or has
+nothing above it starts a lane of its own (its id).
+
+Events: when anyone listens for starts (``events.subscribe(on_start=...)``)
+a ``SpanStartEvent`` is built; ends build a ``SpanEndEvent`` only for
+end listeners. With nobody listening, neither is built.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import threading
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from types import TracebackType
 from typing import Any, Final
 
 from . import events as _events
 from ._trace_id import new_trace_id
 from .clock import _ACTIVE, Clock, SystemClock
 from .kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
-from .model import ClockBinding, Span, SpanEvent, SpanLink, _LiveSpan, _SpanSlots, finish
+from .model import ClockBinding, Span, SpanEvent, SpanLink, _LiveSpan, _SpanSlots
 
-__all__ = ["SpanCollector"]
+__all__ = ("SpanCollector",)
 
 _NS_PER_MS: Final = 1_000_000
 _LIVE: Final = _LiveSpan
 
 
+class _ChainBinding:
+    """``with collector.bind(span_id):`` -- the span is the whole chain inside."""
+
+    __slots__ = ("_chain", "_node", "_token")
+
+    def __init__(self, chain: ContextVar[_SpanSlots | None], node: _SpanSlots | None) -> None:
+        self._chain = chain
+        self._node = node
+        self._token: Token[_SpanSlots | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = self._chain.set(self._node)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            self._chain.reset(token)
+
+
 class SpanCollector:
-    """Collects the spans of one trace.
+    """Collects the spans of one trace (or of several, with ``new_trace``).
 
     Bounded: at most ``max_spans`` finished spans are held (open spans do not
     count; :meth:`take_spans` frees room); spans, events, links and metadata
@@ -77,15 +133,17 @@ class SpanCollector:
             f"harn_span_chain_{id(self):x}", default=None
         )
         self._lock = threading.Lock()
-        self._reset_state()
+        self._open: dict[int, _SpanSlots] = {}
+        self._reset_state(1)
 
     # -- state ---------------------------------------------------------------
 
-    def _reset_state(self) -> None:
+    def _reset_state(self, first_id: int) -> None:
         clock = _ACTIVE[-1]
         self.trace_id: str = new_trace_id(clock)
-        self._next_id = itertools.count(1).__next__
-        self._open: dict[int, _SpanSlots] = {}
+        self._id_counter = itertools.count(first_id)
+        self._next_id = self._id_counter.__next__
+        self._open = {}
         self._done: list[Span] = []
         self.dropped_spans = 0
         self.dropped_events = 0
@@ -97,21 +155,30 @@ class SpanCollector:
         self._last_binding: ClockBinding | None = None
 
     def reset(self) -> None:
-        """Forget every span and start a new trace (ids restart at 1).
+        """Forget every span and start a new trace.
 
-        Spans still open are abandoned: ending them later returns None.
+        Ids restart at 1, except when spans are still open: those are
+        abandoned (ending or editing them later does nothing) and numbering
+        continues past every id handed out, so an abandoned id can never
+        name a new span.
 
         Example:
-            >>> c = SpanCollector(); _ = c.start("step", "a"); c.reset(); c.spans()
-            []
+            >>> c = SpanCollector(); a = c.start("step", "a"); c.reset()
+            >>> b = c.start("step", "b"); (c.end(a), b != a, c.spans())
+            (None, True, [])
         """
         with self._lock:
-            for live in list(self._open.values()):
-                finish(live, 0)  # marks it closed so chains skip it
-            self._reset_state()
+            abandoned = list(self._open.values())
+            for live in abandoned:
+                # Mark it closed so chains skip it; it is not recorded.
+                live._duration_ns = 0
+                live.__class__ = Span
+            # A copy of the counter peeks at the next id without taking it.
+            first_id = next(copy.copy(self._id_counter)) if abandoned else 1
+            self._reset_state(first_id)
 
     def adopt_trace(self, trace_id: str, first_span_id: int = 1) -> None:
-        """Continue another trace: new spans carry ``trace_id``, ids count from ``first_span_id``.
+        """Continue another trace: new roots carry ``trace_id``, ids count from ``first_span_id``.
 
         Used to continue a trace from another process (see ``continue_trace``);
         spans already recorded keep their ids.
@@ -129,7 +196,8 @@ class SpanCollector:
             raise ValueError(f"first_span_id must be >= 1 (0 means 'no span'), got {first_span_id}")
         with self._lock:
             self.trace_id = trace_id
-            self._next_id = itertools.count(first_span_id).__next__
+            self._id_counter = itertools.count(first_span_id)
+            self._next_id = self._id_counter.__next__
 
     def _binding_for(self, clock: Clock) -> ClockBinding:
         binding = self._bindings.get(id(clock))
@@ -145,20 +213,37 @@ class SpanCollector:
         self._last_binding = binding
         return binding
 
-    # -- starting ------------------------------------------------------------
+    # -- the core interface: opening -------------------------------------------
 
-    def _open_span(
+    def open(
         self,
-        kind: object,
-        name: object,
+        kind: SpanKind | str,
+        name: str,
         links: list[SpanLink] | None = None,
+        # Not keyword-only on purpose: CPython fills missing keyword-only
+        # arguments by dict lookups, positional defaults by a tuple copy.
         detached: bool = False,
         push: bool = True,
-    ) -> _SpanSlots:
-        # The one implementation of "open a span": start(), the module API,
-        # span() and the boundaries all come here. Keep it flat: every
-        # attribute read and call below is paid on each span (see
-        # benchmarks/RESULTS.md, "Hot path").
+        new_trace: bool = False,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
+        """Open a span and return its id (the one way every layer opens spans).
+
+        ``detached``: no parent (still pushed, so children nest under it).
+        ``push=False``: not put on this task's chain; with ``detached`` it is
+        the span of work handed to a new task, which makes it its chain with
+        :meth:`bind` (and it starts a lane). ``new_trace``: a root with a
+        fresh trace id that the spans under it carry. ``metadata`` is set
+        before start listeners hear of the span.
+
+        Example:
+            >>> c = SpanCollector(); p = c.open("pipeline", "p")
+            >>> r = c.open("step", "request", new_trace=True)
+            >>> s = c.end(r); (s.parent_id, s.trace_id != c.trace_id)
+            (None, True)
+        """
+        # Keep it flat: every attribute read and call below is paid on each
+        # span (see benchmarks/RESULTS.md, "Hot path").
         if type(kind) is not SpanKind:
             # Members hash and compare like their values: one lookup serves both.
             kind = (_KIND_BY_VALUE.get(kind) if type(kind) is str else None) or coerce_kind(kind)
@@ -173,14 +258,31 @@ class SpanCollector:
         while top is not None and top.__class__ is not _LIVE:
             top = top._chain_prev
         span = _LIVE()
-        span._trace_id = self.trace_id
         span._span_id = span_id = self._next_id()
-        span._parent_id = None if detached or top is None else top._span_id
+        if top is None:
+            span._parent_id = None
+            span._trace_id = new_trace_id(clock) if new_trace else self.trace_id
+            span._lane = span_id
+        elif detached or new_trace:
+            span._parent_id = None
+            span._trace_id = new_trace_id(clock) if new_trace else top._trace_id
+            # Detached and not pushed: the span of work handed to a new task.
+            span._lane = top._lane if push else span_id
+        else:
+            span._parent_id = top._span_id
+            span._trace_id = top._trace_id
+            span._lane = top._lane
         span._kind = kind
         span._name = name
         span._binding = binding  # type: ignore[assignment]  # set whenever clock is
         span._metadata = None  # created by the first set_metadata
-        span._links = self._checked_links(links) if links else None
+        if links:
+            span._links = links = self._checked_links(links)
+            if detached and not push and links and not new_trace:
+                # Handed-off work follows the trace of the span that handed it off.
+                span._trace_id = links[0].trace_id
+        else:
+            span._links = None
         span._events = None
         if push:
             span._chain_prev = top
@@ -189,24 +291,42 @@ class SpanCollector:
             span._chain_prev = None
         span._start_ns = clock.monotonic_ns() - binding.base_ns  # type: ignore[union-attr]
         self._open[span_id] = span
-        if _events._subscribers:
-            try:
-                _events.emit(
-                    _events.SpanStartEvent(
-                        self.trace_id, span_id, span._parent_id, span._name, span._kind,
-                        tuple(span._links or ()), span._start_ns,
-                    )
+        if metadata:
+            self._set_many(span, metadata)
+        if _events._start_subscribers:
+            self._emit_start(span)
+        return span_id
+
+    def _set_many(self, span: _SpanSlots, metadata: dict[str, Any]) -> None:
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, got {metadata!r}")
+        for key in metadata:
+            if type(key) is not str:
+                raise TypeError(f"metadata key must be a str, got {key!r}")
+        limit = self.max_metadata_per_span
+        if len(metadata) > limit:
+            self.dropped_metadata += len(metadata) - limit
+            metadata = dict(list(metadata.items())[:limit])
+        span._metadata = dict(metadata)
+
+    def _emit_start(self, span: _SpanSlots) -> None:
+        try:
+            _events.emit_start(
+                _events.SpanStartEvent(
+                    span._trace_id, span._span_id, span._parent_id, span._name, span._kind,
+                    tuple(span._links or ()), span._start_ns, dict(span._metadata or {}),
+                    span._start_ns + span._binding.wall_offset_ns, span._lane, self,
                 )
-            except BaseException:
-                # emit() isolates Exceptions; a KeyboardInterrupt/SystemExit from a
-                # subscriber still escapes. The caller never got the id, so nobody
-                # could end this span: unregister it and mark it closed, which
-                # makes every chain skip it.
-                self._open.pop(span_id, None)
-                span._duration_ns = 0
-                span.__class__ = Span  # type: ignore[assignment]  # the same class switch as _end
-                raise
-        return span
+            )
+        except BaseException:
+            # emit_start() isolates Exceptions; a KeyboardInterrupt/SystemExit
+            # from a listener still escapes. The caller never got the id, so
+            # nobody could end this span: unregister it and mark it closed,
+            # which makes every chain skip it.
+            self._open.pop(span._span_id, None)
+            span._duration_ns = 0
+            span.__class__ = Span
+            raise
 
     def _checked_links(self, links: list[SpanLink]) -> list[SpanLink]:
         if not isinstance(links, list | tuple):
@@ -220,6 +340,23 @@ class SpanCollector:
             del kept[self.max_links_per_span :]
         return kept
 
+    def bind(self, span_id: int) -> _ChainBinding:
+        """Make the open span ``span_id`` the whole chain of this context while in the block.
+
+        A boundary's new task binds its span first thing, so everything it
+        opens nests under it. Binding an id that is not open binds an empty
+        chain.
+
+        Example:
+            >>> c = SpanCollector(); job = c.open("spawn", "job", detached=True, push=False)
+            >>> with c.bind(job):
+            ...     c.end(c.open("step", "inside")).parent_id == job
+            True
+            >>> c.current_span_id() is None
+            True
+        """
+        return _ChainBinding(self._chain, self._open.get(span_id))
+
     def start(self, kind: SpanKind | str, name: str) -> int:
         """Open a span under the current task's innermost open span; returns its id.
 
@@ -227,7 +364,7 @@ class SpanCollector:
             >>> SpanCollector().start(SpanKind.STEP, "load")
             1
         """
-        return self._open_span(kind, name, None, False)._span_id
+        return self.open(kind, name)
 
     def start_with_links(self, kind: SpanKind | str, name: str, links: list[SpanLink]) -> int:
         """Like :meth:`start`, with links to other spans.
@@ -237,7 +374,7 @@ class SpanCollector:
             >>> c.start_with_links("step", "b", [SpanLink("t", "9")])
             1
         """
-        return self._open_span(kind, name, links, False)._span_id
+        return self.open(kind, name, links)
 
     def start_detached_with_links(
         self, kind: SpanKind | str, name: str, links: list[SpanLink]
@@ -249,7 +386,7 @@ class SpanCollector:
             >>> c.end(c.start_detached_with_links("spawn", "t", [])).parent_id is None
             True
         """
-        return self._open_span(kind, name, links, True)._span_id
+        return self.open(kind, name, links, detached=True)
 
     # -- open-span edits -----------------------------------------------------
 
@@ -331,7 +468,7 @@ class SpanCollector:
             self.dropped_events += 1
             return True
         binding = span._binding
-        offset_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]
+        offset_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]  # live spans always have a clock
         events.append(
             SpanEvent(
                 name,
@@ -342,7 +479,7 @@ class SpanCollector:
         )
         return True
 
-    # -- ending --------------------------------------------------------------
+    # -- the core interface: ending --------------------------------------------
 
     def end(self, span_id: int) -> Span | None:
         """End an open span and return its stored record (None if not open).
@@ -354,31 +491,59 @@ class SpanCollector:
             >>> (c.end(s).name, c.end(s))
             ('a', None)
         """
-        return self._end(span_id, None)
-
-    def _end(self, span_id: int, duration_ns: int | None) -> Span | None:
         span = self._open.pop(span_id, None)
         if span is None:
             return None
-        if duration_ns is None:
-            binding = span._binding
-            duration_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]
-        # model.finish(span, duration_ns), inlined: a call level is ~5% of a span.
-        span._duration_ns = duration_ns
+        binding = span._binding
+        span._duration_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]  # live spans always have a clock
+        # end() and close() both inline the same few lines (a call level is
+        # ~5% of a span): the class switch makes the live object its own
+        # finished record, no copy. The chain is not popped: the ended span
+        # stays on top of its task's chain until the next start there walks
+        # past it (ended spans are skipped anyway, see the module doc), which
+        # saves a ContextVar set per span, the largest single cost of an end.
         span.__class__ = Span
-        record: Span = span  # type: ignore[assignment]  # the class switch above
-        # The chain is not popped here: the ended span stays on top of its
-        # task's chain until the next start there walks past it (ended spans
-        # are skipped anyway, see the module doc). That saves a ContextVar
-        # set per span, the largest single cost of an end.
-        dropped = len(self._done) >= self.max_spans
-        if dropped:
-            self.dropped_spans += 1
+        if len(self._done) < self.max_spans:
+            self._done.append(span)  # type: ignore[arg-type]  # the class switch above
+            if _events._end_subscribers:
+                _events.emit_end(_events.SpanEndEvent(span, False, self))  # type: ignore[arg-type]  # a Span now
         else:
-            self._done.append(record)
-        if _events._subscribers:
-            _events.emit(_events.SpanEndEvent(record, dropped))
-        return record
+            self._drop(span)  # type: ignore[arg-type]  # a Span now
+        return span  # type: ignore[return-value]  # the class switch above
+
+    def close(self, span_id: int, instant: bool = False) -> bool:
+        """End an open span without handing back its record; True if it was open.
+
+        The cheap end (``span_close``). ``instant=True`` records a zero
+        duration (marker spans).
+
+        Example:
+            >>> c = SpanCollector(); s = c.start("step", "a")
+            >>> (c.close(s), c.close(s), c.spans()[0].name)
+            (True, False, 'a')
+        """
+        span = self._open.pop(span_id, None)
+        if span is None:
+            return False
+        if instant:
+            span._duration_ns = 0
+        else:
+            binding = span._binding
+            span._duration_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]  # live spans always have a clock
+        span.__class__ = Span  # as in end()
+        if len(self._done) < self.max_spans:
+            self._done.append(span)  # type: ignore[arg-type]  # the class switch above
+            if _events._end_subscribers:
+                _events.emit_end(_events.SpanEndEvent(span, False, self))  # type: ignore[arg-type]  # a Span now
+        else:
+            self._drop(span)  # type: ignore[arg-type]  # a Span now
+        return True
+
+    def _drop(self, span: Span) -> None:
+        # Full: count it; listeners still hear it (the JSONL stream keeps it).
+        self.dropped_spans += 1
+        if _events._end_subscribers:
+            _events.emit_end(_events.SpanEndEvent(span, True, self))
 
     def end_open_spans(self, **metadata: Any) -> int:
         """End every span still open, newest first; returns how many there were.
@@ -398,11 +563,20 @@ class SpanCollector:
         for span_id in sorted(self._open, reverse=True):
             for key, value in metadata.items():
                 self.attach_metadata_if_absent(span_id, key, value)
-            if self._end(span_id, None) is not None:
+            if self.close(span_id):
                 count += 1
         return count
 
     # -- reading -------------------------------------------------------------
+
+    def is_open(self, span_id: int) -> bool:
+        """Whether ``span_id`` is open in this collector.
+
+        Example:
+            >>> c = SpanCollector(); s = c.start("step", "a"); c.is_open(s)
+            True
+        """
+        return span_id in self._open
 
     def current_span_id(self) -> int | None:
         """Id of the current task's innermost open span, or None.
@@ -416,6 +590,32 @@ class SpanCollector:
             top = top._chain_prev
         return None if top is None else top._span_id
 
+    def open_details(self, span_id: int) -> tuple[str, int | None, int]:
+        """``(trace_id, parent_id, start_unix_ns)`` of an open span; KeyError if not open.
+
+        Example:
+            >>> c = SpanCollector(); s = c.start("step", "a")
+            >>> c.open_details(s)[:2] == (c.trace_id, None)
+            True
+        """
+        span = self._open[span_id]
+        return span._trace_id, span._parent_id, span._start_ns + span._binding.wall_offset_ns
+
+    def innermost_of(self, span_ids: set[int]) -> int | None:
+        """The innermost of ``span_ids`` on the current task's chain (open ones only), or None.
+
+        Example:
+            >>> c = SpanCollector(); a = c.start("step", "a"); b = c.start("step", "b")
+            >>> c.innermost_of({a, b}) == b
+            True
+        """
+        node = self._chain.get()
+        while node is not None:
+            if node.__class__ is _LIVE and node._span_id in span_ids:
+                return node._span_id
+            node = node._chain_prev
+        return None
+
     def span_link(self, span_id: int) -> SpanLink | None:
         """A link to an open span, or None.
 
@@ -427,7 +627,12 @@ class SpanCollector:
         return None if span is None else SpanLink(span._trace_id, str(span_id))
 
     def current_span_link(self) -> SpanLink | None:
-        """A link to the current task's innermost open span, or None."""
+        """A link to the current task's innermost open span, or None.
+
+        Example:
+            >>> c = SpanCollector(); _ = c.start("step", "a"); c.current_span_link().span_id
+            '1'
+        """
         span_id = self.current_span_id()
         return None if span_id is None else self.span_link(span_id)
 
@@ -441,11 +646,22 @@ class SpanCollector:
         return len(self._open)
 
     def spans(self) -> list[Span]:
-        """The finished spans, in completion order, without removing them."""
+        """The finished spans, in completion order, without removing them.
+
+        Example:
+            >>> c = SpanCollector(); _ = c.end(c.start("step", "a")); len(c.spans())
+            1
+        """
         return list(self._done)
 
     def take_spans(self) -> list[Span]:
-        """Remove and return the finished spans (frees room under ``max_spans``)."""
+        """Remove and return the finished spans (frees room under ``max_spans``).
+
+        Example:
+            >>> c = SpanCollector(); _ = c.end(c.start("step", "a"))
+            >>> (len(c.take_spans()), c.spans())
+            (1, [])
+        """
         with self._lock:
             done, self._done = self._done, []
         return done
@@ -455,16 +671,3 @@ class SpanCollector:
             f"SpanCollector(trace_id={self.trace_id!r}, open={len(self._open)}, "
             f"finished={len(self._done)}, enabled={self.enabled})"
         )
-
-    # -- boundaries ------------------------------------------------------------
-
-    def _open_unpushed(
-        self, kind: SpanKind | str, name: str, links: list[SpanLink] | None
-    ) -> _SpanSlots:
-        """A detached span that is not pushed on the caller's chain (for new tasks)."""
-        return self._open_span(kind, name, links, True, push=False)
-
-    def _bind_chain(self, span_id: int) -> None:
-        """Make ``span_id`` the whole chain of the current context (inside a new task)."""
-        self._chain.set(self._open.get(span_id))
-

@@ -31,13 +31,9 @@ def emit_marker_span(
     if not collector.enabled:
         return 0
     kind = coerce_kind(kind)
-    pairs = metadata.items() if isinstance(metadata, Mapping) else metadata
-    span_id = collector.start(kind, name)
-    try:
-        for key, value in pairs:
-            collector.set_metadata(span_id, key, value)
-    finally:
-        collector._end(span_id, 0)
+    pairs = dict(metadata.items() if isinstance(metadata, Mapping) else metadata)
+    span_id = collector.open(kind, name, metadata=pairs)
+    collector.close(span_id, instant=True)
     return span_id
 
 

@@ -112,6 +112,7 @@ class _SpanSlots:
         "_duration_ns",
         "_events",
         "_kind",
+        "_lane",
         "_links",
         "_metadata",
         "_name",
@@ -127,6 +128,9 @@ class _SpanSlots:
     _duration_ns: int
     _events: list[SpanEvent] | None
     _kind: SpanKind
+    # The task the span ran in (see collector.py): a span pushed under an
+    # open span shares its lane; a span that starts a task starts a lane.
+    _lane: int
     _links: list[SpanLink] | None
     # None until the first key: most spans never get one, and an empty dict
     # would be a fifth of a span's memory (benchmarks/RESULTS.md, "Memory").
@@ -150,6 +154,8 @@ class Span(_SpanSlots):
 
     ``start_ms``/``duration_ms`` are the ns fields floored to ms. Only
     ``SpanCollector.attach_metadata_if_absent`` adds keys to ``metadata``.
+    ``lane`` is the task the span ran in (0 when unknown, e.g. read from an
+    old file); it is layout information and not part of equality.
 
     Example:
         >>> s = Span(trace_id="trace_1", span_id=1, parent_id=None, kind=SpanKind.STEP,
@@ -176,6 +182,7 @@ class Span(_SpanSlots):
         events: list[SpanEvent] | None = None,
         start_ns: int | None = None,
         duration_ns: int | None = None,
+        lane: int = 0,
     ) -> None:
         start = start_ms * _NS_PER_MS if start_ns is None else start_ns
         _set_slots(
@@ -192,6 +199,7 @@ class Span(_SpanSlots):
             links=links or None,
             events=events or None,
             chain_prev=None,
+            lane=lane,
         )
 
     trace_id: str = property(attrgetter("_trace_id"))  # type: ignore[assignment]  # read-only view
@@ -201,6 +209,12 @@ class Span(_SpanSlots):
     name: str = property(attrgetter("_name"))  # type: ignore[assignment]  # read-only view
     start_ns: int = property(attrgetter("_start_ns"))  # type: ignore[assignment]  # read-only view
     duration_ns: int = property(attrgetter("_duration_ns"))  # type: ignore[assignment]  # read-only view
+    lane: int = property(attrgetter("_lane"))  # type: ignore[assignment]  # read-only view
+
+    @property
+    def clock(self) -> Clock | None:
+        """The clock the span read its times from (None for spans rebuilt from data)."""
+        return self._binding.clock
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -282,18 +296,3 @@ def _set_slots(target: _SpanSlots, **values: Any) -> None:
     for key, value in values.items():
         object.__setattr__(target, "_" + key, value)
 
-
-def finish(live: _SpanSlots, duration_ns: int) -> Span:
-    """Turn a live span into its finished record in place (no copy).
-
-    ``SpanCollector._end`` inlines these two lines (the per-span hot path);
-    change both together.
-    """
-    live._duration_ns = duration_ns
-    live.__class__ = Span
-    return live  # type: ignore[return-value]  # the class switch above makes it a Span
-
-
-def is_open(node: _SpanSlots) -> bool:
-    """True while a span has not been ended."""
-    return node.__class__ is _LiveSpan

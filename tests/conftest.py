@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import pytest
 from boundaries_support import LOOPS, Traced, make_traced
 
-from harn_async_trace import clock as clock_module
-from harn_async_trace import context, events
+from harn_async_trace.testing import reset_tracing_state
 
 pytest_plugins = ["pytester"]
 
@@ -16,15 +15,9 @@ pytest_plugins = ["pytester"]
 @pytest.fixture(autouse=True)
 def _clean_tracing_state() -> Iterator[None]:
     """Reset the default collector, clock overrides and subscribers around each test."""
-    default = context.default_collector()
-    default.reset()
-    default.enabled = False
-    del clock_module._ACTIVE[1:]
+    reset_tracing_state()
     yield
-    default.reset()
-    default.enabled = False
-    del clock_module._ACTIVE[1:]
-    events._subscribers = ()
+    reset_tracing_state()
 
 
 @pytest.fixture(params=LOOPS)

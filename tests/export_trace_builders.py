@@ -69,9 +69,9 @@ def rich_trace(clock: MockClock | None = None) -> tuple[SpanCollector, list[Span
         ctx2.run(c.end, b2)
         # A spawned task: detached root linked to its spawner.
         spawned_from = _relinked(c.span_link(main), relation="spawned_from")
-        spawn = c._open_unpushed("spawn", "worker", spawned_from)
+        spawn = c.open("spawn", "worker", spawned_from, detached=True, push=False)
         task = contextvars.copy_context()
-        task.run(c._bind_chain, spawn._span_id)
+        task.run(c.bind(spawn).__enter__)
         s1 = task.run(c.start, "step", "s1")
         tick(300)
         task.run(c.end, s1)
@@ -82,8 +82,9 @@ def rich_trace(clock: MockClock | None = None) -> tuple[SpanCollector, list[Span
         tick(100)
         c.end(sub)
         tick(400)
-        deq = c._open_unpushed("pool_dequeue", "job", _relinked(sub_link, relation="queued_by"))
-        c.set_metadata(deq._span_id, "queue_dwell_ms", 0)
+        queued_by = _relinked(sub_link, relation="queued_by")
+        deq = c.open("pool_dequeue", "job", queued_by, detached=True, push=False)
+        c.set_metadata(deq, "queue_dwell_ms", 0)
         # Channel: two emits consumed by one match (multi-link).
         emits = []
         for _ in range(2):
@@ -91,12 +92,16 @@ def rich_trace(clock: MockClock | None = None) -> tuple[SpanCollector, list[Span
             emits.append(c.span_link(e))
             tick(50)
             c.end(e)
-        match = c._open_unpushed(
-            "channel_match", "on_events", [SpanLink(x.trace_id, x.span_id) for x in emits if x]
+        match = c.open(
+            "channel_match",
+            "on_events",
+            [SpanLink(x.trace_id, x.span_id) for x in emits if x],
+            detached=True,
+            push=False,
         )
         tick(200)
-        c.end(match._span_id)
-        c.end(deq._span_id)
+        c.end(match)
+        c.end(deq)
         err = c.start("fn_call", "boom")
         c.set_metadata(err, "error", "division by zero")
         c.set_metadata(err, "error_type", "ZeroDivisionError")
@@ -113,7 +118,7 @@ def rich_trace(clock: MockClock | None = None) -> tuple[SpanCollector, list[Span
         tick()
         c.end(main)
         tick(500)
-        task.run(c.end, spawn._span_id)
+        task.run(c.end, spawn)
     return c, c.spans()
 
 

@@ -19,6 +19,7 @@ from harn_async_trace import (
     set_tracing_enabled,
     span_attach_metadata,
     span_attach_metadata_if_absent,
+    span_close,
     span_end,
     span_link,
     span_record_event,
@@ -43,11 +44,11 @@ def test_enabled_flow() -> None:
     span_set_metadata(outer, "k", "v")
     span_attach_metadata(outer, "k", "v2")  # open span: set
     assert span_end(outer) is not None
-    span_attach_metadata(outer, "k", "v3")  # completed: only if absent
+    span_attach_metadata(outer, "k", "v3")  # ended: left alone (seed 0.9.4)
     span_attach_metadata(outer, "late", 1)
-    span_attach_metadata_if_absent(outer, "late", 2)
+    span_attach_metadata_if_absent(outer, "late", 2)  # reaches completed spans
     (span,) = peek_spans()
-    assert span.metadata == {"k": "v2", "late": 1}
+    assert span.metadata == {"k": "v2", "late": 2}
     assert take_spans() == [span]
     assert peek_spans() == []
 
@@ -118,3 +119,30 @@ def test_chains_of_two_collectors_are_independent() -> None:
     b = second.start(SpanKind.STEP, "b")
     assert second.end(b).parent_id is None  # type: ignore[union-attr]
     assert first.end(a) is not None
+
+
+def test_span_close_is_the_cheap_end() -> None:
+    """span_close ends a span without returning its record; False for 0 and closed ids."""
+    set_tracing_enabled(True)
+    span_id = span_start(SpanKind.STEP, "a")
+    assert span_close(span_id) is True
+    assert span_close(span_id) is False
+    assert span_close(0) is False
+    assert [s.name for s in peek_spans()] == ["a"]
+
+
+def test_attach_metadata_leaves_an_ended_span_alone() -> None:
+    """span_attach_metadata on an ended span is a no-op (seed 0.9.4)."""
+    set_tracing_enabled(True)
+    span_id = span_start(SpanKind.STEP, "a")
+    span_end(span_id)
+    span_attach_metadata(span_id, "late", 1)
+    assert peek_spans()[0].metadata == {}
+
+
+def test_run_is_importable_from_the_package_root() -> None:
+    """`from harn_async_trace import run` is the virtual-loop entry point."""
+    import harn_async_trace
+    from harn_async_trace.loop import run as loop_run
+
+    assert harn_async_trace.run is loop_run

@@ -259,13 +259,24 @@ class TestLimits:
     def test_reset_abandons_open_spans(self) -> None:
         """After reset, stale open spans are neither parents nor endable."""
         c = SpanCollector()
-        c.start(SpanKind.PIPELINE, "old")
+        old = c.start(SpanKind.PIPELINE, "old")
         old_trace = c.trace_id
         c.reset()
         assert c.trace_id != old_trace
         fresh = c.start(SpanKind.STEP, "new")
-        assert fresh == 1
+        # The abandoned id is never handed out again, so it cannot name `fresh`.
+        assert fresh == old + 1
+        assert c.end(old) is None
+        c.set_metadata(old, "stale", True)
         assert c.end(fresh).parent_id is None  # type: ignore[union-attr]
+        assert c.spans()[0].metadata == {}
+
+    def test_reset_with_nothing_open_restarts_ids(self) -> None:
+        """With no span left open, a reset restarts ids at 1 (seed)."""
+        c = SpanCollector()
+        c.end(c.start(SpanKind.STEP, "a"))
+        c.reset()
+        assert c.start(SpanKind.STEP, "b") == 1
 
 
 class TestSpanRecord:

@@ -266,3 +266,118 @@ class TestQueuedSubscriber:
             assert started[span.span_id].parent_id == span.parent_id
         # children of failed or cancelled workers were never ended: started, not in the trace
         assert len(started) > len(spans)
+
+
+class TestStartAndEndHooks:
+    def test_end_only_listener_never_gets_a_start_event_built(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """With only end listeners, the collector builds no start event at all."""
+        built: list[object] = []
+        real = events_module.SpanStartEvent
+
+        def counting(*args: object, **kwargs: object) -> object:
+            built.append(args)
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(events_module, "SpanStartEvent", counting)
+        ended: list[SpanEndEvent] = []
+        c = SpanCollector()
+        with subscribe(on_end=ended.append):
+            c.end(c.start("step", "a"))
+        assert built == []
+        assert [e.span.name for e in ended] == ["a"]
+        with subscribe(on_start=lambda e: None):
+            c.end(c.start("step", "b"))
+        assert len(built) == 1
+
+    def test_split_hooks_and_one_callback(self) -> None:
+        """on_start/on_end each hear their kind; a plain callback hears both, in order."""
+        starts: list[str] = []
+        ends: list[str] = []
+        both: list[str] = []
+        c = SpanCollector()
+        with (
+            subscribe(on_start=lambda e: starts.append(e.name)),
+            subscribe(on_end=lambda e: ends.append(e.span.name)),
+            subscribe(lambda e: both.append(type(e).__name__)),
+        ):
+            c.end(c.start("step", "a"))
+        assert (starts, ends) == (["a"], ["a"])
+        assert both == ["SpanStartEvent", "SpanEndEvent"]
+
+    def test_start_event_carries_collector_lane_and_wall_start(self, clock: MockClock) -> None:
+        """Start events say which collector, lane and wall time (for live exporters)."""
+        heard: list[SpanStartEvent] = []
+        c = SpanCollector()
+        with subscribe(on_start=heard.append):
+            s = c.start("step", "a")
+        (event,) = heard
+        assert event.collector is c
+        assert event.lane == s
+        assert event.start_unix_ns == clock.wall_ns()
+
+    def test_bad_arguments(self) -> None:
+        """A callback and split hooks together, or nothing at all, is a TypeError."""
+        with pytest.raises(TypeError, match="not both"):
+            subscribe(print, on_end=print)
+        with pytest.raises(TypeError, match="needs a callback"):
+            subscribe()
+        with pytest.raises(TypeError, match="on_end must be callable"):
+            subscribe(on_end=5)  # type: ignore[arg-type]
+
+    def test_unsubscribe_a_split_hook_by_its_function(self) -> None:
+        """unsubscribe(fn) also finds a subscription made with on_end=fn."""
+        seen: list[object] = []
+        subscribe(on_end=seen.append)
+        assert unsubscribe(seen.append)
+        SpanCollector().end(SpanCollector().start("step", "a"))
+        assert seen == []
+
+
+class TestQueuedShutdown:
+    def test_close_returns_within_timeout_when_stuck_and_full(self) -> None:
+        """A stuck callback and a full queue: close(timeout) returns in time and reports."""
+        gate = threading.Event()
+        entered = threading.Event()
+
+        def stuck(event: object) -> None:
+            entered.set()
+            gate.wait(timeout=30)
+
+        c = SpanCollector()
+        sub = subscribe_queued(on_end=stuck, maxsize=4)
+        c.end(c.start("step", "first"))
+        assert entered.wait(timeout=30)
+        for i in range(10):
+            c.end(c.start("step", f"s{i}"))
+        import time
+
+        started = time.monotonic()
+        assert sub.close(timeout=0.2) is False
+        assert time.monotonic() - started < 5  # it used to block forever here
+        assert sub.undelivered == 5  # four queued plus the one in the callback
+        gate.set()
+        for _ in range(300):
+            if not sub._thread.is_alive():
+                break
+            time.sleep(0.01)
+        assert not sub._thread.is_alive()  # it stopped by itself once delivered
+
+    def test_system_exit_in_a_queued_callback_is_counted(self) -> None:
+        """SystemExit does not kill the delivery thread silently: counted, delivery goes on."""
+        seen: list[str] = []
+
+        def exits_once(event: SpanEndEvent) -> None:
+            if not seen:
+                seen.append("exit")
+                raise SystemExit(3)
+            seen.append(event.span.name)
+
+        c = SpanCollector()
+        with subscribe_queued(on_end=exits_once) as sub:
+            c.end(c.start("step", "a"))
+            c.end(c.start("step", "b"))
+            assert sub.flush(timeout=30)
+        assert sub.errors == 1
+        assert seen == ["exit", "b"]

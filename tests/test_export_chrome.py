@@ -223,9 +223,9 @@ class TestLanes:
             c = SpanCollector()
             root = c.start("pipeline", "main")
             for i in range(20):
-                s = c._open_unpushed("spawn", f"t{i}", None)
+                s = c.open("spawn", f"t{i}", None, detached=True, push=False)
                 clock.advance_ns(1000)
-                c.end(s._span_id)
+                c.end(s)
             c.end(root)
         separate = _load(c.spans())
         packed = _load(c.spans(), reuse_lanes=True)
@@ -279,15 +279,17 @@ class TestLanes:
 
                 def spawn(i: int) -> asyncio.Task[None]:
                     link = c.current_span_link()
-                    s = c._open_unpushed("spawn", f"t{i}", [link] if link else None)
+                    s = c.open(
+                        "spawn", f"t{i}", [link] if link else None, detached=True, push=False
+                    )
                     ctx = contextvars.copy_context()
-                    ctx.run(c._bind_chain, s._span_id)
+                    ctx.run(c.bind(s).__enter__)
 
                     async def body() -> None:
                         try:
                             await work(i)
                         finally:
-                            c.end(s._span_id)
+                            c.end(s)
 
                     return asyncio.create_task(body(), context=ctx)
 

@@ -15,6 +15,7 @@ loop, for local runs; see docs/reliability.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 import pytest
@@ -142,7 +143,7 @@ class TestCheckerCanFail:
         """With chain binding disabled, a spawned task's span parents to the caller: flagged."""
         from harn_async_trace.collector import SpanCollector
 
-        monkeypatch.setattr(SpanCollector, "_bind_chain", lambda self, span_id: None)
+        monkeypatch.setattr(SpanCollector, "bind", lambda self, span_id: contextlib.nullcontext())
         run = run_program((Span((Spawn((Span(()),), "await", 0),)),), use_uvloop=False)
         problems = check(run)
         assert any("parent is" in p and "expected ('spawn', 'sp2')" in p for p in problems)

@@ -72,10 +72,10 @@ class TestVerifierCanFail:
             main = collector.start("pipeline", "main")
             link = collector.span_link(main)
             assert link is not None
-            spawned = collector._open_unpushed("spawn", "w1", [link])
+            spawned = collector.open("spawn", "w1", [link], detached=True, push=False)
             outer = collector.start("step", "outer1")  # wrongly under main, not under w1
             inner = collector.start("fn_call", "inner1")
-            for span_id in (inner, outer, spawned._span_id, main):
+            for span_id in (inner, outer, spawned, main):
                 collector.end(span_id)
         counts = stress.verify(collector.spans(), 2, True)
         assert counts["misparented"] == 1

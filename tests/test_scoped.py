@@ -10,6 +10,7 @@ from harn_async_trace import (
     MockClock,
     SpanCollector,
     SpanKind,
+    SpanLink,
     install_override,
     set_tracing_enabled,
     span,
@@ -154,3 +155,87 @@ def test_bad_arguments() -> None:
         span("nope", "x")
     with pytest.raises(TypeError, match="name"):
         span("step", 3)  # type: ignore[arg-type]
+
+
+class TestRoundTwoOptions:
+    def test_links_are_links_not_metadata(self, collector: SpanCollector) -> None:
+        """span(links=[...]) records links; they never become a metadata value."""
+        link = SpanLink("trace_other", "7", {"relation": "consumed"})
+        with span("step", "b", links=[link]):
+            pass
+        (done,) = collector.spans()
+        assert done.links == [link]
+        assert done.metadata == {}
+
+    def test_detached_has_no_parent_but_children_nest(self, collector: SpanCollector) -> None:
+        """detached=True opens a root that is still pushed."""
+        with span("pipeline", "outer"):
+            with span("resume", "later", detached=True) as later:
+                with span("step", "child"):
+                    pass
+        by = {s.name: s for s in collector.spans()}
+        assert by["later"].parent_id is None
+        assert by["child"].parent_id == later.span_id
+
+    def test_new_trace_roots_a_fresh_trace(self, collector: SpanCollector) -> None:
+        """new_trace=True: a root whose trace id the spans under it carry."""
+        with span("pipeline", "service"):
+            with span("step", "request", new_trace=True):
+                with span("fn_call", "handler"):
+                    pass
+        by = {s.name: s for s in collector.spans()}
+        assert by["request"].parent_id is None
+        assert by["request"].trace_id == by["handler"].trace_id != by["service"].trace_id
+
+    def test_unknown_kind_lists_the_valid_kinds(self) -> None:
+        """An unknown kind is a TypeError that lists every valid kind."""
+        with pytest.raises(TypeError) as info:
+            span("stepp", "x")
+        for kind in SpanKind:
+            assert kind.value in str(info.value)
+
+    def test_bad_links_are_rejected_up_front(self) -> None:
+        """links must be SpanLink values, checked when the span() is made."""
+        with pytest.raises(TypeError, match="links must be a list of SpanLink"):
+            span("step", "x", links=["trace:1"])  # type: ignore[list-item]
+
+
+class TestSharedObject:
+    @pytest.mark.parametrize("loop_name", ["asyncio", "uvloop"])
+    def test_two_overlapping_tasks_get_independent_spans(self, loop_name: str) -> None:
+        """One span object entered by two overlapping tasks: each task's span is its own."""
+        clock = MockClock()
+        shared = span("step", "shared")
+        c = SpanCollector()
+
+        async def first() -> None:
+            # Enters at 0, leaves at 20 ms with an error.
+            with shared:
+                await asyncio.sleep(0.02)
+                raise ValueError("first failed")
+
+        async def second() -> None:
+            # Enters at 10 ms, leaves at 50 ms cleanly (after `first` left).
+            await asyncio.sleep(0.01)
+            async with shared:
+                await asyncio.sleep(0.04)
+
+        async def main() -> None:
+            with use_collector(c):
+                await asyncio.gather(first(), second(), return_exceptions=True)
+
+        from harn_async_trace.loop import run
+
+        with install_override(clock):
+            run(main(), clock=clock, use_uvloop=loop_name == "uvloop")
+        got = sorted((s.start_ms, s.duration_ms, s.metadata.get("error")) for s in c.spans())
+        assert got == [(0, 20, "first failed"), (10, 40, None)]
+
+    def test_nested_reentry_in_one_task(self, collector: SpanCollector) -> None:
+        """Nested entries of one object in one task end innermost first."""
+        shared = span("step", "again")
+        with shared as outer, shared as inner:
+            pass
+        by_id = {s.span_id: s for s in collector.spans()}
+        assert by_id[inner.span_id].parent_id == outer.span_id
+        assert [s.span_id for s in collector.spans()] == [inner.span_id, outer.span_id]

@@ -9,6 +9,7 @@ returned in place; a cancellation still cancels the whole fan-out.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import Any
 
 from .._scoped import is_cancellation
@@ -28,27 +29,30 @@ class AnyioFanOut(FanOutState):
     async def _branch(self, index: int, item: Any, span_id: int, release: Any) -> None:
         collector = self.collector
         try:
-            if collector is not None:
-                collector._bind_chain(span_id)
-            try:
-                result = await resolve(item)
-            except BaseException as exc:
-                if collector is not None:
-                    end_with_status(collector, span_id, exc)
-                if is_cancellation(exc):
-                    self.branches_cancelled += 1
-                    raise
-                if self.settle:
-                    self.results[index] = exc
-                    return
-                self.failures.append(exc)
-                raise
-            if collector is not None:
-                end_with_status(collector, span_id, None)
-            self.results[index] = result
+            with nullcontext() if collector is None else collector.bind(span_id):
+                await self._run_branch(index, item, span_id)
         finally:
             self.running -= 1
             release()
+
+    async def _run_branch(self, index: int, item: Any, span_id: int) -> None:
+        collector = self.collector
+        try:
+            result = await resolve(item)
+        except BaseException as exc:
+            if collector is not None:
+                end_with_status(collector, span_id, exc)
+            if is_cancellation(exc):
+                self.branches_cancelled += 1
+                raise
+            if self.settle:
+                self.results[index] = exc
+                return
+            self.failures.append(exc)
+            raise
+        if collector is not None:
+            end_with_status(collector, span_id, None)
+        self.results[index] = result
 
     async def run(self) -> list[Any]:
         import anyio  # only needed off asyncio; keep the asyncio path import-light

@@ -24,6 +24,7 @@ __all__ = [
     "close_unstarted",
     "end_with_status",
     "link_to",
+    "relink",
     "resolve",
     "run_in_span",
     "status_of",
@@ -37,12 +38,20 @@ STATUS_CANCELLED: Final = "cancelled"
 
 
 def link_to(collector: SpanCollector, span_id: int, **attributes: str) -> SpanLink:
-    """A link to ``span_id`` of ``collector``'s trace, open or already ended.
+    """A link with ``attributes`` to the open span ``span_id`` (in its own trace).
 
-    ``collector.span_link`` only knows open spans; boundary links often point
-    at spans that ended long ago (a submit span, an emit span), so build it.
+    Boundaries that link to a span after it ended (a submit span, an emit
+    span) take its link while it is open and :func:`relink` it later.
     """
-    return SpanLink(collector.trace_id, str(span_id), attributes)
+    link = collector.span_link(span_id)
+    if link is None:  # not open: the collector's default trace is the best guess
+        return SpanLink(collector.trace_id, str(span_id), attributes)
+    return SpanLink(link.trace_id, link.span_id, attributes)
+
+
+def relink(link: SpanLink, **attributes: str) -> SpanLink:
+    """``link`` with ``attributes`` instead of its own."""
+    return SpanLink(link.trace_id, link.span_id, attributes)
 
 
 def status_of(exc: BaseException | None) -> str:
@@ -72,13 +81,13 @@ async def run_in_span(
     """
     if collector is None:
         return await resolve(work)
-    collector._bind_chain(span_id)
-    try:
-        result = await resolve(work)
-    except BaseException as exc:
-        end_with_status(collector, span_id, exc)
-        raise
-    end_with_status(collector, span_id, None)
+    with collector.bind(span_id):
+        try:
+            result = await resolve(work)
+        except BaseException as exc:
+            end_with_status(collector, span_id, exc)
+            raise
+        end_with_status(collector, span_id, None)
     return result
 
 

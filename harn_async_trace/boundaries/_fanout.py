@@ -77,4 +77,6 @@ class FanOutState:
         if collector is None:
             return branch_name, 0
         link = link_to(collector, self.parallel_id, relation="branch_of", index=str(index))
-        return branch_name, collector._open_unpushed(SpanKind.SPAWN, branch_name, [link])._span_id
+        return branch_name, collector.open(
+            SpanKind.SPAWN, branch_name, [link], detached=True, push=False
+        )

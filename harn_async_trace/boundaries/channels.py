@@ -21,7 +21,8 @@ from .._scoped import record_outcome
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
-from ._common import close_span_after_task, link_to, run_in_span
+from ..model import SpanLink
+from ._common import close_span_after_task, relink, run_in_span
 from .suspension import traced_drain
 
 __all__ = ["ChannelClosedError", "ChannelTrigger", "TracedChannel"]
@@ -47,7 +48,7 @@ class ChannelTrigger:
         self.batch_size = batch_size
         self.match = match
         # (value, emit span id, collector of that emit) waiting for a full batch.
-        self.pending: list[tuple[Any, int, SpanCollector | None]] = []
+        self.pending: list[tuple[Any, SpanLink | None, SpanCollector | None]] = []
         self.fired = 0
 
     def __repr__(self) -> str:
@@ -147,7 +148,8 @@ class TracedChannel:
                 if trigger.match is not None and not trigger.match(value):
                     continue
                 matched += 1
-                trigger.pending.append((value, emit_id, collector))
+                emit_link = None if collector is None else collector.span_link(emit_id)
+                trigger.pending.append((value, emit_link, collector))
                 if len(trigger.pending) >= trigger.batch_size:
                     self._fire(trigger)
                     started += 1
@@ -170,11 +172,13 @@ class TracedChannel:
         span_id = 0
         if collector is not None:
             links = [
-                link_to(emit_collector, emit_id, relation="consumed", index=str(position))
-                for position, (_, emit_id, emit_collector) in enumerate(batch)
-                if emit_collector is not None
+                relink(emit_link, relation="consumed", index=str(position))
+                for position, (_, emit_link, _collector) in enumerate(batch)
+                if emit_link is not None
             ]
-            span_id = collector._open_unpushed(SpanKind.CHANNEL_MATCH, trigger.name, links)._span_id
+            span_id = collector.open(
+                SpanKind.CHANNEL_MATCH, trigger.name, links, detached=True, push=False
+            )
             collector.set_metadata(span_id, "channel", self.name)
             collector.set_metadata(span_id, "batch", len(batch))
         argument = batch[0][0] if trigger.batch_size == 1 else [value for value, _, _ in batch]

@@ -27,11 +27,12 @@ from ..clock import current_clock
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
+from ..model import SpanLink
 from ._common import (
     close_span_after_task,
     close_unstarted,
     end_with_status,
-    link_to,
+    relink,
     run_in_span,
 )
 from .suspension import traced_drain
@@ -80,7 +81,7 @@ class _Job:
     future: asyncio.Future[Any]
     context: contextvars.Context
     collector: SpanCollector | None
-    submit_id: int
+    submit_link: SpanLink | None
     submit_ns: int
 
 
@@ -175,8 +176,10 @@ class TracedPool:
         active = current_collector()
         collector = active if active.enabled else None
         submit_id = 0
+        submit_link: SpanLink | None = None
         if collector is not None:
             submit_id = collector.start(SpanKind.POOL_SUBMIT, name)
+            submit_link = collector.span_link(submit_id)
             collector.set_metadata(submit_id, "pool", self.name)
             collector.set_metadata(submit_id, "queue_depth", len(self._queue))
         try:
@@ -199,7 +202,7 @@ class TracedPool:
                 future,
                 contextvars.copy_context(),
                 collector,
-                submit_id,
+                submit_link,
                 current_clock().monotonic_ns(),
             )
         )
@@ -260,8 +263,12 @@ class TracedPool:
         collector = job.collector
         if collector is None:
             return 0
-        links = [link_to(collector, job.submit_id, relation="submitted_by")]
-        span_id = collector._open_unpushed(SpanKind.POOL_DEQUEUE, job.name, links)._span_id
+        links = None if job.submit_link is None else [
+            relink(job.submit_link, relation="submitted_by")
+        ]
+        span_id = collector.open(
+            SpanKind.POOL_DEQUEUE, job.name, links, detached=True, push=False
+        )
         collector.set_metadata(span_id, "pool", self.name)
         if index is not None:
             collector.set_metadata(span_id, "worker", index)

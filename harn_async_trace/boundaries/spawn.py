@@ -69,7 +69,7 @@ def traced_spawn(coro: Awaitable[T], *, name: str | None = None) -> asyncio.Task
         return loop.create_task(run_in_span(coro, None, 0), name=name)
     parent_id = collector.current_span_id()
     links = None if parent_id is None else [link_to(collector, parent_id, relation="spawned_from")]
-    span_id = collector._open_unpushed(SpanKind.SPAWN, name, links)._span_id
+    span_id = collector.open(SpanKind.SPAWN, name, links, detached=True, push=False)
     # The task copies the caller's context; run_in_span rebinds its chain to
     # this span first thing, before any user code runs in it.
     task = loop.create_task(run_in_span(coro, collector, span_id), name=name)
@@ -118,9 +118,9 @@ def traced_start_soon(
     span_name = name
 
     async def child() -> Any:
-        span_id = collector._open_unpushed(
-            SpanKind.SPAWN, span_name, None if link is None else [link]
-        )._span_id
+        span_id = collector.open(
+            SpanKind.SPAWN, span_name, None if link is None else [link], detached=True, push=False
+        )
         return await run_in_span(functools.partial(func, *args), collector, span_id)
 
     group.start_soon(child, name=name)

@@ -14,13 +14,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar, cast, overload
 
 from .._scoped import record_outcome, span
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
-from ..model import _SpanSlots
 
 __all__ = ["step"]
 
@@ -89,29 +89,33 @@ def step(
     return decorate(func)
 
 
-def _open_step(
-    collector: SpanCollector, step_name: str, extra: dict[str, Any]
-) -> _SpanSlots | None:
-    """Open a generator's step span with its metadata (None when tracing is off).
+class _GeneratorStep:
+    """The step span of one generator call: opened unpushed, bound per step.
 
-    A child of the caller's span, not pushed (see the module docstring): the
-    wrappers bind it to the chain only while the generator's own code runs.
+    A child of the caller's span, not pushed (see the module docstring):
+    ``bound()`` binds it to the chain only while the generator's own code
+    runs, and ``end()`` records how the generator ended.
     """
-    if not collector.enabled:
-        return None
-    live = collector._open_span(SpanKind.STEP, step_name, None, False, push=False)
-    for key, value in extra.items():
-        collector.set_metadata(live._span_id, key, value)
-    return live
 
+    __slots__ = ("collector", "span_id")
 
-def _end_step(
-    collector: SpanCollector, live: _SpanSlots | None, outcome: BaseException | None
-) -> None:
-    """Record how the generator ended and end its span (if one was opened)."""
-    if live is not None:
-        record_outcome(collector, live._span_id, outcome)
-        collector.end(live._span_id)
+    def __init__(self, step_name: str, extra: dict[str, Any]) -> None:
+        collector = current_collector()
+        self.collector: SpanCollector | None = collector if collector.enabled else None
+        self.span_id = (
+            0
+            if self.collector is None
+            else collector.open(SpanKind.STEP, step_name, push=False, metadata=extra)
+        )
+
+    def bound(self) -> AbstractContextManager[None]:
+        """The span as the chain for one step of the generator's own code."""
+        return nullcontext() if self.collector is None else self.collector.bind(self.span_id)
+
+    def end(self, outcome: BaseException | None) -> None:
+        if self.collector is not None:
+            record_outcome(self.collector, self.span_id, outcome)
+            self.collector.close(self.span_id)
 
 
 def _wrap_async_gen(
@@ -119,10 +123,8 @@ def _wrap_async_gen(
 ) -> Callable[..., AsyncGenerator[Any, Any]]:
     @functools.wraps(func)
     async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-        collector = current_collector()
         agen = func(*args, **kwargs)
-        live = _open_step(collector, step_name, extra)
-        chain = collector._chain
+        span = _GeneratorStep(step_name, extra)
         outcome: BaseException | None = None
         send: Any = None
         throw: BaseException | None = None
@@ -130,18 +132,15 @@ def _wrap_async_gen(
         # thrown into the wrapper reach it, each step with the span bound.
         try:
             while True:
-                token = None if live is None else chain.set(live)
                 try:
-                    if throw is not None:
-                        exc, throw = throw, None
-                        item = await agen.athrow(exc)
-                    else:
-                        item = await agen.asend(send)
+                    with span.bound():
+                        if throw is not None:
+                            exc, throw = throw, None
+                            item = await agen.athrow(exc)
+                        else:
+                            item = await agen.asend(send)
                 except StopAsyncIteration:
                     return
-                finally:
-                    if token is not None:
-                        chain.reset(token)
                 try:
                     send = yield item
                 except GeneratorExit:
@@ -152,13 +151,11 @@ def _wrap_async_gen(
             outcome = exc
             raise
         finally:
-            token = None if live is None else chain.set(live)
             try:
-                await agen.aclose()  # a no-op once it is exhausted
+                with span.bound():
+                    await agen.aclose()  # a no-op once it is exhausted
             finally:
-                if token is not None:
-                    chain.reset(token)
-                _end_step(collector, live, outcome)
+                span.end(outcome)
 
     return wrapper
 
@@ -166,29 +163,25 @@ def _wrap_async_gen(
 def _wrap_gen(
     func: Callable[..., Generator[Any, Any, Any]], step_name: str, extra: dict[str, Any]
 ) -> Callable[..., Generator[Any, Any, Any]]:
+    # The same driver as _wrap_async_gen, without the awaits.
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-        collector = current_collector()
         gen = func(*args, **kwargs)
-        live = _open_step(collector, step_name, extra)
-        chain = collector._chain
+        span = _GeneratorStep(step_name, extra)
         outcome: BaseException | None = None
         send: Any = None
         throw: BaseException | None = None
         try:
             while True:
-                token = None if live is None else chain.set(live)
                 try:
-                    if throw is not None:
-                        exc, throw = throw, None
-                        item = gen.throw(exc)
-                    else:
-                        item = gen.send(send)
+                    with span.bound():
+                        if throw is not None:
+                            exc, throw = throw, None
+                            item = gen.throw(exc)
+                        else:
+                            item = gen.send(send)
                 except StopIteration as stop:
                     return stop.value
-                finally:
-                    if token is not None:
-                        chain.reset(token)
                 try:
                     send = yield item
                 except GeneratorExit:
@@ -199,12 +192,10 @@ def _wrap_gen(
             outcome = exc
             raise
         finally:
-            token = None if live is None else chain.set(live)
             try:
-                gen.close()
+                with span.bound():
+                    gen.close()
             finally:
-                if token is not None:
-                    chain.reset(token)
-                _end_step(collector, live, outcome)
+                span.end(outcome)
 
     return wrapper

@@ -127,7 +127,8 @@ class SuspensionHandle(_Scope):
 
     def _open(self, collector: SpanCollector) -> int:
         span_id = collector.start(SpanKind.SUSPENSION, self._name)
-        self.token = SuspensionToken(collector.trace_id, str(span_id), self._name)
+        trace_id = collector.open_details(span_id)[0]
+        self.token = SuspensionToken(trace_id, str(span_id), self._name)
         return span_id
 
     def __enter__(self) -> SuspensionHandle:
@@ -238,20 +239,17 @@ class DrainHandle(_Scope):
 def _decision_under(
     collector: SpanCollector, parent_id: int, subject: str, decision: str, metadata: dict[str, Any]
 ) -> int:
-    collector._bind_chain(parent_id)
-    return _emit_decision(collector, subject, decision, metadata)
+    with collector.bind(parent_id):
+        return _emit_decision(collector, subject, decision, metadata)
 
 
 def _emit_decision(
     collector: SpanCollector, subject: str, decision: str, metadata: dict[str, Any]
 ) -> int:
-    span_id = collector.start(SpanKind.DRAIN_DECISION, subject)
-    try:
-        collector.set_metadata(span_id, "decision", decision)
-        for key, value in metadata.items():
-            collector.set_metadata(span_id, key, value)
-    finally:
-        collector._end(span_id, 0)
+    span_id = collector.open(
+        SpanKind.DRAIN_DECISION, subject, metadata={"decision": decision, **metadata}
+    )
+    collector.close(span_id, instant=True)
     return span_id
 
 

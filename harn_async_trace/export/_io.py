@@ -93,15 +93,15 @@ def ended_span_of(
 ) -> Span | None:
     """The span an end event carries, if it is one the live exporter wants; else None.
 
-    The live exporters (JSONL writer, OTel bridge) subscribe to every event;
-    start events are skipped, and ``trace_id`` / ``collector`` (either may be
-    None) restrict the export to one trace.
+    The live exporters (JSONL writer, OTel bridge) listen for ends; other
+    events are skipped, and ``trace_id`` / ``collector`` (either may be None)
+    restrict the export to one trace or to the spans of one collector.
     """
     if type(event) is not SpanEndEvent:
         return None
     span = event.span
     if trace_id is not None and span.trace_id != trace_id:
         return None
-    if collector is not None and span.trace_id != collector.trace_id:
+    if collector is not None and event.collector is not collector:
         return None
     return span

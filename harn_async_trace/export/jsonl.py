@@ -165,9 +165,9 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Span]:
 class JsonlStreamWriter:
     """Append each span to a JSONL file the moment it ends (an event subscriber).
 
-    ``collector`` keeps only the spans of that collector's *current* trace
-    (it follows ``reset()``/``set_tracing_enabled(True)``, which start a new
-    trace id); ``trace_id`` keeps one fixed trace; default: every span.
+    ``collector`` keeps only the spans of that collector (whatever their
+    trace ids: ``reset()`` and ``new_trace`` start new ones); ``trace_id``
+    keeps one fixed trace; default: every span.
     Each line is flushed to the OS as written, so a crash loses nothing that
     had ended; ``fsync=True`` also survives a machine crash (slow). Spans the
     collector dropped for ``max_spans`` are still written: the file is the
@@ -205,7 +205,7 @@ class JsonlStreamWriter:
             if isinstance(target, str | os.PathLike)
             else target
         )
-        self._subscription: _events.Subscription | None = _events.subscribe(self._on_event)
+        self._subscription: _events.Subscription | None = _events.subscribe(on_end=self._on_event)
 
     def _on_event(self, event: _events.SpanStartEvent | _events.SpanEndEvent) -> None:
         span = ended_span_of(event, self.trace_id, self.collector)

@@ -195,8 +195,8 @@ def export_to_otel(
 class OtelBridge:
     """Live bridge: every span that ends goes to ``target`` at once.
 
-    Filter with ``collector`` (that collector's current trace, following
-    resets) or a fixed ``trace_id``; by default every span is bridged.
+    Filter with ``collector`` (the spans of that collector, whatever their
+    trace ids) or a fixed ``trace_id``; by default every span is bridged.
 
     Subscribes on creation; ``close()`` (or leaving the ``with`` block)
     unsubscribes. Conversion runs on the thread that ends the span; wrap a slow
@@ -227,7 +227,7 @@ class OtelBridge:
         self.trace_id = trace_id
         self.resource = resource
         self.count = 0
-        self._subscription: _events.Subscription | None = _events.subscribe(self._on_event)
+        self._subscription: _events.Subscription | None = _events.subscribe(on_end=self._on_event)
 
     def _on_event(self, event: _events.SpanStartEvent | _events.SpanEndEvent) -> None:
         span = ended_span_of(event, self.trace_id, self.collector)
