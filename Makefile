@@ -21,7 +21,9 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m mypy --strict harn_async_trace
+	$(PY) -m mypy --strict harn_async_trace vm_demo
+	$(PY) -m mypy --strict tests
+	$(PY) -m mypy --strict conftest.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -18,7 +18,7 @@ from .context import _current
 from .kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
 from .model import SpanLink
 
-__all__ = ["SpanHandle", "span"]
+__all__ = ("SpanHandle", "span")
 
 P = ParamSpec("P")
 R = TypeVar("R")

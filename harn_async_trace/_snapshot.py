@@ -14,7 +14,7 @@ from .clock import MockClock
 from .export.summary import format_metadata_value
 from .model import Span
 
-__all__ = ["render_trace_tree"]
+__all__ = ("render_trace_tree",)
 
 
 def _timed_by_mock(span: Span) -> bool:

@@ -8,7 +8,7 @@ import uuid
 
 from .clock import Clock, MockClock
 
-__all__ = ["new_trace_id", "trace_id_hex"]
+__all__ = ("new_trace_id", "trace_id_hex")
 
 
 def _uuid7(unix_ms: int, rand: bytes) -> uuid.UUID:

@@ -1,10 +1,10 @@
-"""The module-level tracing API (seed parity), acting on the current collector.
+"""The module-level tracing API (the functions harn-vm has), acting on the current collector.
 
 Every function reads the current collector (see ``context.py``) and checks
 ``collector.enabled`` first, so the disabled path is one lookup and a branch.
 The lookup is ``_current.get`` bound once (a C call, no Python frame), and
 the span functions call the collector's core interface (``open``, ``end``,
-``close``, see ``collector.py``) directly rather than through the seed-named
+``close``, see ``collector.py``) directly rather than through the harn-vm-named
 wrappers: each Python call level costs about as much as a ContextVar set
 (benchmarks/RESULTS.md).
 """
@@ -117,7 +117,7 @@ def span_set_metadata(span_id: int, key: str, value: Any) -> None:
 
 
 def span_attach_metadata(span_id: int, key: str, value: Any) -> None:
-    """Set metadata on an open span; an ended span is left alone (seed 0.9.4).
+    """Set metadata on an open span; an ended span is left alone.
 
     Use :func:`span_attach_metadata_if_absent` to add a key to a completed span.
 

@@ -19,17 +19,18 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final, Protocol, TypeVar, cast, runtime_checkable
 
-__all__ = [
+__all__ = (
     "Clock",
     "MockClock",
     "MockClockError",
+    "OverrideGuard",
     "SystemClock",
     "active_mock_clock",
     "advance_time",
     "current_clock",
     "install_override",
     "mock_time",
-]
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,6 +1,6 @@
 """``SpanCollector``: allocates span ids, tracks open spans, stores finished ones.
 
-Seed semantics (harn-vm ``tracing.rs``): ids are sequential from 1, a span's
+harn-vm's semantics: ids are sequential from 1, a span's
 parent is the innermost open span on the *current task's* chain, detached
 spans have no parent but are pushed so their children nest under them.
 
@@ -59,7 +59,7 @@ from . import events as _events
 from ._trace_id import new_trace_id
 from .clock import _ACTIVE, Clock, SystemClock
 from .kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
-from .model import ClockBinding, Span, SpanEvent, SpanLink, _LiveSpan, _SpanSlots
+from .model import Span, SpanEvent, SpanLink, _ClockBinding, _LiveSpan, _SpanSlots
 
 __all__ = ("SpanCollector",)
 
@@ -150,9 +150,9 @@ class SpanCollector:
         self.dropped_links = 0
         self.dropped_metadata = 0
         self._system_epoch = (clock.monotonic_ns(), clock.wall_ns())
-        self._bindings: dict[int, ClockBinding] = {}
+        self._bindings: dict[int, _ClockBinding] = {}
         self._last_clock: Clock | None = None
-        self._last_binding: ClockBinding | None = None
+        self._last_binding: _ClockBinding | None = None
 
     def reset(self) -> None:
         """Forget every span and start a new trace.
@@ -199,15 +199,15 @@ class SpanCollector:
             self._id_counter = itertools.count(first_span_id)
             self._next_id = self._id_counter.__next__
 
-    def _binding_for(self, clock: Clock) -> ClockBinding:
+    def _binding_for(self, clock: Clock) -> _ClockBinding:
         binding = self._bindings.get(id(clock))
         if binding is None or binding.clock is not clock:
             if isinstance(clock, SystemClock):
                 mono, wall = self._system_epoch
-                binding = ClockBinding(clock, mono, wall)
+                binding = _ClockBinding(clock, mono, wall)
             else:
                 # Mock (or custom) clocks: their own monotonic time is the span time.
-                binding = ClockBinding(clock, 0, clock.wall_ns() - clock.monotonic_ns())
+                binding = _ClockBinding(clock, 0, clock.wall_ns() - clock.monotonic_ns())
             self._bindings[id(clock)] = binding
         self._last_clock = clock
         self._last_binding = binding
@@ -289,7 +289,7 @@ class SpanCollector:
             chain.set(span)
         else:
             span._chain_prev = None
-        span._start_ns = clock.monotonic_ns() - binding.base_ns  # type: ignore[union-attr]
+        span._start_ns = clock.monotonic_ns() - binding.base_ns  # type: ignore[union-attr]  # the binding of a live clock has one
         self._open[span_id] = span
         if metadata:
             self._set_many(span, metadata)

@@ -15,9 +15,9 @@ from typing import Final
 
 from .collector import SpanCollector
 
-__all__ = ["current_collector", "default_collector", "use_collector"]
+__all__ = ("current_collector", "default_collector", "use_collector")
 
-# Tracing is off in the process default until set_tracing_enabled(True) (seed).
+# Tracing is off in the process default until set_tracing_enabled(True), as in harn-vm.
 _DEFAULT: Final = SpanCollector(enabled=False)
 # The default is the process collector itself, so a lookup is one C call
 # with no fallback: the module API binds ``_current.get`` once (api.py).

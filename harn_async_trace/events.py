@@ -35,6 +35,8 @@ __all__ = (
     "SpanEndEvent",
     "SpanStartEvent",
     "Subscription",
+    "emit_end",
+    "emit_start",
     "subscribe",
     "subscribe_queued",
     "subscriber_error_count",
@@ -48,7 +50,7 @@ _log: Final = logging.getLogger("harn_async_trace.events")
 @final
 @dataclass(frozen=True, slots=True)
 class SpanStartEvent:
-    """A span was opened (seed ``emit_span_start``).
+    """A span was opened (harn-vm's ``emit_span_start``).
 
     ``metadata`` is what the span was opened with (a copy); ``start_unix_ns``
     is its start on the wall clock; ``lane`` the task it runs in;
@@ -71,7 +73,7 @@ class SpanStartEvent:
 @final
 @dataclass(frozen=True, slots=True)
 class SpanEndEvent:
-    """A span was ended (seed ``emit_span_end``); ``span`` is the stored record.
+    """A span was ended (harn-vm's ``emit_span_end``); ``span`` is the stored record.
 
     ``dropped`` is True when the collector was full and did not keep it;
     ``collector`` is the ``SpanCollector`` that ended it.
@@ -244,7 +246,13 @@ def _isolate(subscription: Subscription, exc: BaseException) -> None:
 
 
 def emit_start(event: SpanStartEvent) -> None:
-    """Deliver a start event to every start listener, isolating their failures."""
+    """Deliver a start event to every start listener, isolating their failures.
+
+    Called by collectors (only when ``_start_subscribers`` is non-empty).
+
+    Example:
+        >>> emit_start(SpanStartEvent("t", 1, None, "a", SpanKind.STEP, (), 0))
+    """
     for subscription in _start_subscribers:
         try:
             subscription.on_start(event)  # type: ignore[misc]  # only listeners with on_start are here
@@ -253,7 +261,10 @@ def emit_start(event: SpanStartEvent) -> None:
 
 
 def emit_end(event: SpanEndEvent) -> None:
-    """Deliver an end event to every end listener, isolating their failures."""
+    """Deliver an end event to every end listener, isolating their failures.
+
+    Called by collectors (only when ``_end_subscribers`` is non-empty).
+    """
     for subscription in _end_subscribers:
         try:
             subscription.on_end(event)  # type: ignore[misc]  # only listeners with on_end are here

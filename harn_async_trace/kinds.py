@@ -1,11 +1,11 @@
-"""Span kinds and canonical metadata keys (seed parity with harn-vm's tracing.rs)."""
+"""Span kinds and canonical metadata keys (the same as the Harn language's own VM, harn-vm)."""
 
 from __future__ import annotations
 
 import enum
 from typing import Final, final
 
-__all__ = ["SpanKind", "meta"]
+__all__ = ("SpanKind", "coerce_kind", "meta")
 
 
 class SpanKind(enum.StrEnum):

@@ -29,7 +29,7 @@ from .clock import MockClock, active_mock_clock
 if TYPE_CHECKING:  # uvloop is optional at run time
     import uvloop
 
-__all__ = ["anyio_backend_options", "loop_clock", "run", "virtual_loop_factory"]
+__all__ = ("anyio_backend_options", "loop_clock", "run", "virtual_loop_factory")
 
 T = TypeVar("T")
 

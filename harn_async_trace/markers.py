@@ -8,12 +8,12 @@ from typing import Any
 from .context import current_collector
 from .kinds import SpanKind, coerce_kind, meta
 
-__all__ = [
+__all__ = (
     "emit_deferred_tool_load",
     "emit_marker_span",
     "emit_model_route",
     "emit_tool_mount",
-]
+)
 
 
 def emit_marker_span(

@@ -17,7 +17,7 @@ from typing import Any, Final, final
 from .clock import Clock
 from .kinds import SpanKind, coerce_kind
 
-__all__ = ["LlmCallUsage", "Span", "SpanEvent", "SpanLink"]
+__all__ = ("LlmCallUsage", "Span", "SpanEvent", "SpanLink")
 
 _NS_PER_MS: Final = 1_000_000
 
@@ -72,7 +72,7 @@ class LlmCallUsage:
     cost_usd: float | None = None
 
     def metadata_pairs(self) -> list[tuple[str, Any]]:
-        """Canonical (key, value) pairs in seed order; ``cost_usd`` omitted when unpriced."""
+        """Canonical (key, value) pairs in harn-vm's order; ``cost_usd`` omitted when unpriced."""
         pairs: list[tuple[str, Any]] = [
             ("model", self.model),
             ("provider", self.provider),
@@ -87,7 +87,7 @@ class LlmCallUsage:
 
 
 @final
-class ClockBinding:
+class _ClockBinding:
     """How a collector turns one clock's raw readings into span times.
 
     ``start_ns = clock.monotonic_ns() - base_ns`` and
@@ -121,7 +121,7 @@ class _SpanSlots:
         "_start_ns",
         "_trace_id",
     )
-    _binding: ClockBinding
+    _binding: _ClockBinding
     # The span that was innermost on the starting task's chain when this one
     # was pushed: the chain is a linked list threaded through the spans.
     _chain_prev: _SpanSlots | None
@@ -194,7 +194,7 @@ class Span(_SpanSlots):
             name=name,
             start_ns=start,
             duration_ns=duration_ms * _NS_PER_MS if duration_ns is None else duration_ns,
-            binding=ClockBinding(None, 0, start_unix_ms * _NS_PER_MS - start),
+            binding=_ClockBinding(None, 0, start_unix_ms * _NS_PER_MS - start),
             metadata=metadata,
             links=links or None,
             events=events or None,

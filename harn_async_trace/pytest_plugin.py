@@ -37,7 +37,7 @@ from .collector import SpanCollector
 from .context import use_collector
 from .model import Span
 
-__all__ = ["DeterminismWarning", "TraceSnapshot"]
+__all__ = ("DeterminismWarning", "TraceSnapshot")
 
 _MARKER: Final = "mock_time"
 _UPDATE_OPTION: Final = "--update-trace-snapshots"

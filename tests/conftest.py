@@ -1,4 +1,4 @@
-"""Shared fixtures: clean process-wide tracing state for every test; ``traced`` for boundaries."""
+"""Shared fixtures: ``traced`` for the boundary tests (the clean-state reset is ../conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,7 @@ from collections.abc import Iterator
 import pytest
 from boundaries_support import LOOPS, Traced, make_traced
 
-from harn_async_trace.testing import reset_tracing_state
-
 pytest_plugins = ["pytester"]
-
-
-@pytest.fixture(autouse=True)
-def _clean_tracing_state() -> Iterator[None]:
-    """Reset the default collector, clock overrides and subscribers around each test."""
-    reset_tracing_state()
-    yield
-    reset_tracing_state()
 
 
 @pytest.fixture(params=LOOPS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
@@ -19,11 +20,11 @@ from harn_async_trace import (
 
 
 @pytest.fixture
-def collector() -> SpanCollector:
+def collector() -> Iterator[SpanCollector]:
     """A fresh enabled collector bound for the test."""
     c = SpanCollector()
     with use_collector(c):
-        yield c  # type: ignore[misc]
+        yield c
 
 
 class TestContextManager:

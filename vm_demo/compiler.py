@@ -20,7 +20,7 @@ from vm_demo.compiler_scope import BINOPS, LoopBlock, ModuleCode, TryBlock
 from vm_demo.errors import HarnSyntaxError, Location, deep_recursion, register_source
 from vm_demo.parser import parse
 
-__all__ = ["FunctionCompiler", "ModuleCode", "compile_module", "compile_source"]
+__all__ = ("FunctionCompiler", "ModuleCode", "compile_module", "compile_source")
 
 
 class FunctionCompiler(ExprCompiler):

@@ -177,4 +177,4 @@ def describe(value: Any) -> str:
     return to_display(value)
 
 
-__all__ = ["VM", "Closure", "describe", "new_globals"]
+__all__ = ("VM", "Closure", "describe", "new_globals")

@@ -26,7 +26,7 @@ from vm_demo.frame import FINISHED, NO_PUSH, Frame
 from vm_demo.handlers import TABLE
 from vm_demo.objects import Builtin, Cell, Closure, type_name
 
-__all__ = ["FINISHED", "MAX_DEPTH", "NO_PUSH", "Frame", "VMBase"]
+__all__ = ("FINISHED", "MAX_DEPTH", "NO_PUSH", "Frame", "VMBase")
 
 MAX_DEPTH = 2000
 _FN_CALL = SpanKind.FN_CALL

@@ -23,7 +23,7 @@ from .mixin import _FAST_HANDLES, VirtualTimeMixin
 _new_handle: Final = asyncio.Handle.__new__
 _copy_context: Final = contextvars.copy_context
 
-__all__ = [
+__all__ = (
     "ENTRY_POINTS_HINT",
     "VirtualEventLoop",
     "adopt_new_loop",
@@ -31,7 +31,7 @@ __all__ = [
     "new_virtual_loop",
     "virtual_class_for",
     "virtualise_in_place",
-]
+)
 
 _NS: Final = 1_000_000_000
 

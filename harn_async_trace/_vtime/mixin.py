@@ -37,7 +37,7 @@ from .tasks import OrderedTask
 from .timeline import _NEVER, _NS, TimelineMixin, _seconds_to_ns
 from .timers import TimerQueue
 
-__all__ = ["VirtualTimeMixin"]
+__all__ = ("VirtualTimeMixin",)
 
 # The direct slot fill in _v_push is only used when the layout is the one it
 # was written for (CPython 3.11-3.13); otherwise the constructor is called.

@@ -21,7 +21,7 @@ from ..clock import MockClock, MockClockError
 from .loops import ENTRY_POINTS_HINT, adopt_new_loop, is_uvloop, virtualise_in_place
 from .mixin import VirtualTimeMixin
 
-__all__ = ["install_loop_policy", "patch_wall_clock", "virtualise_running_loop"]
+__all__ = ("install_loop_policy", "patch_wall_clock", "virtualise_running_loop")
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -17,7 +17,7 @@ from collections.abc import Coroutine, Generator
 from contextvars import Context
 from typing import Any, TypeVar
 
-__all__ = ["OrderedTask"]
+__all__ = ("OrderedTask",)
 
 T = TypeVar("T")
 

@@ -18,7 +18,7 @@ from typing import Any, Final
 from ..clock import MockClock
 from .timers import TimerQueue
 
-__all__ = ["TimelineMixin"]
+__all__ = ("TimelineMixin",)
 
 _NS: Final = 1_000_000_000
 # Deadlines at or past this (about 146 years) mean "never": never jumped to.

@@ -18,7 +18,7 @@ import heapq
 from collections.abc import Callable, Iterator
 from typing import Any, final
 
-__all__ = ["TimerQueue"]
+__all__ = ("TimerQueue",)
 
 
 @final

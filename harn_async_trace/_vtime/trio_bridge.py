@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from ..clock import MockClock, OverrideGuard, install_override
 
-__all__ = ["trio_run_options"]
+__all__ = ("trio_run_options",)
 
 _NS: Final = 1_000_000_000
 

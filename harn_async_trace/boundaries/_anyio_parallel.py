@@ -16,7 +16,7 @@ from .._scoped import is_cancellation
 from ._common import close_unstarted, end_with_status, resolve
 from ._fanout import FanOutState
 
-__all__ = ["AnyioFanOut"]
+__all__ = ("AnyioFanOut",)
 
 
 class AnyioFanOut(FanOutState):

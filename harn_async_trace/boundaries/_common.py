@@ -19,7 +19,7 @@ from .._scoped import is_cancellation, record_outcome
 from ..collector import SpanCollector
 from ..model import SpanLink
 
-__all__ = [
+__all__ = (
     "close_span_after_task",
     "close_unstarted",
     "end_with_status",
@@ -28,7 +28,7 @@ __all__ = [
     "resolve",
     "run_in_span",
     "status_of",
-]
+)
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from ..collector import SpanCollector
 from ..kinds import SpanKind
 from ._common import link_to
 
-__all__ = ["Branch", "FanOutState"]
+__all__ = ("Branch", "FanOutState")
 
 Branch = Awaitable[Any] | Callable[[], Awaitable[Any]]
 

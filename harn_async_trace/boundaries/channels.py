@@ -25,7 +25,7 @@ from ..model import SpanLink
 from ._common import close_span_after_task, relink, run_in_span
 from .suspension import traced_drain
 
-__all__ = ["ChannelClosedError", "ChannelTrigger", "TracedChannel"]
+__all__ = ("ChannelClosedError", "ChannelTrigger", "TracedChannel")
 
 Handler = Callable[[Any], Any]
 

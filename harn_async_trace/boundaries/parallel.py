@@ -21,7 +21,7 @@ from ._anyio_parallel import AnyioFanOut
 from ._common import close_unstarted, end_with_status, run_in_span
 from ._fanout import Branch, FanOutState
 
-__all__ = ["traced_parallel"]
+__all__ = ("traced_parallel",)
 
 
 class _FanOut(FanOutState):

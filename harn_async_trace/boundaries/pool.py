@@ -37,7 +37,7 @@ from ._common import (
 )
 from .suspension import traced_drain
 
-__all__ = ["PoolClosedError", "PoolFullError", "TracedPool"]
+__all__ = ("PoolClosedError", "PoolFullError", "TracedPool")
 
 T = TypeVar("T")
 _NS_PER_MS: Final = 1_000_000

@@ -19,7 +19,7 @@ from ..kinds import SpanKind
 from ..model import SpanLink
 from ._common import close_span_after_task, close_unstarted, link_to, run_in_span
 
-__all__ = ["traced_spawn", "traced_start_soon"]
+__all__ = ("traced_spawn", "traced_start_soon")
 
 T = TypeVar("T")
 

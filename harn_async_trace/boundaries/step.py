@@ -22,7 +22,7 @@ from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
 
-__all__ = ["step"]
+__all__ = ("step",)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -21,7 +21,7 @@ from ..context import current_collector
 from ..kinds import SpanKind
 from ..model import SpanLink
 
-__all__ = [
+__all__ = (
     "DrainHandle",
     "ResumeHandle",
     "SuspensionHandle",
@@ -30,7 +30,7 @@ __all__ = [
     "traced_drain",
     "traced_resume",
     "traced_suspension",
-]
+)
 
 
 @final

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, ParamSpec, TypeVar
 
-__all__ = ["ContextThreadPoolExecutor", "carry_context", "traced_run_in_executor"]
+__all__ = ("ContextThreadPoolExecutor", "carry_context", "traced_run_in_executor")
 
 P = ParamSpec("P")
 R = TypeVar("R")

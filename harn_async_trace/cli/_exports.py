@@ -34,7 +34,7 @@ from ..export.profile import write_profile_json
 from ..export.summary import format_summary
 from ..model import Span
 
-__all__ = ["add_export_arguments", "stream_exports", "summary_command", "write_exports"]
+__all__ = ("add_export_arguments", "stream_exports", "summary_command", "write_exports")
 
 _Writer = Callable[[Sequence[Span], Target], int]
 

@@ -14,7 +14,7 @@ from ..loop import run as loop_run
 from ..model import Span
 from ._exports import add_export_arguments, stream_exports, write_exports
 
-__all__ = ["add_run_arguments", "run_command"]
+__all__ = ("add_run_arguments", "run_command")
 
 
 def add_run_arguments(run: argparse.ArgumentParser) -> None:

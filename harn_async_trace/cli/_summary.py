@@ -6,7 +6,7 @@ import argparse
 
 from ._exports import summary_command
 
-__all__ = ["add_summary_parser"]
+__all__ = ("add_summary_parser",)
 
 
 def add_summary_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -3,7 +3,7 @@
 Exporters read finished ``Span`` records (or the event stream) only; they
 never reach into a collector's internals. Modules:
 
-* ``summary`` - the seed's text tree; ``dicts`` - spans as plain data;
+* ``summary`` - the summary text tree (harn-vm's format); ``dicts`` - spans as plain data;
 * ``jsonl`` - JSON / streaming JSONL (and reading it back);
 * ``profile`` - ``--profile-json`` (spans + per-kind and LLM totals);
 * ``chrome`` - Chrome trace event format (Perfetto, chrome://tracing);
@@ -36,7 +36,7 @@ from .propagation import (
 )
 from .summary import format_summary
 
-__all__ = [
+__all__ = (
     "JsonlStreamWriter",
     "OtelBridge",
     "OtelUnavailableError",
@@ -63,4 +63,4 @@ __all__ = [
     "write_jsonl",
     "write_otlp_json",
     "write_profile_json",
-]
+)

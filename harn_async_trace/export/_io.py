@@ -14,14 +14,14 @@ from ..model import Span
 if TYPE_CHECKING:
     from ..collector import SpanCollector
 
-__all__ = [
+__all__ = (
     "OPEN_ERRORS",
     "Target",
     "dumps",
     "ended_span_of",
     "open_target",
     "start_unix_ns",
-]
+)
 
 # Lone surrogates (from badly decoded bytes) can only occur inside JSON strings
 # here; "backslashreplace" writes them as \udcXX, a valid JSON escape that

@@ -23,7 +23,7 @@ from typing import Final
 
 from ..model import Span
 
-__all__ = ["LaneLayout", "layout_lanes"]
+__all__ = ("LaneLayout", "layout_lanes")
 
 _DENSE_SLACK: Final = 4
 

@@ -25,7 +25,7 @@ from ..kinds import SpanKind, meta
 from ..model import Span, SpanLink
 from ._io import start_unix_ns
 
-__all__ = [
+__all__ = (
     "CLIENT_KINDS",
     "REMOTE_PARENT",
     "clean_attributes",
@@ -33,7 +33,7 @@ __all__ = [
     "otel_attributes",
     "remote_parent",
     "span_id_hex",
-]
+)
 
 CLIENT_KINDS: Final = frozenset({SpanKind.LLM_CALL, SpanKind.TOOL_CALL})
 REMOTE_PARENT: Final = "remote_parent"

@@ -1,4 +1,4 @@
-"""JSON text exactly as Rust's serde_json writes a ``Value`` (the seed's format).
+"""JSON text exactly as Rust's serde_json writes a ``Value`` (the format harn-vm's summaries use).
 
 It differs from ``json.dumps`` in two ways that show up in summaries: object
 keys are sorted (serde_json's default map is a BTreeMap) and floats use
@@ -12,7 +12,7 @@ import json
 import math
 from typing import Any
 
-__all__ = ["serde_json_text"]
+__all__ = ("serde_json_text",)
 
 _encode_str = json.JSONEncoder(ensure_ascii=False).encode
 

@@ -20,7 +20,7 @@ from ..model import Span
 from ._io import Target, dumps, open_target
 from ._lanes import LaneLayout, layout_lanes
 
-__all__ = ["chrome_trace_events", "write_chrome_trace"]
+__all__ = ("chrome_trace_events", "write_chrome_trace")
 
 
 def _us(ns: int) -> str:

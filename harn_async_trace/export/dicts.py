@@ -6,7 +6,7 @@ from typing import Any
 
 from ..model import Span, SpanEvent, SpanLink
 
-__all__ = ["span_from_dict", "span_to_dict"]
+__all__ = ("span_from_dict", "span_to_dict")
 
 
 def _link_to_dict(link: SpanLink) -> dict[str, Any]:

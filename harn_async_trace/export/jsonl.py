@@ -24,14 +24,14 @@ from .dicts import _event_to_dict, _link_to_dict, span_from_dict, span_to_dict
 if TYPE_CHECKING:
     from ..collector import SpanCollector
 
-__all__ = [
+__all__ = (
     "JsonlStreamWriter",
     "TraceFileError",
     "read_jsonl",
     "span_to_json_line",
     "write_json",
     "write_jsonl",
-]
+)
 
 
 

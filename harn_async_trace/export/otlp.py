@@ -39,7 +39,13 @@ if TYPE_CHECKING:
 
     from ..collector import SpanCollector
 
-__all__ = ["OtelBridge", "OtelUnavailableError", "export_to_otel", "to_otel_span", "to_otel_spans"]
+__all__ = (
+    "OtelBridge",
+    "OtelUnavailableError",
+    "export_to_otel",
+    "to_otel_span",
+    "to_otel_spans",
+)
 
 _SCOPE_NAME: Final = "harn_async_trace"
 _INSTALL_HINT: Final = (

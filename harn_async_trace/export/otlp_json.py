@@ -29,7 +29,7 @@ from ._otel_map import (
     times_ns,
 )
 
-__all__ = ["otlp_span_json", "write_otlp_json"]
+__all__ = ("otlp_span_json", "write_otlp_json")
 
 _KIND_INTERNAL: Final = 1  # SPAN_KIND_INTERNAL
 _KIND_CLIENT: Final = 3  # SPAN_KIND_CLIENT

@@ -25,7 +25,7 @@ from ..model import Span
 from ._io import Target, dumps, open_target
 from .jsonl import _span_record
 
-__all__ = ["llm_totals", "profile_totals", "write_profile_json"]
+__all__ = ("llm_totals", "profile_totals", "write_profile_json")
 
 _NS_PER_MS: Final = 1_000_000
 _TOKEN_KEYS: Final = (

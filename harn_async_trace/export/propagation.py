@@ -30,14 +30,14 @@ from ..collector import SpanCollector
 from ..model import Span, SpanLink
 from ._otel_map import REMOTE_PARENT, link_context, span_id_hex
 
-__all__ = [
+__all__ = (
     "TRACEPARENT",
     "TraceParent",
     "continue_trace",
     "extract_traceparent",
     "format_traceparent",
     "inject_traceparent",
-]
+)
 
 TRACEPARENT: Final = "traceparent"
 _log: Final = logging.getLogger("harn_async_trace.propagation")

@@ -1,4 +1,4 @@
-"""The summary tree: the seed's ``format_summary`` text, in O(n)."""
+"""The summary tree: harn-vm's ``format_summary`` text, in O(n)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 from ..model import Span
 from ._serde_text import serde_json_text
 
-__all__ = ["format_metadata_value", "format_summary"]
+__all__ = ("format_metadata_value", "format_summary")
 
 
 def format_metadata_value(value: Any) -> str:
-    """JSON the way the seed's serde_json prints it: compact, sorted keys, UTF-8 as is.
+    """JSON the way harn-vm's serde_json prints it: compact, sorted keys, UTF-8 as is.
 
     Example:
         >>> format_metadata_value({"b": 1.5e-05, "a": "é"})
@@ -31,7 +31,7 @@ def _line(span: Span, depth: int) -> str:
 
 
 def format_summary(spans: Sequence[Span] | None = None) -> str:
-    """Render spans as the seed's indented tree.
+    """Render spans as harn-vm's indented summary tree.
 
     Defaults to the current collector's finished spans. Roots are spans with
     no parent; a span whose parent is absent is counted but not printed.

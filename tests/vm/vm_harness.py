@@ -61,12 +61,15 @@ def assert_runs(source: str, expected_output: str, *, loop: str = "asyncio") -> 
     assert out == expected_output
 
 
-def assert_error(source: str, message: str, *, line: int | None = None) -> HarnError:
+def assert_error(
+    source: str, message: str, *, line: int | None = None
+) -> HarnSyntaxError | HarnRuntimeError:
     """Run `source` and check it fails with `message` (a substring) at `line`."""
-    with pytest.raises(HarnError) as info:
+    with pytest.raises((HarnSyntaxError, HarnRuntimeError)) as info:
         run(source)
     err = info.value
-    text = err.render() if isinstance(err, HarnSyntaxError | HarnRuntimeError) else str(err)
+    assert isinstance(err, HarnSyntaxError | HarnRuntimeError)
+    text = err.render()
     if message not in text:
         print(disassemble(compile_source(source, "test.harn")))
     assert message in text
