@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean test-plugin-matrix
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,26 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy --strict harn_async_trace
 
+# The pytest plugin against other pytest-asyncio releases than the newest that
+# `make test` gets, each in a venv of its own: the lowest supported one (with
+# syrupy beside it), and one too old, which must give a clear error.
+MATRIX := .venv-matrix
+PLUGIN_TESTS := $(wildcard tests/test_pytest_plugin*.py)
+MATRIX_PINS_lowest := '.[uvloop,pytest]' pytest-asyncio==1.4.0 syrupy
+MATRIX_PINS_old := '.[uvloop]' pytest-asyncio==0.24.0
+
+$(MATRIX)/%/.installed: pyproject.toml
+	test -x $(MATRIX)/$*/bin/python || $(PYTHON) -m venv $(MATRIX)/$*
+	$(MATRIX)/$*/bin/python -m pip install --quiet --upgrade pip
+	$(MATRIX)/$*/bin/python -m pip install --quiet -e $(MATRIX_PINS_$*)
+	touch $@
+
+test-plugin-matrix: $(MATRIX)/lowest/.installed $(MATRIX)/old/.installed
+	$(MATRIX)/lowest/bin/python -m pytest -q $(PLUGIN_TESTS)
+	$(MATRIX)/old/bin/python -m pytest -q tests/test_pytest_plugin_realtime.py
+
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(MATRIX) build *.egg-info

@@ -32,7 +32,14 @@ from ._plugin.guard import DeterminismWarning, watch_determinism
 from ._plugin.marker import MARKER, check_markers, marker_options
 from ._plugin.realtime import coroutine_target, on_virtual_loop, setup_problem
 from ._plugin.report import GoldenLedger, item_path
-from ._snapshot import Outcome, check_golden, golden_diff, golden_path, render_trace_tree
+from ._snapshot import (
+    GOLDEN_SUFFIX,
+    Outcome,
+    check_golden,
+    golden_diff,
+    golden_path,
+    render_trace_tree,
+)
 from .clock import MockClock, install_override
 from .collector import SpanCollector
 from .context import use_collector
@@ -45,6 +52,7 @@ _SNAPSHOT_UPDATE: Final = "--snapshot-update"  # syrupy's flag, shared when syru
 _CLOCK_KEY: Final = pytest.StashKey[MockClock]()
 _COLLECTOR_KEY: Final = pytest.StashKey[SpanCollector]()
 _LEDGER_KEY: Final = pytest.StashKey[GoldenLedger]()
+_UNDECLARED: Final = object()
 # The clock of the mock_time test being set up or run. Autouse fixtures are
 # set up before pytest-asyncio's runner makes the loop, so the loop factory
 # can take it from here and share it with the test's fixtures.
@@ -92,6 +100,11 @@ def pytest_configure(config: pytest.Config) -> None:
     cleanup = not config.getoption("--snapshot-no-cleanup", False)
     ledger = config.stash[_LEDGER_KEY] = GoldenLedger(update, delete_unused=update and cleanup)
     config.pluginmanager.register(ledger, "harn-async-trace-goldens")
+    ignored = config.getoption("ignore_file_extensions", _UNDECLARED)
+    if ignored is not _UNDECLARED:
+        # syrupy claims every file under __snapshots__: it would call trace
+        # goldens unknown snapshots, fail the run and delete them on update.
+        config.option.ignore_file_extensions = [*(ignored or ()), GOLDEN_SUFFIX[1:]]
 
 
 def _item_clock(item: pytest.Item) -> MockClock:

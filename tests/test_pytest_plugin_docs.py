@@ -1,0 +1,58 @@
+"""docs/deterministic-tests.md does what it says: its example workflow and every Python block."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from plugin_support import write_ini
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "deterministic-tests.md"
+_BLOCK = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def _blocks(language: str) -> list[str]:
+    return [body for lang, body in _BLOCK.findall(DOC.read_text()) if lang == language]
+
+
+@pytest.fixture(autouse=True)
+def _inner_ini(pytester: pytest.Pytester) -> None:
+    write_ini(pytester)
+
+
+def test_opening_example_run_break_update(pytester: pytest.Pytester) -> None:
+    """The first module fails without a golden, writes it, breaks as shown, and updates."""
+    module, golden, diff = _blocks("python")[0], _blocks("text")[0], _blocks("diff")[0]
+    pytester.makepyfile(test_agent=module)
+    result = pytester.runpytest("test_agent.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*no trace snapshot at __snapshots__/test_agent/test_agent.trace*"])
+
+    result = pytester.runpytest("test_agent.py", "--snapshot-update")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*= trace snapshots =*", "1 written"])
+    written = Path(pytester.path, "__snapshots__", "test_agent", "test_agent.trace")
+    assert written.read_text() == golden
+
+    broken = module.replace("asyncio.sleep(0.12)", "asyncio.sleep(0.2)")
+    assert broken != module
+    pytester.makepyfile(test_agent=broken)
+    result = pytester.runpytest("test_agent.py")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(diff.splitlines())
+
+    result = pytester.runpytest("test_agent.py", "--snapshot-update")
+    result.stdout.fnmatch_lines(["1 updated"])
+    pytester.runpytest("test_agent.py").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("index", range(1, len(_blocks("python"))))
+def test_every_other_python_block_passes(pytester: pytest.Pytester, index: int) -> None:
+    """Each later block is a whole test module that passes (goldens written on a first run)."""
+    pytester.makepyfile(test_block=_blocks("python")[index])
+    first = pytester.runpytest("--snapshot-update")
+    assert first.ret == pytest.ExitCode.OK, first.stdout.str()
+    second = pytester.runpytest()
+    assert second.ret == pytest.ExitCode.OK, second.stdout.str()
+    assert second.parseoutcomes()["passed"] >= 1
