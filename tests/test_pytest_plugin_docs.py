@@ -27,7 +27,7 @@ def test_opening_example_run_break_update(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_agent=module)
     result = pytester.runpytest("test_agent.py")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*no trace snapshot at __snapshots__/test_agent/test_agent.trace*"])
+    result.stdout.fnmatch_lines(_blocks("")[0].splitlines())
 
     result = pytester.runpytest("test_agent.py", "--snapshot-update")
     result.assert_outcomes(passed=1)
@@ -45,6 +45,22 @@ def test_opening_example_run_break_update(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("test_agent.py", "--snapshot-update")
     result.stdout.fnmatch_lines(["1 updated"])
     pytester.runpytest("test_agent.py").assert_outcomes(passed=1)
+
+
+def test_marker_error_as_shown(pytester: pytest.Pytester) -> None:
+    """The page's example of a malformed marker is what pytest prints for one."""
+    pytester.makepyfile(
+        test_agent="""
+        import pytest
+
+        @pytest.mark.mock_time(5)
+        async def test_bad():
+            pass
+        """
+    )
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(_blocks("")[1].splitlines())
 
 
 @pytest.mark.parametrize("index", range(1, len(_blocks("python"))))
