@@ -25,7 +25,8 @@ lint: $(STAMP)
 
 # The pytest plugin against other pytest-asyncio releases than the newest that
 # `make test` gets, each in a venv of its own: the lowest supported one (with
-# syrupy beside it), and one too old, which must give a clear error.
+# syrupy beside it), and one too old (with pytest 8), which must give a clear
+# error; the goldens need no pytest-asyncio and run on both.
 MATRIX := .venv-matrix
 PLUGIN_TESTS := $(wildcard tests/test_pytest_plugin*.py)
 MATRIX_PINS_lowest := '.[uvloop,pytest]' pytest-asyncio==1.4.0 syrupy
@@ -39,7 +40,7 @@ $(MATRIX)/%/.installed: pyproject.toml
 
 test-plugin-matrix: $(MATRIX)/lowest/.installed $(MATRIX)/old/.installed
 	$(MATRIX)/lowest/bin/python -m pytest -q $(PLUGIN_TESTS)
-	$(MATRIX)/old/bin/python -m pytest -q tests/test_pytest_plugin_realtime.py
+	$(MATRIX)/old/bin/python -m pytest -q tests/test_pytest_plugin_realtime.py tests/test_pytest_plugin_goldens.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -271,8 +271,10 @@ def trace_collector(request: pytest.FixtureRequest) -> Iterator[SpanCollector]:
     clock, so its trace id is the same on every run.
 
     Example:
+        from harn_async_trace import SpanKind, span
+
         def test_traced(trace_collector):
-            with span("step", "x"):
+            with span(SpanKind.STEP, "x"):
                 pass
             assert trace_collector.spans()[0].name == "x"
     """
@@ -290,9 +292,12 @@ class TraceSnapshot:
     """Compares a test's trace tree with its golden file (see the module docs).
 
     Example:
+        from harn_async_trace import SpanKind, span
+
         def test_flow(trace_collector, trace_snapshot):
-            run_my_program()
-            trace_snapshot.assert_match()
+            with span(SpanKind.PIPELINE, "main"):
+                pass
+            trace_snapshot.assert_match()  # __snapshots__/<module>/test_flow.trace
     """
 
     def __init__(self, request: pytest.FixtureRequest, ledger: GoldenLedger) -> None:
@@ -314,10 +319,18 @@ class TraceSnapshot:
     def assert_match(self, spans: Sequence[Span] | None = None, *, name: str | None = None) -> None:
         """Fail with a unified diff unless the trace matches its golden file.
 
+        With ``--snapshot-update`` the golden is written instead when it differs.
+
         Example:
-            def test_flow(trace_collector, trace_snapshot):
-                run_my_program()
-                trace_snapshot.assert_match()
+            from harn_async_trace import SpanKind, span
+
+            def test_phases(trace_collector, trace_snapshot):
+                with span(SpanKind.STEP, "load"):
+                    pass
+                trace_snapshot.assert_match(name="loaded")  # test_phases-loaded.trace
+                with span(SpanKind.STEP, "save"):
+                    pass
+                trace_snapshot.assert_match()  # test_phases.trace
         """
         path = self.path_for(name)
         if path in self._used:
@@ -360,12 +373,18 @@ def _shown(path: Path) -> str:
 
 @pytest.fixture
 def trace_snapshot(request: pytest.FixtureRequest) -> TraceSnapshot:
-    """Golden-file comparison of the test's trace tree.
+    """Golden-file comparison of the test's trace tree (a :class:`TraceSnapshot`).
 
     Example:
-        def test_flow(trace_collector, trace_snapshot):
-            ...
-            trace_snapshot.assert_match()
+        import asyncio
+        import pytest
+        from harn_async_trace import SpanKind, span
+
+        @pytest.mark.mock_time()
+        async def test_wait(trace_collector, trace_snapshot):
+            async with span(SpanKind.STEP, "wait"):
+                await asyncio.sleep(30)
+            trace_snapshot.assert_match()  # "#1 step wait @0ms +30000ms"
     """
     return TraceSnapshot(request, request.config.stash[_LEDGER_KEY])
 
@@ -374,10 +393,18 @@ def trace_snapshot(request: pytest.FixtureRequest) -> TraceSnapshot:
 def virtual_anyio_backend(mock_clock: MockClock) -> tuple[str, dict[str, object]]:
     """anyio's asyncio backend on the virtual-time loop of this test's mock clock.
 
-    Example (conftest.py):
+    Example (the fixture override usually goes in conftest.py):
+        import anyio
+        import pytest
+
         @pytest.fixture
         def anyio_backend(virtual_anyio_backend):
             return virtual_anyio_backend
+
+        @pytest.mark.anyio
+        async def test_sleep(mock_clock):
+            await anyio.sleep(60)
+            assert mock_clock.now_monotonic_ms() == 60_000
     """
     from .loop import virtual_loop_factory
 

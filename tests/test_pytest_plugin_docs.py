@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
 from plugin_support import write_ini
+
+from harn_async_trace import pytest_plugin
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "deterministic-tests.md"
 _BLOCK = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
@@ -72,3 +76,26 @@ def test_every_other_python_block_passes(pytester: pytest.Pytester, index: int) 
     second = pytester.runpytest()
     assert second.ret == pytest.ExitCode.OK, second.stdout.str()
     assert second.parseoutcomes()["passed"] >= 1
+
+
+DOCUMENTED = (
+    pytest_plugin.mock_clock,
+    pytest_plugin.trace_collector,
+    pytest_plugin.trace_snapshot,
+    pytest_plugin.TraceSnapshot,
+    pytest_plugin.TraceSnapshot.assert_match,
+    pytest_plugin.virtual_anyio_backend,
+)
+
+
+@pytest.mark.parametrize("documented", DOCUMENTED, ids=lambda d: d.__qualname__)
+def test_docstring_example_is_a_passing_test_module(
+    pytester: pytest.Pytester, documented: object
+) -> None:
+    """The Example of each fixture's docstring passes as a test module of its own."""
+    doc = inspect.getdoc(documented) or ""
+    example = textwrap.dedent(doc.split("Example", 1)[1].split(":\n", 1)[1])
+    pytester.makepyfile(test_example=example)
+    assert pytester.runpytest("--snapshot-update").ret == pytest.ExitCode.OK
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=1)
