@@ -280,8 +280,11 @@ def trace_collector(request: pytest.FixtureRequest) -> Iterator[SpanCollector]:
     """
     node = request.node
     if marker_options(node) is not None or "mock_clock" in request.fixturenames:
-        _item_clock(node)
-        collector = node.stash[_COLLECTOR_KEY]
+        clock = _item_clock(node)
+        collector = node.stash.get(_COLLECTOR_KEY, None)
+        if collector is None:  # asked for late, through request.getfixturevalue
+            with install_override(clock):
+                collector = node.stash[_COLLECTOR_KEY] = SpanCollector()
     else:
         collector = SpanCollector()
     with use_collector(collector):

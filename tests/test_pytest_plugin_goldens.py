@@ -240,14 +240,15 @@ class TestUnusedGoldens:
         result.stdout.fnmatch_lines(
             [
                 "1 matched",
-                "1 unused (no test of this run used them; pytest --snapshot-update deletes them):",
+                "1 unused golden (no test of this run used it; "
+                "pytest --snapshot-update deletes it):",
                 "  __snapshots__/test_m/test_b.trace",
             ]
         )
         assert stale.exists()
         result = pytester.runpytest("--snapshot-update")
         result.stdout.fnmatch_lines(
-            ["1 unused (no test of this run used them; deleted):", "  __snapshots__/test_m/*"]
+            ["1 unused golden (no test of this run used it; deleted):", "  __snapshots__/test_m/*"]
         )
         assert not stale.exists()
         assert _goldens(pytester, "test_m") == {"test_a.trace": "#1 tool_call a\n"}
@@ -278,7 +279,7 @@ class TestUnusedGoldens:
         pytester.makepyfile(test_other="def test_x():\n    pass\n")
         Path(pytester.path, "test_m.py").unlink()
         result = pytester.runpytest("--snapshot-update")
-        result.stdout.fnmatch_lines(["2 unused (*deleted):"])
+        result.stdout.fnmatch_lines(["2 unused goldens (no test of this run used them; deleted):"])
         assert not Path(pytester.path, "__snapshots__", "test_m").exists()
 
     @pytest.mark.parametrize(
@@ -357,5 +358,5 @@ class TestBesideSyrupy:
         pytester.runpytest("--snapshot-update").assert_outcomes(passed=2)
         pytester.makepyfile(test_m=TWO_TESTS.split("def test_b")[0])
         result = pytester.runpytest("--snapshot-update", "--snapshot-no-cleanup")
-        result.stdout.fnmatch_lines(["1 unused (*pytest --snapshot-update deletes them):"])
+        result.stdout.fnmatch_lines(["1 unused golden (*pytest --snapshot-update deletes it):"])
         assert set(_goldens(pytester, "test_m")) == {"test_a.trace", "test_b.trace"}

@@ -25,6 +25,8 @@ class DeterminismWarning(UserWarning):
         filterwarnings = error::harn_async_trace.pytest_plugin.DeterminismWarning
     """
 
+    __module__ = "harn_async_trace.pytest_plugin"  # where users import and filter it
+
 
 _LIBRARY_DIRS: Final = tuple(
     {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}

@@ -83,7 +83,7 @@ class GoldenLedger:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Find (and with ``delete_unused``, delete) the unused goldens of this run."""
-        stopped = session.shouldstop or session.shouldfail
+        stopped = session.shouldstop or session.shouldfail or session.config.option.collectonly
         if stopped or session.exitstatus not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
             return
         if hasattr(session.config, "workerinput"):
@@ -143,8 +143,12 @@ class GoldenLedger:
         if counts:
             lines.append(", ".join(counts))
         if self.unused:
-            what = "deleted" if self.deleted else "pytest --snapshot-update deletes them"
-            lines.append(f"{len(self.unused)} unused (no test of this run used them; {what}):")
+            one = len(self.unused) == 1
+            it, s = ("it", "") if one else ("them", "s")
+            what = "deleted" if self.deleted else f"pytest --snapshot-update deletes {it}"
+            lines.append(
+                f"{len(self.unused)} unused golden{s} (no test of this run used {it}; {what}):"
+            )
             lines.extend(f"  {os.path.relpath(path, root)}" for path in self.unused)
         return lines
 
