@@ -45,6 +45,16 @@ addopts = -p no:hypothesispytest -p no:looptime_plugin -p no:cacheprovider
 """
 
 
+# The conftest.py that puts anyio's pytest plugin on the test's virtual loop.
+VIRTUAL_ANYIO_CONFTEST = """
+import pytest
+
+@pytest.fixture
+def anyio_backend(virtual_anyio_backend):
+    return virtual_anyio_backend
+"""
+
+
 def write_ini(pytester: pytest.Pytester, extra: str = "") -> None:
     """The inner project's pytest.ini: this project's pytest-asyncio settings plus ``extra``."""
     pytester.makeini(_INI + extra)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from plugin_support import write_ini
+from plugin_support import VIRTUAL_ANYIO_CONFTEST, write_ini
 
 from harn_async_trace import MockClock
 from harn_async_trace._trace_id import new_trace_id
@@ -126,15 +126,7 @@ def test_marker_without_pytest_asyncio(pytester: pytest.Pytester) -> None:
 
 def test_anyio_backend_on_virtual_loop(pytester: pytest.Pytester) -> None:
     """virtual_anyio_backend puts anyio's asyncio backend on the test's mock clock."""
-    pytester.makeconftest(
-        """
-        import pytest
-
-        @pytest.fixture
-        def anyio_backend(virtual_anyio_backend):
-            return virtual_anyio_backend
-        """
-    )
+    pytester.makeconftest(VIRTUAL_ANYIO_CONFTEST)
     pytester.makepyfile(
         """
         import anyio

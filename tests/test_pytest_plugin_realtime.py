@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from plugin_support import (
     PYTEST_ASYNCIO,
+    VIRTUAL_ANYIO_CONFTEST,
     needs_old_pytest_asyncio,
     needs_supported_pytest_asyncio,
     write_ini,
@@ -26,6 +27,13 @@ def _assert_setup_error(result: pytest.RunResult, cause: str) -> None:
     result.stdout.fnmatch_lines(
         ["*ERROR at setup of test_*", f"test_*.py::test_*: {cause}", "ERROR test_*Failed: *"]
     )
+    result.stdout.no_fnmatch_line("*body ran*")
+
+
+def _assert_stopped_as_it_starts(result: pytest.RunResult, message: str) -> None:
+    """One failure, with ``message``, before the test's body ran."""
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([message])
     result.stdout.no_fnmatch_line("*body ran*")
 
 
@@ -47,37 +55,31 @@ class TestCausesKnownBeforeSetup:
         )
 
     @needs_supported_pytest_asyncio
-    def test_module_loop_scope_on_the_marker(self, pytester: pytest.Pytester) -> None:
-        """mark.asyncio(loop_scope='module') would share one loop: an error naming the scope."""
+    @pytest.mark.parametrize(
+        ("ini", "marker", "cause"),
+        [
+            ("", '@pytest.mark.asyncio(loop_scope="module")', "'module' (from mark.asyncio*"),
+            ("asyncio_default_test_loop_scope = session\n", "", "'session'*asyncio_default_test*"),
+        ],
+        ids=["marker", "ini"],
+    )
+    def test_shared_loop_scope(
+        self, pytester: pytest.Pytester, ini: str, marker: str, cause: str
+    ) -> None:
+        """A loop shared wider than the test (marker or ini option) is an error naming the scope."""
+        write_ini(pytester, ini)
         pytester.makepyfile(
-            """
+            f"""
             import pytest
 
-            @pytest.mark.asyncio(loop_scope="module")
+            {marker}
             @pytest.mark.mock_time()
             async def test_shared():
                 raise AssertionError("body ran")
             """
         )
         _assert_setup_error(
-            pytester.runpytest(), "*loop shared at loop_scope='module'*loop_scope='function'*"
-        )
-
-    @needs_supported_pytest_asyncio
-    def test_session_loop_scope_from_the_ini(self, pytester: pytest.Pytester) -> None:
-        """asyncio_default_test_loop_scope = session is named as the cause too."""
-        write_ini(pytester, "asyncio_default_test_loop_scope = session\n")
-        pytester.makepyfile(
-            """
-            import pytest
-
-            @pytest.mark.mock_time()
-            async def test_shared():
-                raise AssertionError("body ran")
-            """
-        )
-        _assert_setup_error(
-            pytester.runpytest(), "*loop shared at loop_scope='session'*asyncio_default_test*"
+            pytester.runpytest(), f"*loop shared at loop_scope={cause}loop_scope='function'*"
         )
 
     @needs_supported_pytest_asyncio
@@ -155,27 +157,15 @@ class TestCheckedAsTheTestStarts:
                 raise AssertionError("body ran")
             """
         )
-        result = pytester.runpytest()
-        result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(
-            [
-                "*test_sleep: anyio runs it with anyio_backend='asyncio', a *loop on real "
-                "time: make the anyio_backend fixture return virtual_anyio_backend*"
-            ]
+        _assert_stopped_as_it_starts(
+            pytester.runpytest(),
+            "*test_sleep: anyio runs it with anyio_backend='asyncio', a *loop on real "
+            "time: make the anyio_backend fixture return virtual_anyio_backend*",
         )
-        result.stdout.no_fnmatch_line("*body ran*")
 
     def test_anyio_on_the_virtual_backend(self, pytester: pytest.Pytester) -> None:
         """With virtual_anyio_backend, anyio runs the marked test on the marker's clock."""
-        pytester.makeconftest(
-            """
-            import pytest
-
-            @pytest.fixture
-            def anyio_backend(virtual_anyio_backend):
-                return virtual_anyio_backend
-            """
-        )
+        pytester.makeconftest(VIRTUAL_ANYIO_CONFTEST)
         pytester.makepyfile(
             """
             import anyio, pytest
@@ -212,12 +202,10 @@ class TestCheckedAsTheTestStarts:
                 raise AssertionError("body ran")
             """
         )
-        result = pytester.runpytest()
-        result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(
-            ["*test_hour: it started on a *loop on real time, not on its mark.mock_time*"]
+        _assert_stopped_as_it_starts(
+            pytester.runpytest(),
+            "*test_hour: it started on a *loop on real time, not on its mark.mock_time*",
         )
-        result.stdout.no_fnmatch_line("*body ran*")
 
 
 @pytest.mark.parametrize(
