@@ -29,7 +29,7 @@ from typing import Final
 import pytest
 
 from ._plugin.guard import DeterminismWarning, watch_determinism
-from ._plugin.marker import MARKER, check_markers, marker_options
+from ._plugin.marker import MARKER, USAGE, check_markers, marker_options
 from ._plugin.realtime import coroutine_target, on_virtual_loop, setup_problem
 from ._plugin.report import GoldenLedger, item_path
 from ._snapshot import (
@@ -92,8 +92,7 @@ def pytest_load_initial_conftests(
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        f"{MARKER}(start_wall_ms=1700000000000, uvloop=False, patch_wall=False): "
-        "run this async test on the harn-async-trace virtual-time loop under a MockClock",
+        f"{USAGE}: run this async test on the harn-async-trace virtual-time loop",
     )
     update = bool(config.getoption(_UPDATE_OPTION) or config.getoption(_SNAPSHOT_UPDATE, False))
     # syrupy's opt-out of deleting unused snapshots covers trace goldens too.

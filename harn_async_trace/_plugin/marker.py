@@ -13,11 +13,11 @@ from typing import Final
 
 import pytest
 
-__all__ = ["MARKER", "MockTimeOptions", "check_markers", "marker_options"]
+__all__ = ["MARKER", "USAGE", "MockTimeOptions", "check_markers", "marker_options"]
 
 MARKER: Final = "mock_time"
 _DEFAULT_START_WALL_MS: Final = 1_700_000_000_000
-_USAGE: Final = (
+USAGE: Final = (
     f"{MARKER}(start_wall_ms: int = {_DEFAULT_START_WALL_MS}, uvloop: bool = False, "
     "patch_wall: bool = False)"
 )
@@ -37,11 +37,11 @@ def _parse(mark: pytest.Mark) -> MockTimeOptions | str:
     """The marker's options, or what is wrong with it (one sentence)."""
     if mark.args:
         shown = ", ".join(repr(a) for a in mark.args)
-        return f"mark.{MARKER}({shown}): it takes keyword arguments only: {_USAGE}"
+        return f"mark.{MARKER}({shown}): it takes keyword arguments only: {USAGE}"
     unknown = sorted(set(mark.kwargs) - {"start_wall_ms", "uvloop", "patch_wall"})
     if unknown:
         shown = ", ".join(f"{k}={mark.kwargs[k]!r}" for k in unknown)
-        return f"mark.{MARKER}({shown}): unknown keyword argument; it takes {_USAGE}"
+        return f"mark.{MARKER}({shown}): unknown keyword argument; it takes {USAGE}"
     start = mark.kwargs.get("start_wall_ms", _DEFAULT_START_WALL_MS)
     if isinstance(start, bool) or not isinstance(start, int) or start < 0:
         return (
