@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean test-plugin-matrix
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,27 @@ lint: $(STAMP)
 	$(PY) -m mypy --strict tests
 	$(PY) -m mypy --strict conftest.py
 
+# The pytest plugin against other pytest-asyncio releases than the newest that
+# `make test` gets, each in a venv of its own: the lowest supported one (with
+# syrupy beside it), and one too old (with pytest 8), which must give a clear
+# error; the goldens need no pytest-asyncio and run on both.
+MATRIX := .venv-matrix
+PLUGIN_TESTS := $(wildcard tests/test_pytest_plugin*.py)
+MATRIX_PINS_lowest := '.[uvloop,pytest]' pytest-asyncio==1.4.0 syrupy
+MATRIX_PINS_old := '.[uvloop]' pytest-asyncio==0.24.0
+
+$(MATRIX)/%/.installed: pyproject.toml
+	test -x $(MATRIX)/$*/bin/python || $(PYTHON) -m venv $(MATRIX)/$*
+	$(MATRIX)/$*/bin/python -m pip install --quiet --upgrade pip
+	$(MATRIX)/$*/bin/python -m pip install --quiet -e $(MATRIX_PINS_$*)
+	touch $@
+
+test-plugin-matrix: $(MATRIX)/lowest/.installed $(MATRIX)/old/.installed
+	$(MATRIX)/lowest/bin/python -m pytest -q $(PLUGIN_TESTS)
+	$(MATRIX)/old/bin/python -m pytest -q tests/test_pytest_plugin_realtime.py tests/test_pytest_plugin_goldens.py
+
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(MATRIX) build *.egg-info

@@ -1,97 +1,23 @@
-"""The pytest plugin, exercised through pytester: fixtures, marker, snapshots."""
+"""The pytest plugin's fixtures and the mock_time marker, exercised through pytester.
+
+Goldens are in test_pytest_plugin_goldens.py; what keeps a mock_time test off
+real time is in test_pytest_plugin_realtime.py.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
 
 import pytest
+from plugin_support import VIRTUAL_ANYIO_CONFTEST, write_ini
+
+from harn_async_trace import MockClock
+from harn_async_trace._trace_id import new_trace_id
 
 
 @pytest.fixture(autouse=True)
 def _inner_ini(pytester: pytest.Pytester) -> None:
-    """Inner runs get the same pytest-asyncio settings as this project."""
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
-
-
-SNAPSHOT_TEST = """
-from harn_async_trace import SpanKind, span
-
-def test_flow(trace_collector, mock_clock, trace_snapshot):
-    with span(SpanKind.PIPELINE, "main", user="ann"):
-        mock_clock.advance(0.25)
-        with span(SpanKind.TOOL_CALL, "NAME"):
-            mock_clock.advance(0.5)
-    trace_snapshot.assert_match()
-"""
-
-
-def _write(pytester: pytest.Pytester, tool_name: str) -> None:
-    pytester.makepyfile(test_snap=SNAPSHOT_TEST.replace("NAME", tool_name))
-
-
-class TestSnapshots:
-    def test_missing_golden_fails_with_hint(self, pytester: pytest.Pytester) -> None:
-        """Without a golden file the test fails and says how to create one."""
-        _write(pytester, "grep")
-        result = pytester.runpytest()
-        result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(["*no trace snapshot at*--update-trace-snapshots*"])
-
-    def test_update_then_pass(self, pytester: pytest.Pytester) -> None:
-        """--update-trace-snapshots writes the golden; the next run passes against it."""
-        _write(pytester, "grep")
-        pytester.runpytest("--update-trace-snapshots").assert_outcomes(passed=1)
-        golden = Path(pytester.path, "__snapshots__", "test_snap", "test_flow.trace")
-        assert golden.read_text() == (
-            "#1 pipeline main @0ms +750ms\n"
-            '    meta: user="ann"\n'
-            "  #2 tool_call grep @250ms +500ms\n"
-        )
-        pytester.runpytest().assert_outcomes(passed=1)
-
-    def test_mismatch_shows_unified_diff(self, pytester: pytest.Pytester) -> None:
-        """A changed trace fails with a readable unified diff of the two trees."""
-        _write(pytester, "grep")
-        pytester.runpytest("--update-trace-snapshots").assert_outcomes(passed=1)
-        _write(pytester, "find")
-        result = pytester.runpytest()
-        result.assert_outcomes(failed=1)
-        result.stdout.fnmatch_lines(
-            [
-                "*trace differs from snapshot*test_flow.trace",
-                "*--- test_flow.trace (golden)",
-                "*+++ test_flow.trace (this run)",
-                "*-  #2 tool_call grep @250ms +500ms",
-                "*+  #2 tool_call find @250ms +500ms",
-            ]
-        )
-
-    def test_named_snapshots_and_replay(self, pytester: pytest.Pytester) -> None:
-        """The same program replayed in two tests produces identical snapshot files."""
-        pytester.makepyfile(
-            test_replay="""
-            import pytest
-            from harn_async_trace import SpanKind, span, span_start, span_end
-
-            def program(clock):
-                with span(SpanKind.PIPELINE, "p"):
-                    for i in range(3):
-                        s = span_start(SpanKind.FN_CALL, f"f{i}")
-                        clock.advance(i)
-                        span_end(s)
-
-            @pytest.mark.parametrize("run", [1, 2])
-            def test_replay(run, trace_collector, mock_clock, trace_snapshot):
-                program(mock_clock)
-                trace_snapshot.assert_match(name=f"run{run}")
-            """
-        )
-        pytester.runpytest("--update-trace-snapshots").assert_outcomes(passed=2)
-        folder = Path(pytester.path, "__snapshots__", "test_replay")
-        first = (folder / "test_replay[1]-run1.trace").read_text()
-        second = (folder / "test_replay[2]-run2.trace").read_text()
-        assert first == second
-        assert "#4 fn_call f2 @1000ms +2000ms" in first
+    write_ini(pytester)
 
 
 class TestFixtures:
@@ -117,20 +43,40 @@ class TestFixtures:
         )
         pytester.runpytest().assert_outcomes(passed=3)
 
-    def test_trace_id_replays_under_mock(self, pytester: pytest.Pytester) -> None:
-        """Collectors made under the test's mock clock get the same trace id every time."""
+    def test_trace_id_replays_whatever_the_fixture_order(
+        self, pytester: pytest.Pytester
+    ) -> None:
+        """trace_collector's id is the same in every test and run, before or after busy fixtures."""
         pytester.makepyfile(
             """
             import pytest
-            seen = []
+            from harn_async_trace import SpanCollector, install_override
 
-            @pytest.mark.parametrize("n", [1, 2])
-            def test_id(n, mock_clock, trace_collector):
-                seen.append(trace_collector.trace_id)
-                assert len(set(seen)) == 1
+            @pytest.fixture
+            def busy(mock_clock):
+                # Moves the clock and draws a trace id from it before the test's collector.
+                mock_clock.advance(5)
+                with install_override(mock_clock):
+                    SpanCollector()
+
+            @pytest.mark.mock_time()
+            async def test_collector_after(busy, trace_collector):
+                print("ID", trace_collector.trace_id)
+
+            @pytest.mark.mock_time()
+            async def test_collector_before(trace_collector, busy):
+                print("ID", trace_collector.trace_id)
+
+            def test_sync_with_mock_clock(busy, trace_collector):
+                print("ID", trace_collector.trace_id)
             """
         )
-        pytester.runpytest().assert_outcomes(passed=2)
+        ids = []
+        for _ in range(2):
+            result = pytester.runpytest("-s")
+            result.assert_outcomes(passed=3)
+            ids += re.findall(r"ID (trace_\S+)", result.stdout.str())
+        assert ids == [new_trace_id(MockClock())] * 6
 
 
 @pytest.mark.parametrize("use_uvloop", [False, True])
@@ -162,22 +108,6 @@ def test_mock_time_marker_alone_runs_on_virtual_loop(
     pytester.runpytest().assert_outcomes(passed=1)
 
 
-def test_marker_rejects_bad_arguments(pytester: pytest.Pytester) -> None:
-    """A malformed marker is a usage error naming the test and the argument."""
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.mock_time(start="soon")
-        async def test_bad():
-            pass
-        """
-    )
-    result = pytester.runpytest()
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*mark.mock_time takes only keyword arguments*start*"])
-
-
 def test_marker_without_pytest_asyncio(pytester: pytest.Pytester) -> None:
     """With pytest-asyncio disabled, the plugin runs mock_time tests itself."""
     pytester.makepyfile(
@@ -196,15 +126,7 @@ def test_marker_without_pytest_asyncio(pytester: pytest.Pytester) -> None:
 
 def test_anyio_backend_on_virtual_loop(pytester: pytest.Pytester) -> None:
     """virtual_anyio_backend puts anyio's asyncio backend on the test's mock clock."""
-    pytester.makeconftest(
-        """
-        import pytest
-
-        @pytest.fixture
-        def anyio_backend(virtual_anyio_backend):
-            return virtual_anyio_backend
-        """
-    )
+    pytester.makeconftest(VIRTUAL_ANYIO_CONFTEST)
     pytester.makepyfile(
         """
         import anyio
