@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, ParamSpec, TypeVar, cast, final
 
+from ._sync_async import SyncAsyncContext
 from .collector import SpanCollector
 from .context import _current
 from .kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
@@ -82,7 +83,7 @@ _new_handle: Final = SpanHandle.__new__
 
 
 @final
-class span:  # lower-case: used like a function, `with span(...)`
+class span(SyncAsyncContext):  # lower-case: used like a function, `with span(...)`
     """Trace a block or a function as one span.
 
     ``links`` are recorded on the span; ``detached=True`` opens it with no
@@ -222,17 +223,6 @@ class span:  # lower-case: used like a function, `with span(...)`
         else:
             handle = self._take_entry()
         self._close(handle, exc)  # type: ignore[arg-type]  # set by __enter__
-
-    async def __aenter__(self) -> SpanHandle:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
         """Decorate ``func`` so each call runs inside a fresh span."""

@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextvars
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, final
+from typing import Any, Self, final
 
 from .._scoped import record_outcome
+from .._sync_async import SyncAsyncContext
 from ..collector import SpanCollector
 from ..context import current_collector
 from ..kinds import SpanKind
@@ -62,7 +63,7 @@ class SuspensionToken:
         return cls(str(data["trace_id"]), str(data["span_id"]), str(data["name"]))
 
 
-class _Scope:
+class _Scope(SyncAsyncContext):
     """A span as a sync/async context manager; subclasses choose how it opens."""
 
     __slots__ = ("_collector", "_metadata", "_name", "span_id")
@@ -94,6 +95,10 @@ class _Scope:
         if self._collector is not None:
             self._collector.set_metadata(self.span_id, key, value)
 
+    def __enter__(self) -> Self:
+        self._enter()
+        return self
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -105,14 +110,6 @@ class _Scope:
             return
         record_outcome(collector, self.span_id, exc)
         collector.end(self.span_id)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 @final
@@ -130,14 +127,6 @@ class SuspensionHandle(_Scope):
         trace_id = collector.open_details(span_id)[0]
         self.token = SuspensionToken(trace_id, str(span_id), self._name)
         return span_id
-
-    def __enter__(self) -> SuspensionHandle:
-        self._enter()
-        return self
-
-    async def __aenter__(self) -> SuspensionHandle:
-        self._enter()
-        return self
 
 
 def traced_suspension(name: str, **metadata: Any) -> SuspensionHandle:
@@ -168,14 +157,6 @@ class ResumeHandle(_Scope):
         links = [] if self._link is None else [self._link]
         # Detached but pushed: the resumed work nests under the resume span.
         return collector.start_detached_with_links(SpanKind.RESUME, self._name, links)
-
-    def __enter__(self) -> ResumeHandle:
-        self._enter()
-        return self
-
-    async def __aenter__(self) -> ResumeHandle:
-        self._enter()
-        return self
 
 
 def traced_resume(
@@ -213,14 +194,6 @@ class DrainHandle(_Scope):
 
     def _open(self, collector: SpanCollector) -> int:
         return collector.start(SpanKind.DRAIN, self._name)
-
-    def __enter__(self) -> DrainHandle:
-        self._enter()
-        return self
-
-    async def __aenter__(self) -> DrainHandle:
-        self._enter()
-        return self
 
     def decide(self, subject: str, decision: str, **metadata: Any) -> int:
         """Record a zero-duration ``drain_decision`` child named ``subject``; returns its id.
