@@ -122,9 +122,19 @@ class Slice(Node):
 
 
 @dataclass(slots=True)
+class Spread(Node):
+    """`...expr` inside call arguments, list literals or dict literals."""
+
+    value: Node
+
+
+@dataclass(slots=True)
 class Param:
     name: str
     rest: bool = False
+    default: Node | None = None
+    # Primitive type names the annotation allows (checked at call time); None: unchecked.
+    types: tuple[str, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -147,6 +157,8 @@ class IfExpr(Node):
 class TryExpr(Node):
     body: list[Node]
     catch_name: str | None
+    # `catch (e: T | U)`: the type names that this handler catches (None: all).
+    catch_types: tuple[str, ...] | None
     # No catch and no finally: a bare `try { }`, which evaluates to a Result.
     # No catch but a finally: errors propagate after the finally body runs.
     catch_body: list[Node] | None
@@ -173,6 +185,46 @@ class Deadline(Node):
 
 
 @dataclass(slots=True)
+class MatchArm:
+    patterns: list[Node]  # alternatives (`a | b ->`); expressions read as patterns
+    guard: Node | None
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class Match(Node):
+    subject: Node
+    arms: list[MatchArm]
+
+
+@dataclass(slots=True)
+class StructLit(Node):
+    name: str
+    entries: list[tuple[Node, Node]]
+
+
+@dataclass(slots=True)
+class Unwrap(Node):
+    """Postfix `expr?`: the Ok value, or return the Err from the enclosing function."""
+
+    value: Node
+
+
+@dataclass(slots=True)
+class Retry(Node):
+    count: Node
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class BuiltinCall(Node):
+    """A call of an intrinsic the compiler relies on (never shadowed by user names)."""
+
+    name: str
+    args: list[Node]
+
+
+@dataclass(slots=True)
 class SelectCase:
     name: str | None
     channel: Node
@@ -192,6 +244,7 @@ class Select(Node):
 @dataclass(slots=True)
 class NamePattern(Node):
     name: str  # "_" discards
+    default: Node | None = None
 
 
 @dataclass(slots=True)
@@ -202,10 +255,18 @@ class ListPattern(Node):
 
 @dataclass(slots=True)
 class DictPattern(Node):
-    fields: list[tuple[str, str]]  # (key, bound name)
+    fields: list[tuple[str, str, Node | None]]  # (key, bound name, default)
+    rest: str | None = None
 
 
-Pattern = NamePattern | ListPattern | DictPattern
+@dataclass(slots=True)
+class TuplePattern(Node):
+    """`(a, b)` in a for head: the two halves of a Pair (or a two-item list)."""
+
+    items: list[NamePattern]
+
+
+Pattern = NamePattern | ListPattern | DictPattern | TuplePattern
 
 
 # -- statements ----------------------------------------------------------------
@@ -266,6 +327,40 @@ class Throw(Node):
 @dataclass(slots=True)
 class Block(Node):
     body: list[Node]
+
+
+@dataclass(slots=True)
+class Guard(Node):
+    cond: Node
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class Defer(Node):
+    body: list[Node]
+
+
+@dataclass(slots=True)
+class Yield(Node):
+    value: Node | None
+
+
+@dataclass(slots=True)
+class StructDecl(Node):
+    name: str
+    fields: list[str]
+
+
+@dataclass(slots=True)
+class EnumDecl(Node):
+    name: str
+    variants: list[tuple[str, list[str]]]  # (variant, field names)
+
+
+@dataclass(slots=True)
+class ImplDecl(Node):
+    target: str
+    methods: list[FnDecl]
 
 
 @dataclass(slots=True)

@@ -95,7 +95,9 @@ async def _parallel(vm: Any, args: list[Any]) -> Any:
     out: list[Result] = []
     for r in results:
         if isinstance(r, HarnRuntimeError):
-            out.append(Result(False, r.value))
+            # Harn reports a thrown string as its error text, `Thrown: <value>`.
+            thrown_text = r.thrown and isinstance(r.value, str)
+            out.append(Result(False, f"Thrown: {r.value}" if thrown_text else r.value))
         elif isinstance(r, BaseException):
             out.append(Result(False, str(r)))
         else:
@@ -112,7 +114,9 @@ async def _deadline(vm: Any, args: list[Any]) -> Any:
         async with asyncio.timeout(ms / 1000):
             return await vm.call(closure, [])
     except TimeoutError:
-        raise HarnRuntimeError(f"deadline exceeded ({to_display(duration)})") from None
+        err = HarnRuntimeError(f"deadline exceeded ({to_display(duration)})")
+        err.cancelled = True  # spans it unwinds on its way out were cut short, not failed
+        raise err from None
 
 
 # -- time ---------------------------------------------------------------------------------
@@ -208,8 +212,8 @@ async def _send(vm: Any, args: list[Any]) -> bool:
     arity("send", args, 2)
     try:
         await _chan("send", args[0]).send(args[1])
-    except ChannelClosed as e:
-        raise HarnRuntimeError(str(e)) from None
+    except ChannelClosed:
+        return False  # Harn: sending on a closed channel is refused, not an error
     return True
 
 
@@ -265,16 +269,20 @@ def _atomic(name: str, v: Any) -> Atomic:
     return want(name, v, Atomic, what="an atomic")  # type: ignore[no-any-return]
 
 
+@builtin("atomic_get")
+def _atomic_get(vm: Any, args: list[Any]) -> Any:
+    arity("atomic_get", args, 1)
+    v = args[0]
+    # A number is what atomic_add returns; reading it back gives itself.
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return v
+    return _atomic("atomic_get", v).value
+
+
 @builtin("atomic")
 def _atomic_new(vm: Any, args: list[Any]) -> Atomic:
     arity("atomic", args, 0, 1)
     return Atomic(args[0] if args else 0)
-
-
-@builtin("atomic_get")
-def _atomic_get(vm: Any, args: list[Any]) -> Any:
-    arity("atomic_get", args, 1)
-    return _atomic("atomic_get", args[0]).value
 
 
 @builtin("atomic_set")
@@ -286,13 +294,14 @@ def _atomic_set(vm: Any, args: list[Any]) -> Atomic:
 
 
 @builtin("atomic_add")
-def _atomic_add(vm: Any, args: list[Any]) -> Atomic:
+def _atomic_add(vm: Any, args: list[Any]) -> Any:
+    """Add to the atomic and return the new value."""
     # One event loop thread runs all tasks and this handler never awaits,
     # so the read-modify-write cannot interleave with another task.
     arity("atomic_add", args, 2)
     a = _atomic("atomic_add", args[0])
     a.value = a.value + want("atomic_add", args[1], int, float)
-    return a
+    return a.value
 
 
 @builtin("atomic_cas")

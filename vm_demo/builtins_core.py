@@ -88,7 +88,7 @@ def _to_list(vm: Any, args: list[Any]) -> list[Any]:
     arity("to_list", args, 1)
     v = args[0]
     if isinstance(v, HarnSet):
-        return list(v.items)
+        return v.items
     if isinstance(v, list):
         return list(v)
     if isinstance(v, str):
@@ -197,60 +197,6 @@ def _unwrap_or(vm: Any, args: list[Any]) -> Any:
     arity("unwrap_or", args, 2)
     r = _result("unwrap_or", args[0])
     return r.value if r.ok else args[1]
-
-
-# -- sets ---------------------------------------------------------------------------------
-
-
-@builtin("set")
-def _set(vm: Any, args: list[Any]) -> HarnSet:
-    if len(args) == 1 and isinstance(args[0], list):
-        return HarnSet(args[0])
-    return HarnSet(args)
-
-
-def _sets(name: str, args: list[Any], n: int) -> list[HarnSet]:
-    arity(name, args, n)
-    return [want(name, a, HarnSet, what="a set") for a in args[:1]] + [
-        a if isinstance(a, HarnSet) else HarnSet([a]) for a in args[1:]
-    ]
-
-
-@builtin("set_contains")
-def _set_contains(vm: Any, args: list[Any]) -> bool:
-    arity("set_contains", args, 2)
-    return args[1] in want("set_contains", args[0], HarnSet, what="a set").items
-
-
-@builtin("set_union")
-def _set_union(vm: Any, args: list[Any]) -> HarnSet:
-    a, b = _sets("set_union", args, 2)
-    return HarnSet([*a.items, *b.items])
-
-
-@builtin("set_intersect")
-def _set_intersect(vm: Any, args: list[Any]) -> HarnSet:
-    a, b = _sets("set_intersect", args, 2)
-    return HarnSet(x for x in a.items if x in b.items)
-
-
-@builtin("set_difference")
-def _set_difference(vm: Any, args: list[Any]) -> HarnSet:
-    a, b = _sets("set_difference", args, 2)
-    return HarnSet(x for x in a.items if x not in b.items)
-
-
-@builtin("set_add")
-def _set_add(vm: Any, args: list[Any]) -> HarnSet:
-    arity("set_add", args, 2)
-    return HarnSet([*want("set_add", args[0], HarnSet, what="a set").items, args[1]])
-
-
-@builtin("set_remove")
-def _set_remove(vm: Any, args: list[Any]) -> HarnSet:
-    arity("set_remove", args, 2)
-    s = want("set_remove", args[0], HarnSet, what="a set")
-    return HarnSet(x for x in s.items if x != args[1])
 
 
 # -- strings and JSON -------------------------------------------------------------------

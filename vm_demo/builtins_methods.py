@@ -339,7 +339,9 @@ def _has(vm: Any, obj: dict[Any, Any], args: list[Any]) -> bool:
 
 @method(D, "get")
 def _get(vm: Any, obj: dict[Any, Any], args: list[Any]) -> Any:
-    arity("get", args, 1, 2)
+    arity("get", args, 0, 2)
+    if not args:
+        return None  # Harn: a missing key argument reads as a missing key
     return obj.get(args[0], args[1] if len(args) > 1 else None)
 
 

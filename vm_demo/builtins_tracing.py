@@ -9,6 +9,7 @@ from typing import Any
 from harn_async_trace import (
     current_collector,
     format_summary,
+    is_tracing_enabled,
     peek_spans,
     set_tracing_enabled,
     span_end,
@@ -23,6 +24,11 @@ from vm_demo.registry import arity, builtin, want
 def _enable_tracing(vm: Any, args: list[Any]) -> None:
     arity("enable_tracing", args, 0, 1)
     on = want("enable_tracing", args[0], bool) if args else True
+    if on and is_tracing_enabled():
+        # Already on: keep the trace (the run's `pipeline` root and its open
+        # spans); resetting here would orphan everything opened so far.
+        vm.tracing = True
+        return
     set_tracing_enabled(on)
     vm.tracing = on
 

@@ -48,6 +48,7 @@ class Op(IntEnum):
     NOT_IN = 42
     NOT = 43
     NEG = 44
+    POW = 45
     # control flow (jump args are absolute instruction indexes)
     JUMP = 50
     JUMP_IF_FALSE = 51  # pops
@@ -73,6 +74,11 @@ class Op(IntEnum):
     CALL = 71  # arg: argc; callee below the args
     CALL_METHOD = 72  # arg: (name, argc, optional); receiver below the args
     RETURN = 73
+    YIELD = 74  # a generator hands TOS to its consumer and suspends
+    CHECK_ARGS = 75  # arg: ((slot, name, types), ...) annotated primitive params
+    ARG_SET = 76  # arg: (slot, target); jump to target if the param was passed
+    CALL_SPREAD = 77  # callee, arg list -> result (a call with `...xs`)
+    CALL_METHOD_SPREAD = 78  # arg: (name, optional); receiver, arg list
     # errors
     SETUP_TRY = 80  # arg: handler index; records the stack depth
     POP_BLOCK = 81
@@ -82,6 +88,14 @@ class Op(IntEnum):
     WRAP_ERR = 85
     NOP = 86
     IMPORT = 87  # arg: (path, names or None); merges into the module globals
+    BUILD_LIST_SPREAD = 88  # arg: spread flags per item; spread items are flattened in
+    BUILD_DICT_SPREAD = 89  # arg: spread flags per entry (a spread entry is one dict)
+    MATCH = 90  # arg: (pattern, target); pop subject, push its bindings or jump
+    UNWRAP = 91  # arg: target; Ok(v) -> v and jump; Err stays for the return path
+    CHECK_CATCH = 92  # arg: type names; re-raise a caught error of another type
+    UNPACK_PAIR = 93  # arg: count; a Pair (or list) into its parts
+    UNPACK_DICT = 94  # arg: keys to leave out of the `...rest` dict, or None
+    NO_MATCH = 95  # no arm matched: a runtime error
 
 
 @dataclass(slots=True, eq=False)
@@ -104,6 +118,11 @@ class Code:
     slot_names: list[str] = field(default_factory=list)
     traced: bool = False  # named fns emit fn_call spans; closures don't
     step: bool = False  # @step fns emit step spans instead
+    generator: bool = False  # the body yields: calls make a Generator
+    # Argument count for the no-binding-work path of a call (no rest or
+    # defaulted params), else -1; `nrequired` params have no default.
+    nfast: int = 0
+    nrequired: int = 0
 
     def emit(self, op: Op, arg: Any = None, line: int = 0, col: int = 0) -> int:
         self.instrs.append((int(op), arg))

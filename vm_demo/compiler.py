@@ -72,12 +72,36 @@ class FunctionCompiler(ExprCompiler):
         elif isinstance(node, A.PipelineDecl):
             if not (self.is_module and len(self.scopes) == 1):
                 raise self.error("pipelines must be declared at the top level", node)
-            self.emit(Op.MAKE_CLOSURE, self.function(node.func, traced=False))
+            pipeline = self.function(node.func, traced=False)
+            if pipeline.generator:
+                raise self.error("'yield' outside of a fn (pipelines cannot yield)", node)
+            self.emit(Op.MAKE_CLOSURE, pipeline)
             self.emit(Op.DEFINE_GLOBAL, (node.name, False))
             assert isinstance(self.code, ModuleCode)
             self.code.pipelines.append(node.name)
         elif isinstance(node, A.Import):
             self.emit(Op.IMPORT, (node.path, node.names))
+        elif isinstance(node, A.StructDecl | A.EnumDecl):
+            self.type_decl(node)
+        elif isinstance(node, A.ImplDecl):
+            self.impl_decl(node)
+        elif isinstance(node, A.Guard):
+            self.expr(node.cond)
+            self.at(node)
+            past = self.emit(Op.JUMP_IF_TRUE, None)
+            self.body_stmts(node.body)
+            self.code.patch(past, self.here())
+        elif isinstance(node, A.Yield):
+            if not self.code.generator:
+                raise self.error("'yield' outside of a fn", node)
+            if node.value is None:
+                self.emit(Op.LOAD_NIL)
+            else:
+                self.expr(node.value)
+            self.at(node)
+            self.emit(Op.YIELD)
+        elif isinstance(node, A.Defer):
+            self.body_stmts(node.body)  # nothing follows it in its scope: it runs now
         else:
             self.expr(node)
             self.emit(Op.POP)
@@ -194,14 +218,19 @@ class FunctionCompiler(ExprCompiler):
 
 
 def compile_module(module: A.Module) -> ModuleCode:
-    """Compile a parsed module; its fns are hoisted above other statements."""
+    """Compile a parsed module; declarations are hoisted above other statements.
+
+    Struct and enum types come first, then fns, then `impl` blocks (which
+    need both), then the rest in source order.
+    """
     code = ModuleCode("<module>", module.filename)
     comp = FunctionCompiler(code, None, module.body, {})
-    fns = [s for s in module.body if isinstance(s, A.FnDecl)]
-    rest = [s for s in module.body if not isinstance(s, A.FnDecl)]
+    order = (A.StructDecl | A.EnumDecl, A.FnDecl, A.ImplDecl)
+    hoisted = [[s for s in module.body if isinstance(s, kind)] for kind in order]
+    rest = [s for s in module.body if not isinstance(s, order)]
     with deep_recursion():
         try:
-            for s in fns + rest:
+            for s in [*hoisted[0], *hoisted[1], *hoisted[2], *rest]:
                 comp.stmt(s)
         except RecursionError:
             loc = Location(module.filename, comp.line or 1, comp.col or 1)

@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
+from typing import Any
+
 from vm_demo import ast as A
 from vm_demo.bytecode import Code, Op
-from vm_demo.compiler_scope import BINOPS, Binding, ScopeCompiler, TryBlock
+from vm_demo.compiler_ext import ExtCompiler
+from vm_demo.compiler_scope import BINOPS, Binding, TryBlock
 from vm_demo.objects import Duration
 
 
-class ExprCompiler(ScopeCompiler):
+def _yields(nodes: list[A.Node]) -> bool:
+    """Does this body contain `yield` outside nested functions?"""
+    stack: list[Any] = list(nodes)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, A.Yield):
+            return True
+        if isinstance(n, A.FuncExpr):
+            continue
+        if isinstance(n, list | tuple):
+            stack.extend(n)
+        elif is_dataclass(n):
+            stack.extend(getattr(n, f.name) for f in fields(n))
+    return False
+
+
+class ExprCompiler(ExtCompiler):
     """Expressions; statements are in `compiler.FunctionCompiler`."""
 
     # -- bodies ----------------------------------------------------------------------
@@ -16,9 +36,15 @@ class ExprCompiler(ScopeCompiler):
     def body_value(self, stmts: list[A.Node]) -> None:
         """Compile a block whose value (its last expression) stays on the stack."""
         self.scopes.append({})
-        for s in stmts[:-1]:
+        for i, s in enumerate(stmts[:-1]):
+            if isinstance(s, A.Defer):
+                self._deferred(s, stmts[i + 1 :], value=True)
+                self.scopes.pop()
+                return
             self.stmt(s)
-        if not stmts:
+        if stmts and isinstance(stmts[-1], A.Defer):
+            self._deferred(stmts[-1], [], value=True)
+        elif not stmts:
             self.emit(Op.LOAD_NIL)
         else:
             last = stmts[-1]
@@ -31,23 +57,51 @@ class ExprCompiler(ScopeCompiler):
 
     def body_stmts(self, stmts: list[A.Node]) -> None:
         self.scopes.append({})
-        for s in stmts:
+        for i, s in enumerate(stmts):
+            if isinstance(s, A.Defer):
+                self._deferred(s, stmts[i + 1 :], value=False)
+                break
             self.stmt(s)
         self.scopes.pop()
 
+    def _deferred(self, defer: A.Defer, rest: list[A.Node], *, value: bool) -> None:
+        """`defer { d }` then `rest`: the rest of the scope runs as `try { rest } finally { d }`.
+
+        Later defers nest inside, so they run first (LIFO), on every way out.
+        """
+        guarded = A.TryExpr(defer.line, defer.col, rest, None, None, None, defer.body)
+        self.try_(guarded, value=value)
+
     def function(self, fn: A.FuncExpr, *, traced: bool, step: bool = False) -> Code:
         code = Code(fn.name or "<closure>", self.code.filename)
-        code.traced = traced
+        # A generator opens its fn_call span per resume (iterators.Generator), not per call.
+        code.generator = _yields(fn.body)
+        code.traced = traced and not code.generator
         code.step = step
         code.params = [p.name for p in fn.params]
         code.rest_param = bool(fn.params) and fn.params[-1].rest
+        defaulted = [p for p in fn.params if p.default is not None]
+        code.nrequired = sum(1 for p in fn.params if p.default is None and not p.rest)
+        code.nfast = -1 if code.rest_param or defaulted else len(fn.params)
         sub = type(self)(code, self, fn.body, self.module_globals)
+        slots = []
         for p in fn.params:
             slot = sub.new_slot(p.name)
+            slots.append(slot)
             sub.scopes[0][p.name] = Binding(slot, False, sub.uses_cells)
             if sub.uses_cells:
                 code.cell_params.append(slot)
         sub.at(fn)
+        for p, slot in zip(fn.params, slots, strict=True):
+            if p.default is not None:
+                given = sub.emit(Op.ARG_SET, (slot, None))
+                sub.expr(p.default)
+                sub.emit(Op.STORE_CELL if sub.uses_cells else Op.STORE_LOCAL, slot)
+                sub.code.patch(given, (slot, sub.here()))
+        checks = tuple((slot, p.name, p.types) for p, slot in zip(fn.params, slots, strict=True) if p.types)
+        if checks:
+            sub.at(fn)
+            sub.emit(Op.CHECK_ARGS, (checks, sub.uses_cells))
         sub.body_value(fn.body)
         sub.emit(Op.RETURN)
         return code
@@ -95,6 +149,8 @@ class ExprCompiler(ScopeCompiler):
         else:
             inner = self.emit(Op.SETUP_TRY, None) if fin is not None else -1
             self.blocks.append(TryBlock(fin)) if fin is not None else None
+            if node.catch_types is not None:
+                self.emit(Op.CHECK_CATCH, node.catch_types)
             self.scopes.append({})
             if node.catch_name is not None:
                 self.declare(node.catch_name, False)
@@ -173,16 +229,32 @@ class ExprCompiler(ScopeCompiler):
             self.emit(BINOPS[node.op])
         elif isinstance(node, A.Call):
             self.expr(node.func)
+            if any(isinstance(a, A.Spread) for a in node.args):
+                self.items_with_spread(node.args)
+                self.at(node)
+                self.emit(Op.CALL_SPREAD)
+                return
             for a in node.args:
                 self.expr(a)
             self.at(node)
             self.emit(Op.CALL, len(node.args))
         elif isinstance(node, A.MethodCall):
             self.expr(node.obj)
+            if any(isinstance(a, A.Spread) for a in node.args):
+                self.items_with_spread(node.args)
+                self.at(node)
+                self.emit(Op.CALL_METHOD_SPREAD, (node.name, node.optional))
+                return
             for a in node.args:
                 self.expr(a)
             self.at(node)
             self.emit(Op.CALL_METHOD, (node.name, len(node.args), node.optional))
+        elif isinstance(node, A.BuiltinCall):
+            self.emit(Op.LOAD_BUILTIN, node.name)
+            for a in node.args:
+                self.expr(a)
+            self.at(node)
+            self.emit(Op.CALL, len(node.args))
         elif isinstance(node, A.Attr):
             self.expr(node.obj)
             self.at(node)
@@ -210,6 +282,10 @@ class ExprCompiler(ScopeCompiler):
                     self.expr(p)
             self.at(node)
             self.emit(Op.BUILD_STRING, len(node.parts))
+        elif isinstance(node, A.ListLit) and any(isinstance(i, A.Spread) for i in node.items):
+            self.items_with_spread(node.items)
+        elif isinstance(node, A.DictLit) and any(isinstance(k, A.Spread) for k, _ in node.entries):
+            self.dict_with_spread(node)
         elif isinstance(node, A.ListLit):
             for item in node.items:
                 self.expr(item)
@@ -281,5 +357,21 @@ class ExprCompiler(ScopeCompiler):
             self.emit(Op.CALL, 2)
         elif isinstance(node, A.Select):
             self.select(node)
+        elif isinstance(node, A.Match):
+            self.match_(node)
+        elif isinstance(node, A.Unwrap):
+            self.unwrap(node)
+        elif isinstance(node, A.Retry):
+            self.retry(node)
+        elif isinstance(node, A.StructLit):
+            self.load_name(node.name)
+            for k, v in node.entries:
+                self.expr(k)
+                self.expr(v)
+            self.at(node)
+            self.emit(Op.BUILD_DICT, len(node.entries))
+            self.emit(Op.CALL, 1)
+        elif isinstance(node, A.Spread):
+            raise self.error("'...' spreads only inside calls, lists and dicts", node)
         else:
             raise self.error(f"cannot compile {type(node).__name__} here", node)

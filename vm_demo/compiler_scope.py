@@ -22,6 +22,7 @@ BINOPS = {
     "*": Op.MUL,
     "/": Op.DIV,
     "%": Op.MOD,
+    "**": Op.POW,
     "==": Op.EQ,
     "!=": Op.NE,
     "<": Op.LT,
@@ -215,15 +216,36 @@ class ScopeCompiler:
         elif isinstance(pat, A.ListPattern):
             self.emit(Op.UNPACK_LIST, (len(pat.items), pat.rest is not None))
             for item in pat.items:
-                self.declare(item.name, mutable)
+                self._default_then_declare(item.name, item.default, mutable)
             if pat.rest is not None:
                 self.declare(pat.rest, mutable)
+        elif isinstance(pat, A.TuplePattern):
+            self.emit(Op.UNPACK_PAIR, len(pat.items))
+            for item in pat.items:
+                self._default_then_declare(item.name, item.default, mutable)
         else:
-            for key, bound in pat.fields:
+            if pat.rest is not None:
+                self.emit(Op.DUP)
+                self.emit(Op.UNPACK_DICT, tuple(k for k, _, _ in pat.fields))
+                self.declare(pat.rest, mutable)
+            else:
+                self.emit(Op.UNPACK_DICT, None)
+            for key, bound, default in pat.fields:
                 self.emit(Op.DUP)
                 self.emit(Op.GET_ATTR, (key, False))
-                self.declare(bound, mutable)
+                self._default_then_declare(bound, default, mutable)
             self.emit(Op.POP)
+
+    def _default_then_declare(self, name: str, default: A.Node | None, mutable: bool) -> None:
+        """Bind TOS to `name`, replacing nil with the pattern's default first."""
+        if default is not None:
+            j = self.emit(Op.JUMP_IF_NOT_NIL_OR_POP, None)
+            self.expr(default)
+            self.code.patch(j, self.here())
+        self.declare(name, mutable)
+
+    def expr(self, node: A.Node) -> None:
+        raise NotImplementedError  # ExprCompiler.expr
 
     def stmt(self, node: A.Node) -> None:
         raise NotImplementedError  # FunctionCompiler.stmt

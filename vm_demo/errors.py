@@ -8,6 +8,7 @@ from the VM. A runtime error carries the Harn *value* that was thrown (for
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -112,6 +113,8 @@ class HarnRuntimeError(HarnError):
         super().__init__(self.message)
         self.loc: Location | None = None
         self.trace: list[TraceEntry] = []
+        self.thrown = False  # raised by a Harn `throw` (not by the VM)
+        self.cancelled = False  # a `deadline` expiring: spans it unwinds are cancelled
 
     def render(self) -> str:
         """Return the `error: ...` report with location and call chain."""
@@ -148,6 +151,12 @@ def ending_span(sid: int) -> Iterator[None]:
     except HarnRuntimeError as e:
         if sid:
             span_set_metadata(sid, "error", e.message)
+            if e.cancelled:
+                span_set_metadata(sid, "cancelled", True)
+        raise
+    except (asyncio.CancelledError, KeyboardInterrupt, SystemExit):
+        if sid:
+            span_set_metadata(sid, "cancelled", True)
         raise
     finally:
         if sid:

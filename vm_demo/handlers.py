@@ -15,7 +15,10 @@ from vm_demo import operators as ops
 from vm_demo.bytecode import Op
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.frame import FINISHED, NO_PUSH, Frame
-from vm_demo.objects import Builtin, Cell, Channel, Closure, Result, to_display, type_name
+from vm_demo.handlers_ext import EXT_HANDLERS
+from vm_demo.iterators import END, AsyncIter, GeneratorFn, async_iter
+from vm_demo.objects import Builtin, Cell, Closure, HarnSet, Result, to_display, type_name
+from vm_demo.objects_types import StructInstance
 
 if TYPE_CHECKING:
     from vm_demo.vm import VMBase
@@ -222,20 +225,20 @@ def op_jump_if_not_nil_or_pop(vm: VMBase, f: Frame, arg: int) -> None:
         f.stack.pop()
 
 
+_PLAIN_ITERABLES = frozenset({list, dict, str, HarnSet})
+
+
 def op_get_iter(vm: VMBase, f: Frame, arg: Any) -> None:
     v = f.stack[-1]
-    f.stack[-1] = v if v.__class__ is Channel else ops.iterate(v)
-
-
-_END = object()
+    f.stack[-1] = ops.iterate(v) if v.__class__ in _PLAIN_ITERABLES else async_iter(vm, v)
 
 
 def op_for_iter(vm: VMBase, f: Frame, arg: int) -> Any:
     it = f.stack[-1]
-    if it.__class__ is Channel:
-        return _channel_next(f, it, arg)
-    v = next(it, _END)
-    if v is _END:
+    if it.__class__ is AsyncIter:
+        return _async_next(f, it, arg)
+    v = next(it, END)
+    if v is END:
         f.stack.pop()
         f.pc = arg
     else:
@@ -243,14 +246,13 @@ def op_for_iter(vm: VMBase, f: Frame, arg: int) -> Any:
     return None
 
 
-async def _channel_next(f: Frame, ch: Channel, exit_pc: int) -> Any:
-    while not ch.ready():
-        await ch.changed()
-    if not ch.items:  # closed and drained: the loop ends
+async def _async_next(f: Frame, it: AsyncIter, exit_pc: int) -> Any:
+    v = await it.pull()
+    if v is END:  # a closed and drained channel, a finished generator or iter
         f.stack.pop()
         f.pc = exit_pc
         return NO_PUSH
-    return ch.take()
+    return v
 
 
 # -- containers and access ----------------------------------------------------------
@@ -289,7 +291,12 @@ def op_build_range(vm: VMBase, f: Frame, inclusive: bool) -> None:
 def op_get_attr(vm: VMBase, f: Frame, arg: tuple[str, bool]) -> None:
     name, optional = arg
     obj = f.stack[-1]
-    if obj is None and optional:
+    if optional:
+        # `?.` gives nil for a nil receiver and for a field the value lacks (`42?.foo`).
+        try:
+            f.stack[-1] = None if obj is None else ops.get_attr(obj, name)
+        except HarnRuntimeError:
+            f.stack[-1] = None
         return
     f.stack[-1] = ops.get_attr(obj, name)
 
@@ -297,6 +304,11 @@ def op_get_attr(vm: VMBase, f: Frame, arg: tuple[str, bool]) -> None:
 def op_set_attr(vm: VMBase, f: Frame, name: str) -> None:
     value = f.stack.pop()
     obj = f.stack.pop()
+    if obj.__class__ is StructInstance:
+        if name not in obj.fields:
+            raise HarnRuntimeError(f"struct {obj.sdef.name} has no field '{name}'")
+        obj.fields[name] = value
+        return
     if obj.__class__ is not dict:
         raise HarnRuntimeError(f"cannot set field '{name}' on {type_name(obj)}")
     obj[name] = value
@@ -336,7 +348,7 @@ def op_unpack_list(vm: VMBase, f: Frame, arg: tuple[int, bool]) -> None:
 
 def op_make_closure(vm: VMBase, f: Frame, code: Any) -> None:
     cells = tuple(f.slots[i] if from_slot else f.cells[i] for from_slot, i in code.captures)
-    f.stack.append(Closure(code, cells, f.globals))
+    f.stack.append((GeneratorFn if code.generator else Closure)(code, cells, f.globals))
 
 
 def op_call(vm: VMBase, f: Frame, argc: int) -> Any:
@@ -367,7 +379,14 @@ def op_call_method(vm: VMBase, f: Frame, arg: tuple[str, int, bool]) -> Any:
     if obj is None and optional:
         s.append(None)
         return None
-    fn, is_async = vm.lookup_method(obj, name)
+    if optional:
+        try:
+            fn, is_async = vm.lookup_method(obj, name)
+        except HarnRuntimeError:
+            s.append(None)
+            return None
+    else:
+        fn, is_async = vm.lookup_method(obj, name)
     if is_async:
         return fn(vm, obj, args)
     s.append(fn(vm, obj, args))
@@ -398,7 +417,9 @@ def op_pop_block(vm: VMBase, f: Frame, arg: Any) -> None:
 
 
 def op_throw(vm: VMBase, f: Frame, arg: Any) -> None:
-    raise HarnRuntimeError(f.stack.pop())
+    err = HarnRuntimeError(f.stack.pop())
+    err.thrown = True
+    raise err
 
 
 def op_reraise(vm: VMBase, f: Frame, arg: Any) -> None:
@@ -492,9 +513,10 @@ def _build_table() -> list[Handler]:
         raise RuntimeError(f"bad opcode at {f.location()}")
 
     table: list[Handler] = [bad] * (max(Op) + 1)
-    for op, h in _HANDLERS.items():
+    handlers = {**_HANDLERS, **EXT_HANDLERS}
+    for op, h in handlers.items():
         table[op] = h
-    missing = [op.name for op in Op if op not in _HANDLERS]
+    missing = [op.name for op in Op if op not in handlers]
     assert not missing, f"ops without handlers: {missing}"
     return table
 

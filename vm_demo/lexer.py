@@ -65,6 +65,17 @@ KEYWORDS = frozenset(
         "settle",
         "with",
         "timeout",
+        "match",
+        "guard",
+        "require",
+        "retry",
+        "defer",
+        "struct",
+        "enum",
+        "impl",
+        "interface",
+        "yield",
+        "mutex",
     }
 )
 # Words that are keywords only in one position; elsewhere they are names.
@@ -87,6 +98,7 @@ _OPS = sorted(
         "/=",
         "%=",
         "|>",
+        "**",
         "...",
         "+",
         "-",
@@ -109,6 +121,7 @@ _OPS = sorted(
         ";",
         "?",
         "@",
+        "|",
     ],
     key=len,
     reverse=True,

@@ -76,22 +76,52 @@ class Result:
         return hash((self.ok, repr(self.value)))
 
 
-class HarnSet:
-    """An insertion-ordered set of values (`set(1, 2, 3)`)."""
+def freeze(v: Any) -> Any:
+    """A hashable stand-in for `v`, equal exactly when the Harn values are equal.
 
-    __slots__ = ("items",)
+    Lists and dicts compare by content and `true` stays apart from `1`, so
+    sets of lists or dicts deduplicate as Harn does.
+    """
+    t = type(v)
+    if t is bool:
+        return ("bool", v)
+    if t is list:
+        return ("list", tuple(freeze(x) for x in v))
+    if t is dict:
+        return ("dict", tuple((freeze(k), freeze(v[k])) for k in sorted_keys(v)))
+    try:
+        hash(v)
+    except TypeError:
+        return ("id", id(v))
+    return v
+
+
+class HarnSet:
+    """An insertion-ordered set of values (`set(1, 2, 3)`), keyed by `freeze`."""
+
+    __slots__ = ("by_key",)
 
     def __init__(self, items: Any = ()) -> None:
-        self.items: dict[Any, None] = dict.fromkeys(items)
+        self.by_key: dict[Any, Any] = {}
+        for x in items:
+            self.by_key.setdefault(freeze(x), x)
+
+    @property
+    def items(self) -> list[Any]:
+        """The members in insertion order."""
+        return list(self.by_key.values())
+
+    def has(self, v: Any) -> bool:
+        return freeze(v) in self.by_key
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, HarnSet) and set(other.items) == set(self.items)
+        return isinstance(other, HarnSet) and set(other.by_key) == set(self.by_key)
 
     def __hash__(self) -> int:
-        return hash(frozenset(self.items))
+        return hash(frozenset(self.by_key))
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.by_key)
 
 
 class Atomic:
@@ -207,6 +237,9 @@ def type_name(v: Any) -> str:
         return "task"
     if t is Channel:
         return "channel"
+    hook = getattr(v, "harn_type", None)
+    if hook is not None:
+        return str(hook())
     return t.__name__.lower()
 
 
@@ -224,12 +257,15 @@ def _fmt_duration(ms: int) -> str:
 
 
 def to_display(v: Any, nested: bool = False) -> str:
-    """How `println` shows a value; strings nested in collections are quoted."""
+    """How `println` shows a value; strings print bare, inside collections too (`[a, b]`).
+
+    `nested` is kept for callers that format a value inside a message.
+    """
     if v is None:
         return "nil"
     t = type(v)
     if t is str:
-        return json.dumps(v, ensure_ascii=False) if nested else v
+        return v
     if t is bool:
         return "true" if v else "false"
     if t is int:
@@ -254,6 +290,9 @@ def to_display(v: Any, nested: bool = False) -> str:
         return "<task>"
     if t is Channel:
         return f"<channel {v.name}>"
+    hook = getattr(v, "harn_display", None)
+    if hook is not None:
+        return str(hook())
     return str(v)
 
 
@@ -277,4 +316,9 @@ def to_json_value(v: Any) -> Any:
         return {"ok" if v.ok else "err": to_json_value(v.value)}
     if v is None or isinstance(v, bool | int | float | str):
         return int(v) if isinstance(v, Duration) else v
+    fields = getattr(v, "fields", None)
+    if isinstance(fields, dict):  # a struct instance serialises as its fields
+        return {str(k): to_json_value(x) for k, x in fields.items()}
+    if isinstance(v, Closure | Builtin | TaskHandle | Channel):
+        return None
     return to_display(v)

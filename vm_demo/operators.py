@@ -45,9 +45,26 @@ def sub(a: Any, b: Any) -> Any:
 def mul(a: Any, b: Any) -> Any:
     if _is_num(a) and _is_num(b):
         return a * b
+    # `"ab" * 3` and `3 * "ab"` repeat; a count of zero or less gives "".
     if type(a) is str and type(b) is int:
-        return a * b
+        return a * max(b, 0)
+    if type(a) is int and type(b) is str:
+        return b * max(a, 0)
     raise _type_error("*", a, b)
+
+
+def power(a: Any, b: Any) -> Any:
+    """`**`: int for a non-negative int exponent, float otherwise."""
+    if not (_is_num(a) and _is_num(b)):
+        raise _type_error("**", a, b)
+    if type(a) is not float and type(b) is not float and b >= 0:
+        if b > 100_000:
+            raise HarnRuntimeError("integer exponent too large for '**'")
+        return int(a) ** int(b)
+    try:
+        return float(a) ** float(b)
+    except (OverflowError, ZeroDivisionError):
+        return float("inf")
 
 
 def div(a: Any, b: Any) -> Any:
@@ -76,9 +93,14 @@ def mod(a: Any, b: Any) -> Any:
 
 
 def equal(a: Any, b: Any) -> bool:
-    # bool is an int subclass in Python but not in Harn: 1 != true.
-    if (type(a) is bool) is not (type(b) is bool):
+    # bool is an int subclass in Python but not in Harn: 1 != true, [1] != [true].
+    ta, tb = type(a), type(b)
+    if (ta is bool) is not (tb is bool):
         return False
+    if ta is list and tb is list:
+        return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
+    if ta is dict and tb is dict:
+        return a.keys() == b.keys() and all(equal(a[k], b[k]) for k in a)
     return bool(a == b)
 
 
@@ -105,7 +127,7 @@ def contains(container: Any, item: Any) -> bool:
     if t is dict:
         return item in container
     if t is HarnSet:
-        return item in container.items
+        return container.has(item)
     raise HarnRuntimeError(
         f"TypeError: 'in' needs a list, string, dict or set, got {type_name(container)}"
     )
@@ -178,6 +200,9 @@ def get_attr(obj: Any, name: str) -> Any:
         return len(obj)
     if t is Channel and name == "name":
         return obj.name
+    hook = getattr(obj, "harn_attr", None)
+    if hook is not None:
+        return hook(name)
     if obj is None:
         raise HarnRuntimeError(f"cannot read field '{name}' of nil (use ?. for optional access)")
     fields = getattr(obj, "harn_fields", None)  # e.g. a tool's name/description
@@ -195,7 +220,7 @@ def iterate(v: Any) -> Iterator[Any]:
     if t is str:
         return iter(list(v))
     if t is HarnSet:
-        return iter(list(v.items))
+        return iter(v.items)
     raise HarnRuntimeError(f"TypeError: cannot iterate over {type_name(v)}")
 
 

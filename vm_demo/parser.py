@@ -10,12 +10,13 @@ from __future__ import annotations
 from vm_demo import ast as A
 from vm_demo.errors import deep_recursion
 from vm_demo.lexer import T, tokenize
+from vm_demo.parser_decl import DeclParser
 from vm_demo.parser_expr import ExprParser
 
 _ASSIGN_OPS = frozenset({"=", "+=", "-=", "*=", "/=", "%="})
 
 
-class Parser(ExprParser):
+class Parser(ExprParser, DeclParser):
     """Parse one token list; `parse_module()` is the entry point."""
 
     # -- module and statements -------------------------------------------------
@@ -42,8 +43,30 @@ class Parser(ExprParser):
             t = self.tok
         if t.is_op("@"):
             return self.fn_decl()
+        if self.is_type_alias():
+            return self.type_alias()
         if t.type is T.KEYWORD:
             kw = t.value
+            decl = self._DECLS.get(kw)
+            if decl is not None:
+                return decl(self)
+            if kw == "guard":
+                self.advance()
+                cond = self.expression()
+                self.expect_kw("else")
+                return A.Guard(t.line, t.col, cond, self.block())
+            if kw == "require":
+                return self.require_stmt()
+            if kw == "defer":
+                self.advance()
+                return A.Defer(t.line, t.col, self.block())
+            if kw == "mutex":
+                return self.mutex_block()
+            if kw == "yield":
+                self.advance()
+                if self.tok.type is T.NEWLINE or self.tok.is_op("}") or self.tok.is_op(";"):
+                    return A.Yield(t.line, t.col, None)
+                return A.Yield(t.line, t.col, self.expression())
             if kw == "fn" and self.peek().type is T.IDENT:
                 return self.fn_decl()
             if kw == "pipeline":
@@ -83,6 +106,37 @@ class Parser(ExprParser):
             return A.Assign(t.line, t.col, expr, str(op_tok.value), value)
         return A.ExprStmt(t.line, t.col, expr)
 
+    _DECLS = {
+        "struct": DeclParser.struct_decl,
+        "enum": DeclParser.enum_decl,
+        "impl": DeclParser.impl_decl,
+        "interface": DeclParser.interface_decl,
+    }
+
+    def require_stmt(self) -> A.Node:
+        """`require cond, "message"` (or the call form `require(cond, msg)`)."""
+        t = self.advance()
+        if self.tok.is_op("("):
+            args = self.call_args()
+        else:
+            args = [self.expression()]
+            if self.tok.is_op(","):
+                self.advance()
+                args.append(self.expression())
+        return A.ExprStmt(t.line, t.col, A.BuiltinCall(t.line, t.col, "require", args))
+
+    def mutex_block(self) -> A.Node:
+        """`mutex { body }`: the default mutex held for the body, released on any exit."""
+        t = self.advance()
+        body = self.block()
+        ln, cl = t.line, t.col
+        permit = A.Let(
+            ln, cl, A.NamePattern(ln, cl, " mutex"), A.BuiltinCall(ln, cl, "sync_mutex_acquire", []), False
+        )
+        release = A.ExprStmt(ln, cl, A.BuiltinCall(ln, cl, "sync_release", [A.Name(ln, cl, " mutex")]))
+        guarded = A.TryExpr(ln, cl, body, None, None, None, [release])
+        return A.Block(ln, cl, [permit, A.ExprStmt(ln, cl, guarded)])
+
     def fn_decl(self) -> A.Node:
         decorators: list[str] = []
         while self.tok.is_op("@"):
@@ -104,6 +158,7 @@ class Parser(ExprParser):
             self.advance()
         t = self.expect_kw("fn")
         name = self.expect_name()
+        self.skip_generics()
         params = self.params()
         body = self.block()
         return A.FnDecl(
@@ -137,27 +192,61 @@ class Parser(ExprParser):
                     self.advance()
                     rest = self.expect_name()
                 else:
-                    nt = self.tok
-                    items.append(A.NamePattern(nt.line, nt.col, self.expect_name()))
+                    items.append(self.name_pattern())
                 if not self.tok.is_op("]"):
                     self.expect_op(",")
             self.advance()
             return A.ListPattern(t.line, t.col, items, rest)
         if t.is_op("{"):
             self.advance()
-            fields: list[tuple[str, str]] = []
+            self.skip_newlines()
+            fields: list[tuple[str, str, A.Node | None]] = []
+            drest: str | None = None
             while not self.tok.is_op("}"):
-                key = self.expect_name()
-                bound = key
-                if self.tok.is_op(":"):
+                if self.tok.is_op("..."):
                     self.advance()
-                    bound = self.expect_name()
-                fields.append((key, bound))
+                    drest = self.expect_name()
+                else:
+                    key = self.expect_field_name()
+                    bound = key
+                    if self.tok.is_op(":"):
+                        self.advance()
+                        bound = self.expect_name()
+                    default = None
+                    if self.tok.is_op("="):
+                        self.advance()
+                        default = self.expression()
+                    fields.append((key, bound, default))
+                self.skip_newlines()
                 if not self.tok.is_op("}"):
                     self.expect_op(",")
+                    self.skip_newlines()
             self.advance()
-            return A.DictPattern(t.line, t.col, fields)
+            return A.DictPattern(t.line, t.col, fields, drest)
+        if t.is_op("("):
+            self.advance()
+            parts: list[A.NamePattern] = []
+            while not self.tok.is_op(")"):
+                parts.append(self.name_pattern())
+                if not self.tok.is_op(")"):
+                    self.expect_op(",")
+            self.advance()
+            return A.TuplePattern(t.line, t.col, parts)
         return A.NamePattern(t.line, t.col, self.expect_name())
+
+    def name_pattern(self) -> A.NamePattern:
+        t = self.tok
+        name = self.expect_name()
+        default = None
+        if self.tok.is_op("="):
+            self.advance()
+            default = self.expression()
+        return A.NamePattern(t.line, t.col, name, default)
+
+    def expect_field_name(self) -> str:
+        if self.tok.type is T.KEYWORD:
+            return str(self.advance().value)
+        return self.expect_name()
 
     def for_stmt(self) -> A.Node:
         t = self.advance()

@@ -22,6 +22,14 @@ class ParserBase:
         self.toks = tokens
         self.i = 0
         self.filename = filename
+        # Names declared with `struct` anywhere in the file, so `Name { ... }`
+        # reads as a struct literal even before its declaration.
+        self.struct_names = frozenset(
+            str(tokens[k + 1].value)
+            for k in range(len(tokens) - 1)
+            if tokens[k].is_kw("struct") and tokens[k + 1].type is T.IDENT
+        )
+        self.no_struct_literal = False
 
     # -- token helpers -------------------------------------------------------
 
@@ -128,43 +136,122 @@ class ParserBase:
     def params(self) -> list[A.Param]:
         self.expect_op("(")
         out: list[A.Param] = []
+        self.skip_newlines()
         while not self.tok.is_op(")"):
-            rest = False
-            if self.tok.is_op("..."):
-                self.advance()
-                rest = True
-            out.append(A.Param(self.expect_name(), rest))
-            if self.tok.is_op(":"):
-                self.advance()
-                self.skip_type()
-            if self.tok.is_op("="):
-                raise self.error("default parameter values are not supported")
+            out.append(self.param())
+            self.skip_newlines()
             if not self.tok.is_op(")"):
                 self.expect_op(",")
+                self.skip_newlines()
         self.advance()
         if self.tok.is_op("->"):
             self.advance()
             self.skip_type()
+        self.skip_where()
         return out
 
-    def skip_type(self) -> None:
-        """Consume a type expression (ignored by this dynamically typed subset)."""
+    def param(self) -> A.Param:
+        """One parameter: `...rest`, `name`, `name: type`, `name = default`."""
+        rest = False
+        if self.tok.is_op("..."):
+            self.advance()
+            rest = True
+        name = self.expect_name()
+        types = None
+        if self.tok.is_op(":"):
+            self.advance()
+            types = _runtime_types(self.skip_type())
+        default = None
+        if self.tok.is_op("="):
+            if rest:
+                raise self.error("a rest parameter cannot have a default value")
+            self.advance()
+            default = self.expression()
+        return A.Param(name, rest, default, types)
+
+    def expression(self) -> A.Node:
+        raise NotImplementedError  # ExprParser.expression
+
+    def skip_generics(self) -> None:
+        """Consume `<T, U>` after a declared name (generics are not checked)."""
+        if not self.tok.is_op("<"):
+            return
         depth = 0
         while True:
+            t = self.advance()
+            if t.type is T.EOF:
+                raise self.error("expected '>' to close the type parameters")
+            if t.is_op("<"):
+                depth += 1
+            elif t.is_op(">"):
+                depth -= 1
+                if depth == 0:
+                    return
+
+    def skip_where(self) -> None:
+        """Consume a `where T: Iface, U: Other` clause before a body."""
+        if not (self.tok.type is T.IDENT and self.tok.value == "where"):
+            return
+        while not (self.tok.is_op("{") or self.tok.type in (T.EOF, T.NEWLINE)):
+            self.advance()
+
+    def skip_type(self) -> list[Token]:
+        """Consume a type expression (checked only for primitive parameter types).
+
+        Returns the tokens it consumed. A `|` at the start of the next line
+        continues a union, as in multi-line `type` aliases.
+        """
+        depth = 0
+        taken: list[Token] = []
+        while True:
             t = self.tok
-            if t.type is T.EOF or (t.type is T.NEWLINE and depth == 0):
-                return
+            if t.type is T.NEWLINE and depth == 0:
+                j = self.i
+                while self.toks[j].type is T.NEWLINE:
+                    j += 1
+                if self.toks[j].is_op("|"):
+                    self.i = j
+                    continue
+                return taken
+            if t.type is T.EOF:
+                return taken
             if depth == 0 and (
                 t.is_op(",") or t.is_op(")") or t.is_op("=") or (t.is_op("{") and self._typed())
             ):
-                return
+                return taken
+            if depth == 0 and (t.is_op("]") or t.is_op("}")):
+                return taken
             if t.type is T.OP and t.value in ("<", "(", "[", "{"):
                 depth += 1
             elif t.type is T.OP and t.value in (">", ")", "]", "}"):
                 depth -= 1
+            elif t.is_op("->") and depth == 0 and not (taken and taken[-1].is_op(")")):
+                return taken  # `{ x: int -> x }`: the closure arrow, not `fn(int) -> int`
+            if t.type is not T.NEWLINE:
+                taken.append(t)
             self.advance()
 
     def _typed(self) -> bool:
         # A `{` right after a complete type is the body, not a shape type.
         prev = self.toks[self.i - 1]
-        return not (prev.is_op(":") or prev.is_op("->") or prev.is_op("|"))
+        return not (prev.is_op(":") or prev.is_op("->") or prev.is_op("|") or prev.is_op("="))
+
+
+# Annotations the VM enforces when a function is called (`int` and `float` accept each other).
+RUNTIME_TYPES = frozenset(
+    {"int", "float", "string", "bool", "list", "dict", "set", "nil", "closure"}
+)
+
+
+def _runtime_types(tokens: list[Token]) -> tuple[str, ...] | None:
+    """The primitive names of an annotation like `int` or `string | nil`, else None."""
+    names: list[str] = []
+    for k, t in enumerate(tokens):
+        if k % 2:
+            if not t.is_op("|"):
+                return None
+        elif (t.type is T.IDENT or t.is_kw("nil")) and t.value in RUNTIME_TYPES:
+            names.append(str(t.value))
+        else:
+            return None
+    return tuple(names) if names and len(tokens) % 2 else None

@@ -6,6 +6,7 @@ select).
 from __future__ import annotations
 
 from vm_demo import ast as A
+from vm_demo.errors import HarnSyntaxError
 from vm_demo.lexer import StrExpr, T, Token, tokenize
 from vm_demo.parser_base import ParserBase
 
@@ -34,24 +35,33 @@ class ExprParser(ParserBase):
             return A.Ternary(t.line, t.col, cond, then, other)
         return cond
 
+    # Lowest to highest, as in the language spec: `??` sits between the
+    # additive and multiplicative operators, and `**` is right-associative.
     _LEVELS: tuple[tuple[str, ...], ...] = (
-        ("??",),
         ("||",),
         ("&&",),
         ("==", "!="),
         ("<", ">", "<=", ">="),
         ("+", "-"),
+        ("??",),
         ("*", "/", "%"),
+        ("**",),
     )
+    _POWER = 7
 
     def binary(self, level: int) -> A.Node:
-        if level == len(self._LEVELS):
-            return self.unary()
+        if level == self._POWER:
+            base = self.unary()
+            if self.at_op("**"):
+                t = self.advance()
+                self.skip_newlines()
+                return A.Binary(t.line, t.col, "**", base, self.binary(level))
+            return base
         ops = self._LEVELS[level]
         left = self.binary(level + 1)
         while True:
             t = self.tok
-            if level == 4 and (t.is_kw("in") or (t.is_kw("not") and self.peek().is_kw("in"))):
+            if level == 3 and (t.is_kw("in") or (t.is_kw("not") and self.peek().is_kw("in"))):
                 self.advance()
                 op = "in"
                 if t.is_kw("not"):
@@ -59,7 +69,7 @@ class ExprParser(ParserBase):
                     op = "not in"
                 left = A.Binary(t.line, t.col, op, left, self.binary(level + 1))
                 continue
-            if level == 4 and t.is_kw("to"):
+            if level == 3 and t.is_kw("to"):
                 self.advance()
                 end = self.binary(level + 1)
                 inclusive = True
@@ -101,13 +111,18 @@ class ExprParser(ParserBase):
         self.expect_op("(")
         args: list[A.Node] = []
         while not self.tok.is_op(")"):
-            if self.tok.is_op("..."):
-                raise self.error("spread arguments are not supported")
-            args.append(self.expression())
+            args.append(self.element())
             if not self.tok.is_op(")"):
                 self.expect_op(",")
         self.advance()
         return args
+
+    def element(self) -> A.Node:
+        """An argument or list item: an expression or `...expr`."""
+        if self.tok.is_op("..."):
+            t = self.advance()
+            return A.Spread(t.line, t.col, self.expression())
+        return self.expression()
 
     def postfix(self, expr: A.Node) -> A.Node:
         while True:
@@ -125,6 +140,9 @@ class ExprParser(ParserBase):
                     expr = A.MethodCall(nt.line, nt.col, expr, name, self.call_args(), optional)
                 else:
                     expr = A.Attr(nt.line, nt.col, expr, name, optional)
+            elif t.is_op("?") and self._postfix_try():
+                self.advance()
+                expr = A.Unwrap(t.line, t.col, expr)
             elif t.is_op("["):
                 self.advance()
                 start: A.Node | None = None
@@ -142,6 +160,15 @@ class ExprParser(ParserBase):
             else:
                 return expr
 
+    _ENDS_POSTFIX_TRY = frozenset({")", "]", "}", ",", ".", "?.", "?", ";", "+", "-", "*", "/"})
+
+    def _postfix_try(self) -> bool:
+        """At `?`: the Result-unwrap postfix (not a ternary, whose `?` starts a branch)."""
+        nxt = self.peek()
+        if nxt.type in (T.NEWLINE, T.EOF):
+            return True
+        return nxt.type is T.OP and nxt.value in self._ENDS_POSTFIX_TRY
+
     def primary(self) -> A.Node:
         t = self.tok
         typ = t.type
@@ -155,6 +182,8 @@ class ExprParser(ParserBase):
             self.advance()
             return self.string(t)
         if typ is T.IDENT:
+            if self._struct_literal_ahead():
+                return self.struct_literal()
             self.advance()
             return A.Name(t.line, t.col, str(t.value))
         if typ is T.KEYWORD:
@@ -184,6 +213,14 @@ class ExprParser(ParserBase):
                 return A.Deadline(t.line, t.col, dur, self.closure_block())
             if kw == "select":
                 return self.select_expr()
+            if kw == "match":
+                return self.match_expr()
+            if kw == "retry":
+                self.advance()
+                count: A.Node = A.Const(t.line, t.col, 3)
+                if not self.tok.is_op("{"):
+                    count = self.binary(0)
+                return A.Retry(t.line, t.col, count, self.block())
             if kw in ("each", "settle", "with", "timeout", "from", "exclusive"):
                 self.advance()  # soft keywords are plain names elsewhere
                 return A.Name(t.line, t.col, str(kw))
@@ -197,7 +234,7 @@ class ExprParser(ParserBase):
                 self.advance()
                 items: list[A.Node] = []
                 while not self.tok.is_op("]"):
-                    items.append(self.expression())
+                    items.append(self.element())
                     if not self.tok.is_op("]"):
                         self.expect_op(",")
                 self.advance()
@@ -235,11 +272,10 @@ class ExprParser(ParserBase):
         """`{` in expression position: a dict literal or a closure."""
         t = self.tok
         nxt, after = self._peek_past_newlines()
-        is_dict = (
-            nxt.is_op("}")
-            or nxt.is_op("[")
-            or (nxt.type in (T.IDENT, T.KEYWORD, T.STRING) and after.is_op(":"))
+        keyed = nxt.is_op("...") or (
+            nxt.type in (T.IDENT, T.KEYWORD, T.STRING) and after.is_op(":")
         )
+        is_dict = nxt.is_op("}") or nxt.is_op("[") or (keyed and not self._closure_params_ahead())
         if not is_dict:
             return self.closure_block()
         self.advance()
@@ -248,6 +284,14 @@ class ExprParser(ParserBase):
         while not self.tok.is_op("}"):
             kt = self.tok
             key: A.Node
+            if kt.is_op("..."):
+                self.advance()
+                entries.append((A.Spread(kt.line, kt.col, self.expression()), A.Const(kt.line, kt.col, None)))
+                self.skip_newlines()
+                if not self.tok.is_op("}"):
+                    self.expect_op(",")
+                    self.skip_newlines()
+                continue
             if kt.is_op("["):
                 self.advance()
                 key = self.expression()
@@ -277,35 +321,138 @@ class ExprParser(ParserBase):
             return True
         if nxt.type in (T.IDENT, T.KEYWORD, T.STRING) and after.is_op(":"):
             return True
-        j = self.i + 1
-        while self.toks[j].type is T.IDENT:
-            if self.toks[j + 1].is_op(","):
-                j += 2
-                continue
-            return self.toks[j + 1].is_op("->")
-        return False
+        if nxt.is_op("..."):
+            return True
+        return self._closure_params_ahead()
+
+    def _closure_params_ahead(self) -> bool:
+        """At `{`: does a parameter list ending in `->` follow?"""
+        saved = self.i
+        try:
+            self.advance()
+            return self._closure_params() is not None
+        finally:
+            self.i = saved
+
+    def _closure_params(self) -> list[A.Param] | None:
+        """Parse `a, b: int, c = 1 ->` after a closure's `{`; None (cursor moved) if absent."""
+        self.skip_newlines()
+        if self.tok.is_op("->"):
+            self.advance()
+            return []
+        params: list[A.Param] = []
+        while True:
+            if not (self.tok.type is T.IDENT or self.tok.is_op("...")):
+                return None
+            try:
+                params.append(self.param())
+            except HarnSyntaxError:
+                return None
+            if self.tok.is_op("->"):
+                self.advance()
+                return params
+            if not self.tok.is_op(","):
+                return None
+            self.advance()
+            self.skip_newlines()
 
     def closure_block(self) -> A.FuncExpr:
         """`{ a, b -> body }` or `{ body }` (no parameters)."""
         t = self.expect_op("{")
-        params: list[A.Param] = []
-        j = self.i
+        start = self.i
+        params = self._closure_params()
+        if params is None:
+            self.i = start
+            params = []
+        return A.FuncExpr(t.line, t.col, params, self.block_rest(), "")
+
+    def _struct_literal_ahead(self) -> bool:
+        """At a name: is it `Name { field: ... }`, a struct literal?"""
+        t = self.tok
+        if self.no_struct_literal or not self.peek().is_op("{"):
+            return False
+        j = self.i + 2
         while self.toks[j].type is T.NEWLINE:
             j += 1
-        names: list[str] = []
-        while self.toks[j].type is T.IDENT:
-            names.append(str(self.toks[j].value))
-            if self.toks[j + 1].is_op(","):
-                j += 2
+        first, second = self.toks[j], self.toks[j + 1] if j + 1 < len(self.toks) else self.toks[j]
+        known = str(t.value) in self.struct_names
+        if known and first.is_op("}"):
+            return True
+        fieldish = first.type in (T.IDENT, T.KEYWORD) and (second.is_op(":") or second.is_op(",") or second.is_op("}"))
+        return fieldish and (known or str(t.value)[:1].isupper()) and (known or second.is_op(":"))
+
+    def struct_literal(self) -> A.Node:
+        t = self.advance()
+        self.advance()  # {
+        entries: list[tuple[A.Node, A.Node]] = []
+        self.skip_newlines()
+        while not self.tok.is_op("}"):
+            kt = self.tok
+            if kt.type not in (T.IDENT, T.KEYWORD):
+                raise self.error(f"expected a field name in {t.value} {{ ... }}")
+            self.advance()
+            key = A.Const(kt.line, kt.col, str(kt.value))
+            if self.tok.is_op(":"):
+                self.advance()
+                self.skip_newlines()
+                value = self.expression()
+            else:  # shorthand `Point { x, y }`
+                value = A.Name(kt.line, kt.col, str(kt.value))
+            entries.append((key, value))
+            self.skip_newlines()
+            if not self.tok.is_op("}"):
+                self.expect_op(",")
+                self.skip_newlines()
+        self.advance()
+        return A.StructLit(t.line, t.col, str(t.value), entries)
+
+    def match_expr(self) -> A.Node:
+        """`match x { pattern [| pattern] [if guard] -> { body } ... }`."""
+        t = self.advance()
+        subject = self.expression_no_brace()
+        self.expect_op("{")
+        arms: list[A.MatchArm] = []
+        self.skip_newlines()
+        while not self.tok.is_op("}"):
+            if self.tok.type is T.EOF:
+                raise self.error("expected '}' to close the match")
+            patterns = [self.binary(0)]
+            while self.tok.is_op("|"):
+                self.advance()
+                patterns.append(self.binary(0))
+            guard = None
+            if self.tok.is_kw("if"):
+                self.advance()
+                guard = self.expression()
+            self.expect_op("->")
+            self.skip_newlines()
+            if self.tok.is_op("{") and not self._brace_is_dict():
+                body = self.block()
             else:
-                j += 1
-                break
-        if names and self.toks[j].is_op("->"):
-            params = [A.Param(n) for n in names]
-            self.i = j + 1
-        elif not names and self.toks[j].is_op("->"):
-            self.i = j + 1
-        return A.FuncExpr(t.line, t.col, params, self.block_rest(), "")
+                e = self.expression()
+                body = [A.ExprStmt(e.line, e.col, e)]
+            arms.append(A.MatchArm(patterns, guard, body))
+            self.skip_newlines()
+            if self.tok.is_op(","):
+                self.advance()
+                self.skip_newlines()
+        self.advance()
+        return A.Match(t.line, t.col, subject, arms)
+
+    def _brace_is_dict(self) -> bool:
+        nxt, after = self._peek_past_newlines()
+        return nxt.type in (T.IDENT, T.KEYWORD, T.STRING) and after.is_op(":")
+
+    def expression_no_brace(self) -> A.Node:
+        """An expression before a `{` that opens a body (`match x {`)."""
+        saved = self.struct_names
+        self.struct_names = frozenset()
+        self.no_struct_literal = True
+        try:
+            return self.expression()
+        finally:
+            self.struct_names = saved
+            self.no_struct_literal = False
 
     def if_expr(self) -> A.Node:
         t = self.advance()
@@ -333,6 +480,7 @@ class ExprParser(ParserBase):
         j = self.i
         while self.toks[j].type is T.NEWLINE:
             j += 1
+        catch_types: tuple[str, ...] | None = None
         if self.toks[j].is_kw("catch"):
             self.i = j + 1
             if self.tok.is_op("("):
@@ -340,8 +488,10 @@ class ExprParser(ParserBase):
                 catch_name = self.expect_name()
                 if self.tok.is_op(":"):
                     self.advance()
-                    self.skip_type()
+                    catch_types = self._catch_types(self.skip_type())
                 self.expect_op(")")
+            elif self.tok.type is T.IDENT:
+                catch_name = self.expect_name()
             catch_body = self.block()
             j = self.i
             while self.toks[j].type is T.NEWLINE:
@@ -349,7 +499,22 @@ class ExprParser(ParserBase):
         if self.toks[j].is_kw("finally"):
             self.i = j + 1
             finally_body = self.block()
-        return A.TryExpr(t.line, t.col, body, catch_name, catch_body, finally_body)
+        return A.TryExpr(t.line, t.col, body, catch_name, catch_types, catch_body, finally_body)
+
+    def _catch_types(self, tokens: list[Token]) -> tuple[str, ...]:
+        """`T | U` of a typed catch -> ("T", "U") (a parameterised type keeps its base name)."""
+        names: list[str] = []
+        depth = 0
+        for tk in tokens:
+            if tk.type is T.OP and tk.value in ("<", "(", "[", "{"):
+                depth += 1
+            elif tk.type is T.OP and tk.value in (">", ")", "]", "}"):
+                depth -= 1
+            elif depth == 0 and tk.type in (T.IDENT, T.KEYWORD):
+                names.append(str(tk.value))
+        if not names:
+            raise self.error("expected a type name in the typed catch")
+        return tuple(names)
 
     def parallel_expr(self) -> A.Node:
         t = self.advance()

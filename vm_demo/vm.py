@@ -24,11 +24,15 @@ from harn_async_trace import SpanKind, span_end, span_set_metadata, span_start
 from vm_demo.errors import HarnRuntimeError, TraceEntry
 from vm_demo.frame import FINISHED, NO_PUSH, Frame
 from vm_demo.handlers import TABLE
+from vm_demo.handlers_ext import UNSET
+from vm_demo.iterators import SUSPENDED
 from vm_demo.objects import Builtin, Cell, Closure, type_name
 
 __all__ = ("FINISHED", "MAX_DEPTH", "NO_PUSH", "Frame", "VMBase")
 
-MAX_DEPTH = 2000
+# Frames live on the heap, so depth costs memory, not the C stack; the limit
+# turns runaway recursion into a Harn error long before memory runs out.
+MAX_DEPTH = 25_000
 _FN_CALL = SpanKind.FN_CALL
 _STEP = SpanKind.STEP
 
@@ -41,9 +45,8 @@ class VMBase:
 
     def make_frame(self, fn: Closure, args: list[Any], caller: Frame | None) -> Frame:
         code = fn.code
-        params = code.params
-        n = len(params)
-        if len(args) != n:
+        n = len(code.params)
+        if len(args) != code.nfast:
             args = self._bind_args(fn, args)
         slots = args
         if code.nslots > n:
@@ -58,12 +61,22 @@ class VMBase:
         return frame
 
     def _bind_args(self, fn: Closure, args: list[Any]) -> list[Any]:
+        """Slots for a call that needs more than positional binding (rest, defaults)."""
         code = fn.code
         n = len(code.params)
-        if code.rest_param and len(args) >= n - 1:
-            return [*args[: n - 1], list(args[n - 1 :])]
+        positional = n - 1 if code.rest_param else n
+        if code.nrequired <= len(args) and (code.rest_param or len(args) <= n):
+            bound = args[:positional]
+            bound.extend([UNSET] * (positional - len(bound)))
+            if code.rest_param:
+                bound.append(list(args[positional:]))
+            return bound
+        if code.rest_param or code.nrequired != n:
+            want = f"at least {code.nrequired}" if code.rest_param else f"{code.nrequired} to {n}"
+        else:
+            want = str(n)
         raise HarnRuntimeError(
-            f"{fn.name} expects {n} argument{'s' if n != 1 else ''}, got {len(args)}"
+            f"{fn.name} expects {want} argument{'s' if n != 1 else ''}, got {len(args)}"
         )
 
     async def call(self, fn: Any, args: list[Any]) -> Any:
@@ -92,6 +105,8 @@ class VMBase:
                             f = r
                         elif r is FINISHED:
                             return f.retval
+                        elif r is SUSPENDED:  # a generator yielded; resume() re-enters
+                            return SUSPENDED
                         else:
                             v = await r
                             if v is not NO_PUSH:
@@ -102,8 +117,9 @@ class VMBase:
                 self._abandon(f, cancelled=True)
                 raise
             except RecursionError:
-                self._abandon(f, cancelled=False)
-                raise
+                # Python-level nesting (callbacks calling back into the VM, very
+                # deep values): a Harn error, never a Python traceback.
+                f = self._unwind(f, HarnRuntimeError("stack overflow: nesting too deep"))
             except Exception as e:  # a Python error inside an operation
                 f = self._unwind(f, HarnRuntimeError(_describe_py_error(e)))
 
@@ -121,6 +137,8 @@ class VMBase:
                 return f
             if f.span:
                 span_set_metadata(f.span, "error", err.message)
+                if err.cancelled:
+                    span_set_metadata(f.span, "cancelled", True)
                 span_end(f.span)
             caller = f.caller
             if caller is None:
