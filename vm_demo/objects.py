@@ -77,18 +77,33 @@ class Result:
 
 
 def freeze(v: Any) -> Any:
-    """A hashable stand-in for `v`, equal exactly when the Harn values are equal.
+    """A hashable key for `v` as a set member; `true` stays apart from `1`.
 
-    Lists and dicts compare by content and `true` stays apart from `1`, so
-    sets of lists or dicts deduplicate as Harn does.
+    Lists and dicts are members by identity, as in Harn, where
+    `len(set([[1], [1]]))` is 2: each list literal is its own member.
+    Struct, enum and pair values hash by content (`freeze_content`).
     """
     t = type(v)
     if t is bool:
         return ("bool", v)
+    if t is list or t is dict:
+        return ("id", id(v))
+    try:
+        hash(v)
+    except TypeError:
+        return ("id", id(v))
+    return v
+
+
+def freeze_content(v: Any) -> Any:
+    """A hashable key for `v` by content (lists and dicts included), for value equality."""
+    t = type(v)
+    if t is bool:
+        return ("bool", v)
     if t is list:
-        return ("list", tuple(freeze(x) for x in v))
+        return ("list", tuple(freeze_content(x) for x in v))
     if t is dict:
-        return ("dict", tuple((freeze(k), freeze(v[k])) for k in sorted_keys(v)))
+        return ("dict", tuple((freeze_content(k), freeze_content(v[k])) for k in sorted_keys(v)))
     try:
         hash(v)
     except TypeError:

@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from vm_demo.errors import HarnRuntimeError
-from vm_demo.objects import freeze, to_display
+from vm_demo.objects import freeze_content as freeze
+from vm_demo.objects import to_display
 
 
 class StructDef:

@@ -19,9 +19,11 @@ from harn_async_trace import SpanKind, is_tracing_enabled, span_end, span_start
 from vm_demo import (
     builtins_concurrency,
     builtins_core,  # noqa: F401
+    builtins_extra,  # noqa: F401
     builtins_iter,  # noqa: F401
     builtins_lang,  # noqa: F401
     builtins_methods,
+    builtins_schema,  # noqa: F401
     builtins_sets,  # noqa: F401
     builtins_tracing,  # noqa: F401
     llm,  # noqa: F401
