@@ -25,6 +25,9 @@ from vm_demo import (
     builtins_methods,
     builtins_schema,  # noqa: F401
     builtins_sets,  # noqa: F401
+    builtins_shared,  # noqa: F401
+    builtins_supervisor,  # noqa: F401
+    builtins_sync,  # noqa: F401
     builtins_tracing,  # noqa: F401
     llm,  # noqa: F401
 )
