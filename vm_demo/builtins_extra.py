@@ -13,7 +13,7 @@ from vm_demo import builtins_methods  # noqa: F401  (loaded first: this module o
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import to_display
 from vm_demo.operators import compare, equal
-from vm_demo.registry import BUILTINS, arity, builtin, method, want
+from vm_demo.registry import arity, builtin, method, want
 
 L = (list,)
 S = (str,)
@@ -213,7 +213,10 @@ async def _none(vm: Any, obj: list[Any], args: list[Any]) -> bool:
 async def _partition(vm: Any, obj: list[Any], args: list[Any]) -> list[list[Any]]:
     arity("partition", args, 1)
     keys = await _keys(vm, obj, args[0])
-    return [[x for x, k in zip(obj, keys, strict=True) if k], [x for x, k in zip(obj, keys, strict=True) if not k]]
+    return [
+        [x for x, k in zip(obj, keys, strict=True) if k],
+        [x for x, k in zip(obj, keys, strict=True) if not k],
+    ]
 
 
 async def _group(vm: Any, obj: list[Any], fn: Any) -> dict[str, list[Any]]:
@@ -393,5 +396,3 @@ def _max(vm: Any, args: list[Any]) -> Any:
         return None
     best = max(_num("max", x) for x in items)
     return float(best) if any(isinstance(x, float) for x in items) else best
-
-

@@ -221,7 +221,9 @@ async def _to_dict(vm: Any, it: LazyIter, args: list[Any]) -> dict[Any, Any]:
     out: dict[Any, Any] = {}
     for p in await drain(it):
         if not isinstance(p, Pair):
-            raise HarnRuntimeError("to_dict() needs an iter of pairs (from .iter() on a dict, .zip or pair())")
+            raise HarnRuntimeError(
+                "to_dict() needs an iter of pairs (from .iter() on a dict, .zip or pair())"
+            )
         out[p.first] = p.second
     return out
 

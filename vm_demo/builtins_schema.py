@@ -39,7 +39,14 @@ _KEY_ALIASES = {
     "anyOf": "union",
     "allOf": "all_of",
 }
-_TO_JSON_TYPES = {"dict": "object", "list": "array", "int": "integer", "float": "number", "bool": "boolean", "nil": "null"}
+_TO_JSON_TYPES = {
+    "dict": "object",
+    "list": "array",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "nil": "null",
+}
 
 
 def canonical(schema: Any) -> dict[str, Any]:
@@ -117,7 +124,9 @@ def check(v: Any, schema: Any, path: str, errors: list[str], defaults: bool) -> 
     return v
 
 
-def _check_dict(v: dict[str, Any], s: dict[str, Any], path: str, errors: list[str], defaults: bool) -> dict[str, Any]:
+def _check_dict(
+    v: dict[str, Any], s: dict[str, Any], path: str, errors: list[str], defaults: bool
+) -> dict[str, Any]:
     props = s.get("properties") or {}
     out = dict(v)
     for key in s.get("required", []):

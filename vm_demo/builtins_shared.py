@@ -28,7 +28,14 @@ class Shared:
         self.value: Any = initial
         self.version = 0
         self.stats = dict.fromkeys(
-            ("read_count", "write_count", "cas_success_count", "cas_failure_count", "stale_read_count"), 0
+            (
+                "read_count",
+                "write_count",
+                "cas_success_count",
+                "cas_failure_count",
+                "stale_read_count",
+            ),
+            0,
         )
 
     def harn_display(self) -> str:

@@ -36,7 +36,9 @@ class Child:
         restart = spec.get("restart") or {}
         self.mode = restart.get("mode", "on_failure")
         if self.mode not in _MODES:
-            raise HarnRuntimeError(f"restart mode must be one of {', '.join(_MODES)}, got {to_display(self.mode)}")
+            raise HarnRuntimeError(
+                f"restart mode must be one of {', '.join(_MODES)}, got {to_display(self.mode)}"
+            )
         self.max_restarts = int(restart.get("max_restarts", 3))
         self.window_ms = float(restart.get("window_ms", 60_000))
         self.backoff_ms = float(restart.get("backoff_ms", 0))
@@ -134,7 +136,9 @@ class Supervisor:
                 child.status = "suppressed"
                 self.event("suppressed", child)
                 return
-            delay = min(child.backoff_ms * child.factor ** len(child.restarts_at), child.max_backoff_ms)
+            delay = min(
+                child.backoff_ms * child.factor ** len(child.restarts_at), child.max_backoff_ms
+            )
             child.status = "waiting"
             if delay > 0:
                 await asyncio.sleep(delay / 1000)
@@ -165,14 +169,21 @@ def _start(vm: Any, args: list[Any]) -> Supervisor:
     name = want("supervisor_start", spec.get("name", "supervisor"), str)
     strategy = spec.get("strategy", "one_for_one")
     if strategy not in _STRATEGIES:
-        raise HarnRuntimeError(f"strategy must be one of {', '.join(_STRATEGIES)}, got {to_display(strategy)}")
-    children = [Child(want("supervisor_start", c, dict)) for c in want("supervisor_start", spec.get("children", []), list)]
+        raise HarnRuntimeError(
+            f"strategy must be one of {', '.join(_STRATEGIES)}, got {to_display(strategy)}"
+        )
+    children = [
+        Child(want("supervisor_start", c, dict))
+        for c in want("supervisor_start", spec.get("children", []), list)
+    ]
     registry = vm.state.setdefault("supervisors", {})
     sup = Supervisor(f"{name}#{len(registry) + 1}", name, strategy, children)
     registry[sup.id] = sup
     registry.setdefault(name, sup)
     for child in children:
-        child.handle = traced_spawn(sup.run_child(vm, child), name=f"supervisor {name}/{child.name}")
+        child.handle = traced_spawn(
+            sup.run_child(vm, child), name=f"supervisor {name}/{child.name}"
+        )
         child.handle.add_done_callback(_retrieve)
     return sup
 

@@ -180,7 +180,9 @@ async def _mutex(vm: Any, args: list[Any]) -> Permit | None:
     arity("sync_mutex_acquire", args, 0, 2)
     key = _key("sync_mutex_acquire", args)
     prim = _primitive(vm, "mutex", key, 1)
-    return await prim.acquire(1, "", _timeout("sync_mutex_acquire", args[1] if len(args) > 1 else None))
+    return await prim.acquire(
+        1, "", _timeout("sync_mutex_acquire", args[1] if len(args) > 1 else None)
+    )
 
 
 def _positive(name: str, v: Any, what: str) -> int:
@@ -197,7 +199,9 @@ async def _semaphore(vm: Any, args: list[Any]) -> Permit | None:
     capacity = _positive(name, args[1], "the capacity")
     permits = _positive(name, args[2], "permits") if len(args) > 2 and args[2] is not None else 1
     if permits > capacity:
-        raise HarnRuntimeError(f"{name}(): {permits} permits can never fit a capacity of {capacity}")
+        raise HarnRuntimeError(
+            f"{name}(): {permits} permits can never fit a capacity of {capacity}"
+        )
     prim = _primitive(vm, "semaphore", want(name, args[0], str), capacity)
     return await prim.acquire(permits, "", _timeout(name, args[3] if len(args) > 3 else None))
 

@@ -98,7 +98,9 @@ class ExprCompiler(ExtCompiler):
                 sub.expr(p.default)
                 sub.emit(Op.STORE_CELL if sub.uses_cells else Op.STORE_LOCAL, slot)
                 sub.code.patch(given, (slot, sub.here()))
-        checks = tuple((slot, p.name, p.types) for p, slot in zip(fn.params, slots, strict=True) if p.types)
+        checks = tuple(
+            (slot, p.name, p.types) for p, slot in zip(fn.params, slots, strict=True) if p.types
+        )
         if checks:
             sub.at(fn)
             sub.emit(Op.CHECK_ARGS, (checks, sub.uses_cells))

@@ -174,7 +174,9 @@ def op_unpack_pair(vm: VMBase, f: Frame, count: int) -> None:
     elif v.__class__ is list:
         items = list(v)
     else:
-        raise HarnRuntimeError(f"cannot destructure {type_name(v)} as a pair (needs a Pair or a list)")
+        raise HarnRuntimeError(
+            f"cannot destructure {type_name(v)} as a pair (needs a Pair or a list)"
+        )
     items = [items[i] if i < len(items) else None for i in range(count)]
     f.stack.extend(reversed(items))
 

@@ -27,7 +27,6 @@ from harn_async_trace import (
     emit_model_route,
     emit_tool_mount,
     meta,
-    span_end,
     span_set_metadata,
     span_start,
 )
@@ -115,7 +114,7 @@ async def _llm_call(vm: Any, args: list[Any]) -> dict[str, Any]:
         vm.state["model"] = model
     provider = provider_for(model)
     sid = span_start(SpanKind.LLM_CALL, model) if vm.tracing else 0
-    try:
+    with ending_span(sid):  # error / cancelled (a deadline) recorded on the span
         text = options.get("response")
         text = _mock_reply(prompt, model) if text is None else to_display(text)
         input_tokens = count_tokens(prompt + (system or ""))
@@ -148,9 +147,6 @@ async def _llm_call(vm: Any, args: list[Any]) -> dict[str, Any]:
                 {"name": n, "args": {"query": prompt}} for n in names if n in prompt
             ]
         return result
-    finally:
-        if sid:
-            span_end(sid)
 
 
 # -- tools --------------------------------------------------------------------------------

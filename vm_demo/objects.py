@@ -10,7 +10,6 @@ a value prints (`println`, interpolation, error messages).
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any

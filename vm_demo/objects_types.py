@@ -177,7 +177,9 @@ class EnumValue:
 
     __slots__ = ("edef", "enum_name", "fields", "variant")
 
-    def __init__(self, enum_name: str, variant: str, fields: list[Any], edef: EnumDef | None) -> None:
+    def __init__(
+        self, enum_name: str, variant: str, fields: list[Any], edef: EnumDef | None
+    ) -> None:
         self.enum_name = enum_name
         self.variant = variant
         self.fields = fields

@@ -7,6 +7,9 @@ Type annotations are parsed and discarded (the subset is dynamically typed).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 from vm_demo import ast as A
 from vm_demo.errors import deep_recursion
 from vm_demo.lexer import T, tokenize
@@ -106,7 +109,7 @@ class Parser(ExprParser, DeclParser):
             return A.Assign(t.line, t.col, expr, str(op_tok.value), value)
         return A.ExprStmt(t.line, t.col, expr)
 
-    _DECLS = {
+    _DECLS: ClassVar[dict[str, Callable[[DeclParser], A.Node]]] = {
         "struct": DeclParser.struct_decl,
         "enum": DeclParser.enum_decl,
         "impl": DeclParser.impl_decl,
@@ -131,9 +134,15 @@ class Parser(ExprParser, DeclParser):
         body = self.block()
         ln, cl = t.line, t.col
         permit = A.Let(
-            ln, cl, A.NamePattern(ln, cl, " mutex"), A.BuiltinCall(ln, cl, "sync_mutex_acquire", []), False
+            ln,
+            cl,
+            A.NamePattern(ln, cl, " mutex"),
+            A.BuiltinCall(ln, cl, "sync_mutex_acquire", []),
+            False,
         )
-        release = A.ExprStmt(ln, cl, A.BuiltinCall(ln, cl, "sync_release", [A.Name(ln, cl, " mutex")]))
+        release = A.ExprStmt(
+            ln, cl, A.BuiltinCall(ln, cl, "sync_release", [A.Name(ln, cl, " mutex")])
+        )
         guarded = A.TryExpr(ln, cl, body, None, None, None, [release])
         return A.Block(ln, cl, [permit, A.ExprStmt(ln, cl, guarded)])
 

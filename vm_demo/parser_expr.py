@@ -286,7 +286,9 @@ class ExprParser(ParserBase):
             key: A.Node
             if kt.is_op("..."):
                 self.advance()
-                entries.append((A.Spread(kt.line, kt.col, self.expression()), A.Const(kt.line, kt.col, None)))
+                entries.append(
+                    (A.Spread(kt.line, kt.col, self.expression()), A.Const(kt.line, kt.col, None))
+                )
                 self.skip_newlines()
                 if not self.tok.is_op("}"):
                     self.expect_op(",")
@@ -378,7 +380,9 @@ class ExprParser(ParserBase):
         known = str(t.value) in self.struct_names
         if known and first.is_op("}"):
             return True
-        fieldish = first.type in (T.IDENT, T.KEYWORD) and (second.is_op(":") or second.is_op(",") or second.is_op("}"))
+        fieldish = first.type in (T.IDENT, T.KEYWORD) and (
+            second.is_op(":") or second.is_op(",") or second.is_op("}")
+        )
         return fieldish and (known or str(t.value)[:1].isupper()) and (known or second.is_op(":"))
 
     def struct_literal(self) -> A.Node:
