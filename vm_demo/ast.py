@@ -133,8 +133,9 @@ class Param:
     name: str
     rest: bool = False
     default: Node | None = None
-    # Primitive type names the annotation allows (checked at call time); None: unchecked.
-    types: tuple[str, ...] | None = None
+    # What the annotation allows, checked at call time (primitive names, or a
+    # shape; see parser_base._runtime_types); None: unchecked.
+    types: tuple[Any, ...] | None = None
 
 
 @dataclass(slots=True)
@@ -176,6 +177,7 @@ class Parallel(Node):
     subject: Node
     options: Node | None
     body: FuncExpr
+    stream: bool = False  # `... as stream`: results in completion order, as they come
 
 
 @dataclass(slots=True)

@@ -77,8 +77,10 @@ def _is_done(vm: Any, args: list[Any]) -> bool:
 @builtin("__parallel", is_async=True)
 async def _parallel(vm: Any, args: list[Any]) -> Any:
     mode, subject, options, closure, label = args
+    mode, _, stream = mode.partition(":")
     if mode == "count":
-        items: list[Any] = list(range(want("parallel", subject, int, what="a task count")))
+        count = want("parallel", subject, int, what="a task count")
+        items: list[Any] = list(range(count))
     else:
         items = list(want(f"parallel {mode}", subject, list, what="a list"))
     limit = None
@@ -87,6 +89,8 @@ async def _parallel(vm: Any, args: list[Any]) -> Any:
         if mc is not None and want("max_concurrent", mc, int) > 0:
             limit = mc
     takes_arg = not isinstance(closure, Closure) or bool(closure.code.params)
+    if stream:
+        return _stream(vm, closure, items, takes_arg, limit, label)
     branches = [vm.call(closure, [x] if takes_arg else []) for x in items]
     settle = mode == "settle"
     results = await traced_parallel(branches, max_concurrent=limit, settle=settle, name=label)
@@ -104,6 +108,32 @@ async def _parallel(vm: Any, args: list[Any]) -> Any:
             out.append(Result(True, r))
     ok = sum(1 for r in out if r.ok)
     return {"results": out, "succeeded": ok, "failed": len(out) - ok}
+
+
+def _stream(
+    vm: Any, closure: Any, items: list[Any], takes_arg: bool, limit: int | None, label: str
+) -> Channel:
+    """`parallel ... as stream`: a channel receiving each result as its branch finishes.
+
+    The fan-out runs in a task of its own (under the current span, so its
+    `parallel` span nests as usual); the channel closes when every branch is done.
+    """
+    out = Channel(label, 0)
+
+    async def branch(x: Any) -> Any:
+        r = await vm.call(closure, [x] if takes_arg else [])
+        await out.send(r)
+        return r
+
+    async def fan_out() -> None:
+        try:
+            await traced_parallel([branch(x) for x in items], max_concurrent=limit, name=label)
+        finally:
+            out.close()
+
+    task = asyncio.get_running_loop().create_task(fan_out())
+    task.add_done_callback(_retrieve)
+    return out
 
 
 @builtin("__deadline", is_async=True)
@@ -312,3 +342,21 @@ def _atomic_cas(vm: Any, args: list[Any]) -> bool:
         a.value = args[2]
         return True
     return False
+
+
+@builtin("select", is_async=True)
+async def _select_builtin(vm: Any, args: list[Any]) -> dict[str, Any] | None:
+    """`select(ch1, ch2, ...)`: the first value to arrive as {index, value, channel}.
+
+    Nil once every channel is closed and drained.
+    """
+    chans = [_chan("select", c) for c in args]
+    if not chans:
+        raise HarnRuntimeError("select() needs at least one channel")
+    while True:
+        for i, ch in enumerate(chans):
+            if ch.items:
+                return {"index": i, "value": ch.take(), "channel": ch}
+        if all(ch.closed for ch in chans):
+            return None
+        await asyncio.wait([ch.changed() for ch in chans], return_when=asyncio.FIRST_COMPLETED)

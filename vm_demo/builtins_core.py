@@ -89,7 +89,7 @@ def _to_list(vm: Any, args: list[Any]) -> list[Any]:
     v = args[0]
     if isinstance(v, HarnSet):
         return v.items
-    if isinstance(v, list):
+    if isinstance(v, list | range):
         return list(v)
     if isinstance(v, str):
         return list(v)
@@ -99,11 +99,13 @@ def _to_list(vm: Any, args: list[Any]) -> list[Any]:
 
 
 @builtin("range")
-def _range(vm: Any, args: list[Any]) -> list[int]:
+def _range(vm: Any, args: list[Any]) -> range:
     arity("range", args, 1, 3)
     for a in args:
         want("range", a, int)
-    return list(range(*args))
+    if len(args) == 3 and args[2] == 0:
+        raise HarnRuntimeError("range() step must not be zero")
+    return range(*args)
 
 
 # -- assertions ------------------------------------------------------------------------
@@ -177,7 +179,9 @@ def _is_err(vm: Any, args: list[Any]) -> bool:
 @builtin("unwrap")
 def _unwrap(vm: Any, args: list[Any]) -> Any:
     arity("unwrap", args, 1)
-    r = _result("unwrap", args[0])
+    if not isinstance(args[0], Result):
+        return args[0]  # non-Result values pass through
+    r = args[0]
     if not r.ok:
         raise HarnRuntimeError(r.value, f"unwrap() on Err: {to_display(r.value)}")
     return r.value
@@ -195,7 +199,9 @@ def _unwrap_err(vm: Any, args: list[Any]) -> Any:
 @builtin("unwrap_or")
 def _unwrap_or(vm: Any, args: list[Any]) -> Any:
     arity("unwrap_or", args, 2)
-    r = _result("unwrap_or", args[0])
+    r = args[0]
+    if not isinstance(r, Result):
+        return r  # non-Result values pass through
     return r.value if r.ok else args[1]
 
 

@@ -6,6 +6,7 @@ math functions past the basic ones (`pow`, trigonometry, statistics).
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from typing import Any
 
@@ -396,3 +397,76 @@ def _max(vm: Any, args: list[Any]) -> Any:
         return None
     best = max(_num("max", x) for x in items)
     return float(best) if any(isinstance(x, float) for x in items) else best
+
+
+# -- random ------------------------------------------------------------------------------------
+
+
+class Rng:
+    """A seeded random generator (`rng_seed(n)`), for reproducible draws."""
+
+    __slots__ = ("gen",)
+
+    def __init__(self, seed: int) -> None:
+        self.gen = random.Random(seed)
+
+    def harn_display(self) -> str:
+        return "<rng>"
+
+    def harn_type(self) -> str:
+        return "rng"
+
+
+def _rng(vm: Any, args: list[Any]) -> tuple[random.Random, list[Any]]:
+    """The generator to draw from: a leading rng argument, else the run's own.
+
+    The run's generator has a fixed seed so a program traced under
+    `--mock-time` replays identically.
+    """
+    if args and isinstance(args[0], Rng):
+        return args[0].gen, args[1:]
+    gen = vm.state.get("rng")
+    if gen is None:
+        gen = vm.state["rng"] = random.Random(0)
+    return gen, args
+
+
+@builtin("rng_seed")
+def _rng_seed(vm: Any, args: list[Any]) -> Rng:
+    arity("rng_seed", args, 1)
+    return Rng(want("rng_seed", args[0], int))
+
+
+@builtin("random")
+def _random(vm: Any, args: list[Any]) -> float:
+    gen, rest = _rng(vm, args)
+    arity("random", rest, 0)
+    return gen.random()
+
+
+@builtin("random_int")
+def _random_int(vm: Any, args: list[Any]) -> int:
+    gen, rest = _rng(vm, args)
+    arity("random_int", rest, 2)
+    lo: int = want("random_int", rest[0], int)
+    hi: int = want("random_int", rest[1], int)
+    if hi < lo:
+        raise HarnRuntimeError(f"random_int(): max {hi} is below min {lo}")
+    return gen.randint(lo, hi)
+
+
+@builtin("random_choice")
+def _random_choice(vm: Any, args: list[Any]) -> Any:
+    gen, rest = _rng(vm, args)
+    arity("random_choice", rest, 1)
+    items = want("random_choice", rest[0], list)
+    return gen.choice(items) if items else None
+
+
+@builtin("random_shuffle")
+def _random_shuffle(vm: Any, args: list[Any]) -> list[Any]:
+    gen, rest = _rng(vm, args)
+    arity("random_shuffle", rest, 1)
+    items = list(want("random_shuffle", rest[0], list))
+    gen.shuffle(items)
+    return items

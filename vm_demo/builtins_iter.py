@@ -19,8 +19,9 @@ from vm_demo.objects_types import Pair
 from vm_demo.operators import add, compare
 from vm_demo.registry import arity, builtin, method, want
 
-_SOURCES = (list, dict, str, HarnSet, Channel, Generator, LazyIter)
-_LAZY = (LazyIter, Generator)
+_SOURCES = (list, dict, str, HarnSet, Channel, Generator, LazyIter, range)
+# Ranges are lazy too: a combinator on `a to b` allocates nothing.
+_LAZY = (LazyIter, Generator, range)
 
 
 @builtin("iter")
@@ -313,3 +314,39 @@ async def _for_each(vm: Any, it: LazyIter, args: list[Any]) -> None:
     arity("for_each", args, 1)
     while (x := await it.pull()) is not END:
         await vm.call(args[0], [x])
+
+
+@method((range,), "len", "count")
+def _range_len(vm: Any, obj: range, args: list[Any]) -> int:
+    return len(obj)
+
+
+@method((range,), "contains")
+def _range_contains(vm: Any, obj: range, args: list[Any]) -> bool:
+    arity("contains", args, 1)
+    return type(args[0]) is int and args[0] in obj
+
+
+def adopt_list_methods() -> None:
+    """Give ranges every list method they lack (on the range's items as a list).
+
+    Called once all builtins modules are loaded.
+    """
+    from vm_demo.registry import METHODS
+
+    own = METHODS.setdefault(range, {})
+    for name, (fn, is_async) in METHODS.get(list, {}).items():
+        if name in own:
+            continue
+        if is_async:
+
+            async def call_async(vm: Any, obj: range, args: list[Any], fn: Any = fn) -> Any:
+                return await fn(vm, list(obj), args)
+
+            own[name] = (call_async, True)
+        else:
+
+            def call(vm: Any, obj: range, args: list[Any], fn: Any = fn) -> Any:
+                return fn(vm, list(obj), args)
+
+            own[name] = (call, False)

@@ -341,7 +341,7 @@ class ExprCompiler(ExtCompiler):
             self.emit(Op.CALL, 2)
         elif isinstance(node, A.Parallel):
             self.emit(Op.LOAD_BUILTIN, "__parallel")
-            self.emit(Op.LOAD_CONST, node.mode)
+            self.emit(Op.LOAD_CONST, f"{node.mode}:stream" if node.stream else node.mode)
             self.expr(node.subject)
             if node.options is not None:
                 self.expr(node.options)

@@ -225,7 +225,7 @@ def op_jump_if_not_nil_or_pop(vm: VMBase, f: Frame, arg: int) -> None:
         f.stack.pop()
 
 
-_PLAIN_ITERABLES = frozenset({list, dict, str, HarnSet})
+_PLAIN_ITERABLES = frozenset({list, dict, str, HarnSet, range})
 
 
 def op_get_iter(vm: VMBase, f: Frame, arg: Any) -> None:
@@ -335,6 +335,8 @@ def op_slice(vm: VMBase, f: Frame, arg: tuple[bool, bool]) -> None:
 def op_unpack_list(vm: VMBase, f: Frame, arg: tuple[int, bool]) -> None:
     count, has_rest = arg
     v = f.stack.pop()
+    if v.__class__ is range:
+        v = list(v)
     if v.__class__ is not list:
         raise HarnRuntimeError(f"cannot destructure {type_name(v)} as a list")
     items = [v[i] if i < len(v) else None for i in range(count)]

@@ -17,7 +17,7 @@ from vm_demo.bytecode import Op
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.frame import Frame
 from vm_demo.iterators import SUSPENDED
-from vm_demo.matching import catches, match_pattern, value_has_type
+from vm_demo.matching import catches, match_pattern, shape_problem, value_has_type
 from vm_demo.objects import Builtin, Cell, Closure, Result, to_display, type_name
 from vm_demo.objects_types import Pair, StructInstance
 
@@ -51,6 +51,11 @@ def op_check_args(vm: VMBase, f: Frame, arg: tuple[Any, bool]) -> None:
     checks, cells = arg
     for slot, name, types in checks:
         v = f.slots[slot].value if cells else f.slots[slot]
+        if types[0].__class__ is tuple:  # a shape: ("shape", fields)
+            problem = shape_problem(v, types[0][1])
+            if problem:
+                raise HarnRuntimeError(f"parameter '{name}': {problem}")
+            continue
         if not any(value_has_type(v, t) for t in types):
             raise HarnRuntimeError(
                 f"TypeError: parameter '{name}' expected {' | '.join(types)}, "
@@ -103,7 +108,7 @@ def op_build_list_spread(vm: VMBase, f: Frame, flags: tuple[bool, ...]) -> None:
     for part, spread in zip(parts, flags, strict=True):
         if not spread:
             out.append(part)
-        elif part.__class__ is list:
+        elif part.__class__ is list or part.__class__ is range:
             out.extend(part)
         elif part is not None:
             raise HarnRuntimeError(f"TypeError: cannot spread {type_name(part)} (only a list)")

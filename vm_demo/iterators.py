@@ -146,10 +146,17 @@ def snapshot(v: Any, *, pairs: bool) -> list[Any] | None:
     return None
 
 
+async def _from_range(r: range) -> AsyncIterator[Any]:
+    for x in r:
+        yield x
+
+
 def lift(vm: Any, v: Any) -> LazyIter:
     """`iter(v)` / `v.iter()`: an Iter over any iterable source (no-op on an Iter)."""
     if isinstance(v, LazyIter):
         return v
+    if isinstance(v, range):  # no upfront allocation: `(1 to 10_000_000).take(5)` is instant
+        return LazyIter(_from_range(v))
     items = snapshot(v, pairs=True)
     if items is not None:
         return LazyIter(_from_items(items))

@@ -95,3 +95,26 @@ def value_has_type(v: Any, name: str) -> bool:
 def catches(err: HarnRuntimeError, types: tuple[str, ...]) -> bool:
     """Does `catch (e: T | U)` handle `err`? Internal errors (not `throw`n) are strings."""
     return any(value_has_type(err.value, t) for t in types)
+
+
+def shape_problem(v: Any, fields: tuple[tuple[str, bool, Any], ...]) -> str:
+    """Why `v` does not fit a shape annotation ("" if it does); extra fields are fine."""
+    data = v.fields if isinstance(v, StructInstance) else v
+    if data.__class__ is not dict:
+        return f"expected a dict, got {type_name(v)}"
+    for field, optional, types in fields:
+        if field not in data or (data[field] is None and not optional):
+            if optional:
+                continue
+            want = " | ".join(t for t in types or () if isinstance(t, str)) or "any"
+            return f"missing field '{field}' ({want})"
+        if not types:
+            continue
+        value = data[field]
+        if types[0].__class__ is tuple:
+            inner = shape_problem(value, types[0][1])
+            if inner:
+                return f"field '{field}': {inner}"
+        elif not any(value_has_type(value, t) for t in types):
+            return f"field '{field}' expected {' | '.join(types)}, got {type_name(value)}"
+    return ""

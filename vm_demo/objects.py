@@ -235,7 +235,7 @@ def type_name(v: Any) -> str:
         return "float"
     if t is str:
         return "string"
-    if t is list:
+    if t is list or t is range:
         return "list"
     if t is dict:
         return "dict"
@@ -248,7 +248,7 @@ def type_name(v: Any) -> str:
     if t is Atomic:
         return "atomic"
     if t is TaskHandle:
-        return "task"
+        return "taskHandle"
     if t is Channel:
         return "channel"
     hook = getattr(v, "harn_type", None)
@@ -286,7 +286,7 @@ def to_display(v: Any, nested: bool = False) -> str:
         return str(v)
     if t is float:
         return _fmt_float(v)
-    if t is list:
+    if t is list or t is range:
         return "[" + ", ".join(to_display(x, True) for x in v) + "]"
     if t is dict:
         return "{" + ", ".join(f"{k}: {to_display(v[k], True)}" for k in sorted_keys(v)) + "}"
@@ -320,7 +320,7 @@ def sorted_keys(d: dict[Any, Any]) -> list[Any]:
 
 def to_json_value(v: Any) -> Any:
     """Convert a Harn value to plain JSON data (for json_stringify)."""
-    if isinstance(v, list):
+    if isinstance(v, list | range):
         return [to_json_value(x) for x in v]
     if isinstance(v, dict):
         return {str(k): to_json_value(v[k]) for k in sorted_keys(v)}

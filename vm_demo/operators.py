@@ -27,6 +27,9 @@ def add(a: Any, b: Any) -> Any:
         r = a + b
         return Duration(r) if type(a) is Duration and type(b) is Duration else r
     ta = type(a)
+    if ta is range or type(b) is range:  # a lazy range joins a list as its items
+        a, b = (list(a) if type(a) is range else a), (list(b) if type(b) is range else b)
+        ta = type(a)
     if ta is type(b):
         if ta is str or ta is list:
             return a + b
@@ -97,6 +100,9 @@ def equal(a: Any, b: Any) -> bool:
     ta, tb = type(a), type(b)
     if (ta is bool) is not (tb is bool):
         return False
+    if ta is range or tb is range:
+        a, b = (list(a) if ta is range else a), (list(b) if tb is range else b)
+        ta, tb = type(a), type(b)
     if ta is list and tb is list:
         return len(a) == len(b) and all(equal(x, y) for x, y in zip(a, b, strict=True))
     if ta is dict and tb is dict:
@@ -120,6 +126,8 @@ def contains(container: Any, item: Any) -> bool:
     t = type(container)
     if t is list:
         return any(equal(x, item) for x in container)
+    if t is range:
+        return type(item) is int and item in container
     if t is str:
         if type(item) is not str:
             raise _type_error("in", item, container)
@@ -147,7 +155,7 @@ def _norm_index(i: Any, n: int) -> int:
 
 def get_index(obj: Any, index: Any) -> Any:
     t = type(obj)
-    if t is list or t is str:
+    if t is list or t is str or t is range:
         i = _norm_index(index, len(obj))
         if not 0 <= i < len(obj):
             raise HarnRuntimeError(
@@ -175,9 +183,10 @@ def set_index(obj: Any, index: Any, value: Any) -> None:
 
 
 def slice_of(obj: Any, start: Any, end: Any) -> Any:
-    if type(obj) not in (list, str):
+    if type(obj) not in (list, str, range):
         raise HarnRuntimeError(f"TypeError: cannot slice {type_name(obj)}")
-    return obj[start:end]
+    got = obj[start:end]
+    return list(got) if type(got) is range else got
 
 
 def get_attr(obj: Any, name: str) -> Any:
@@ -185,14 +194,14 @@ def get_attr(obj: Any, name: str) -> Any:
     t = type(obj)
     if t is dict:
         return obj.get(name)
-    if t is list or t is str:
+    if t is list or t is str or t is range:
         if name == "count":
             return len(obj)
         if name == "empty":
             return len(obj) == 0
-        if t is list and name == "first":
+        if t is not str and name == "first":
             return obj[0] if obj else None
-        if t is list and name == "last":
+        if t is not str and name == "last":
             return obj[-1] if obj else None
     if t is Result and name in ("value", "ok"):
         return obj.value if name == "value" else obj.ok
@@ -215,6 +224,8 @@ def iterate(v: Any) -> Iterator[Any]:
     t = type(v)
     if t is list:
         return iter(list(v))
+    if t is range:
+        return iter(v)
     if t is dict:
         return iter([{"key": k, "value": v[k]} for k in sorted_keys(v)])
     if t is str:
@@ -224,7 +235,8 @@ def iterate(v: Any) -> Iterator[Any]:
     raise HarnRuntimeError(f"TypeError: cannot iterate over {type_name(v)}")
 
 
-def make_range(start: Any, end: Any, inclusive: bool) -> list[int]:
+def make_range(start: Any, end: Any, inclusive: bool) -> range:
+    """`a to b`: a lazy range of ints (it behaves as the list of its items)."""
     if type(start) is not int or type(end) is not int:
         raise HarnRuntimeError("TypeError: range bounds must be ints")
-    return list(range(start, end + 1 if inclusive else end))
+    return range(start, end + 1 if inclusive else end)

@@ -5,6 +5,8 @@ cursor, error positions, newline/continuation rules, parameter lists and
 
 from __future__ import annotations
 
+from typing import Any
+
 from vm_demo import ast as A
 from vm_demo.errors import HarnSyntaxError, Location
 from vm_demo.lexer import T, Token
@@ -243,8 +245,13 @@ RUNTIME_TYPES = frozenset(
 )
 
 
-def _runtime_types(tokens: list[Token]) -> tuple[str, ...] | None:
-    """The primitive names of an annotation like `int` or `string | nil`, else None."""
+def _runtime_types(tokens: list[Token]) -> tuple[Any, ...] | None:
+    """What the VM checks for an annotation: primitive names (`int`, `string | nil`),
+    or a one-item `(("shape", fields),)` for a shape `{name: string, age?: int}`.
+    None when the annotation has nothing checkable."""
+    if tokens and tokens[0].is_op("{") and tokens[-1].is_op("}"):
+        shape = _shape(tokens[1:-1])
+        return None if shape is None else (("shape", shape),)
     names: list[str] = []
     for k, t in enumerate(tokens):
         if k % 2:
@@ -255,3 +262,28 @@ def _runtime_types(tokens: list[Token]) -> tuple[str, ...] | None:
         else:
             return None
     return tuple(names) if names and len(tokens) % 2 else None
+
+
+def _shape(tokens: list[Token]) -> tuple[tuple[str, bool, Any], ...] | None:
+    """Fields `(name, optional, types or None)` of a shape's body, split at top-level commas."""
+    fields: list[tuple[str, bool, Any]] = []
+    depth = 0
+    part: list[Token] = []
+    for t in [*tokens, None]:
+        if t is None or (depth == 0 and t.is_op(",")):
+            if part:
+                if part[0].type not in (T.IDENT, T.KEYWORD):
+                    return None
+                optional = len(part) > 1 and part[1].is_op("?")
+                rest = part[2:] if optional else part[1:]
+                if not rest or not rest[0].is_op(":"):
+                    return None
+                fields.append((str(part[0].value), optional, _runtime_types(rest[1:])))
+            part = []
+            continue
+        if t.type is T.OP and t.value in ("<", "(", "[", "{"):
+            depth += 1
+        elif t.type is T.OP and t.value in (">", ")", "]", "}"):
+            depth -= 1
+        part.append(t)
+    return tuple(fields)

@@ -5,10 +5,34 @@ select).
 
 from __future__ import annotations
 
+from dataclasses import fields, is_dataclass
+from typing import Any
+
 from vm_demo import ast as A
 from vm_demo.errors import HarnSyntaxError
 from vm_demo.lexer import StrExpr, T, Token, tokenize
 from vm_demo.parser_base import ParserBase
+
+_PIPE = "__pipe"
+
+
+def _replace_placeholder(node: A.Node) -> bool:
+    """Rename every `_` in a pipe's right side (outside nested closures); any found?"""
+    found = False
+    stack: list[Any] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, A.Name):
+            if n.name == "_":
+                n.name = _PIPE
+                found = True
+        elif isinstance(n, A.FuncExpr):
+            continue
+        elif isinstance(n, list | tuple):
+            stack.extend(n)
+        elif is_dataclass(n):
+            stack.extend(getattr(n, f.name) for f in fields(n))
+    return found
 
 
 class ExprParser(ParserBase):
@@ -22,6 +46,10 @@ class ExprParser(ParserBase):
             t = self.advance()
             self.skip_newlines()
             right = self.ternary()
+            if _replace_placeholder(right):
+                # `x |> f(_, 1)` is `x |> { __pipe -> f(__pipe, 1) }`.
+                body = [A.ExprStmt(right.line, right.col, right)]
+                right = A.FuncExpr(t.line, t.col, [A.Param(_PIPE)], body, "")
             left = A.Call(t.line, t.col, right, [left])
         return left
 
@@ -212,6 +240,9 @@ class ExprParser(ParserBase):
                 dur = self.binary(0)
                 return A.Deadline(t.line, t.col, dur, self.closure_block())
             if kw == "select":
+                if self.peek().is_op("("):  # `select(ch1, ch2)`: the builtin
+                    self.advance()
+                    return A.Name(t.line, t.col, "select")
                 return self.select_expr()
             if kw == "match":
                 return self.match_expr()
@@ -531,7 +562,12 @@ class ExprParser(ParserBase):
             self.advance()
             options = self.brace_expr()
         body = self.closure_block()
-        return A.Parallel(t.line, t.col, mode, subject, options, body)
+        stream = False
+        if self.tok.type is T.IDENT and self.tok.value == "as" and self.peek().value == "stream":
+            self.advance()
+            self.advance()
+            stream = True
+        return A.Parallel(t.line, t.col, mode, subject, options, body, stream)
 
     def select_expr(self) -> A.Node:
         t = self.advance()

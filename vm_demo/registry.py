@@ -52,7 +52,12 @@ def arity(name: str, args: list[Any], lo: int, hi: int | None = None) -> None:
 
 
 def want(name: str, value: Any, *types: type, what: str = "") -> Any:
-    """Check a builtin argument's type; `bool` never passes as `int`."""
+    """Check a builtin argument's type; `bool` never passes as `int`.
+
+    A range passes as a list (and comes back as one).
+    """
+    if type(value) is range and list in types:
+        return list(value)
     if type(value) is bool and bool not in types:
         ok = False
     else:

@@ -20,7 +20,8 @@ from vm_demo import (
     builtins_concurrency,
     builtins_core,  # noqa: F401
     builtins_extra,  # noqa: F401
-    builtins_iter,  # noqa: F401
+    builtins_iter,
+    builtins_jq,  # noqa: F401
     builtins_lang,  # noqa: F401
     builtins_methods,
     builtins_schema,  # noqa: F401
@@ -36,6 +37,8 @@ from vm_demo.errors import HarnRuntimeError, ending_span
 from vm_demo.objects import Closure, to_display
 from vm_demo.registry import BUILTINS, METHODS
 from vm_demo.vm import NO_PUSH, Frame, VMBase
+
+builtins_iter.adopt_list_methods()
 
 _IMPORTING = object()
 
