@@ -6,7 +6,8 @@ Every node starts with `line, col`; expressions and statements share the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 
@@ -388,3 +389,20 @@ class Import(Node):
 class Module(Node):
     filename: str
     body: list[Node]
+
+
+def walk(nodes: Any) -> Iterator[Any]:
+    """Every AST node under `nodes`, not descending into nested functions.
+
+    A `FuncExpr` is yielded itself (so callers can spot one) but its body is
+    skipped: what a closure contains belongs to the closure.
+    """
+    stack: list[Any] = [nodes]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, list | tuple):
+            stack.extend(n)
+        elif is_dataclass(n):
+            yield n
+            if not isinstance(n, FuncExpr):
+                stack.extend(getattr(n, f.name) for f in fields(n))

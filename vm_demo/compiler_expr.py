@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, is_dataclass
-from typing import Any
-
 from vm_demo import ast as A
 from vm_demo.bytecode import Code, Op
 from vm_demo.compiler_ext import ExtCompiler
@@ -14,18 +11,7 @@ from vm_demo.objects import Duration
 
 def _yields(nodes: list[A.Node]) -> bool:
     """Does this body contain `yield` outside nested functions?"""
-    stack: list[Any] = list(nodes)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, A.Yield):
-            return True
-        if isinstance(n, A.FuncExpr):
-            continue
-        if isinstance(n, list | tuple):
-            stack.extend(n)
-        elif is_dataclass(n):
-            stack.extend(getattr(n, f.name) for f in fields(n))
-    return False
+    return any(isinstance(n, A.Yield) for n in A.walk(nodes))
 
 
 class ExprCompiler(ExtCompiler):

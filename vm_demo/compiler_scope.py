@@ -9,7 +9,7 @@ fast path for call-heavy code such as `fib`). Unresolved names are globals.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from vm_demo import ast as A
@@ -64,16 +64,7 @@ class ModuleCode(Code):
 
 
 def _has_nested_function(nodes: list[A.Node]) -> bool:
-    stack: list[Any] = list(nodes)
-    while stack:
-        n = stack.pop()
-        if isinstance(n, A.FuncExpr):
-            return True
-        if isinstance(n, list | tuple):
-            stack.extend(n)
-        elif is_dataclass(n):
-            stack.extend(getattr(n, f.name) for f in fields(n))
-    return False
+    return any(isinstance(n, A.FuncExpr) for n in A.walk(nodes))
 
 
 class ScopeCompiler:

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harn_async_trace import span_end
 from vm_demo import operators as ops
 from vm_demo.bytecode import Op
 from vm_demo.errors import HarnRuntimeError
-from vm_demo.frame import FINISHED, NO_PUSH, Frame
+from vm_demo.frame import NO_PUSH, Frame
+from vm_demo.handlers_call import CALL_HANDLERS
 from vm_demo.handlers_ext import EXT_HANDLERS
-from vm_demo.iterators import END, AsyncIter, GeneratorFn, async_iter
-from vm_demo.objects import Builtin, Cell, Closure, HarnSet, Result, to_display, type_name
+from vm_demo.iterators import END, AsyncIter, async_iter
+from vm_demo.objects import Cell, HarnSet, Result, to_display, type_name
 from vm_demo.objects_types import StructInstance
 
 if TYPE_CHECKING:
@@ -345,68 +345,6 @@ def op_unpack_list(vm: VMBase, f: Frame, arg: tuple[int, bool]) -> None:
     f.stack.extend(reversed(items))
 
 
-# -- functions ------------------------------------------------------------------------
-
-
-def op_make_closure(vm: VMBase, f: Frame, code: Any) -> None:
-    cells = tuple(f.slots[i] if from_slot else f.cells[i] for from_slot, i in code.captures)
-    f.stack.append((GeneratorFn if code.generator else Closure)(code, cells, f.globals))
-
-
-def op_call(vm: VMBase, f: Frame, argc: int) -> Any:
-    s = f.stack
-    fn = s[-argc - 1]
-    args = s[-argc:] if argc else []
-    del s[-argc - 1 :]
-    cls = fn.__class__
-    if cls is Closure:
-        return vm.make_frame(fn, args, f)
-    if cls is Builtin:
-        if fn.is_async:
-            return fn.fn(vm, args)
-        s.append(fn.fn(vm, args))
-        return None
-    call = getattr(fn, "harn_call", None)
-    if call is None:
-        raise HarnRuntimeError(f"TypeError: {type_name(fn)} {to_display(fn, True)} is not callable")
-    return call(vm, args)
-
-
-def op_call_method(vm: VMBase, f: Frame, arg: tuple[str, int, bool]) -> Any:
-    name, argc, optional = arg
-    s = f.stack
-    obj = s[-argc - 1]
-    args = s[-argc:] if argc else []
-    del s[-argc - 1 :]
-    if obj is None and optional:
-        s.append(None)
-        return None
-    if optional:
-        try:
-            fn, is_async = vm.lookup_method(obj, name)
-        except HarnRuntimeError:
-            s.append(None)
-            return None
-    else:
-        fn, is_async = vm.lookup_method(obj, name)
-    if is_async:
-        return fn(vm, obj, args)
-    s.append(fn(vm, obj, args))
-    return None
-
-
-def op_return(vm: VMBase, f: Frame, arg: Any) -> Any:
-    value = f.stack.pop()
-    if f.span:
-        span_end(f.span)
-    caller = f.caller
-    if caller is None:
-        f.retval = value
-        return FINISHED
-    caller.stack.append(value)
-    return caller
-
-
 # -- errors ---------------------------------------------------------------------------
 
 
@@ -496,10 +434,6 @@ _HANDLERS: dict[Op, Handler] = {
     Op.SET_INDEX: op_set_index,
     Op.SLICE: op_slice,
     Op.UNPACK_LIST: op_unpack_list,
-    Op.MAKE_CLOSURE: op_make_closure,
-    Op.CALL: op_call,
-    Op.CALL_METHOD: op_call_method,
-    Op.RETURN: op_return,
     Op.SETUP_TRY: op_setup_try,
     Op.POP_BLOCK: op_pop_block,
     Op.THROW: op_throw,
@@ -515,7 +449,7 @@ def _build_table() -> list[Handler]:
         raise RuntimeError(f"bad opcode at {f.location()}")
 
     table: list[Handler] = [bad] * (max(Op) + 1)
-    handlers = {**_HANDLERS, **EXT_HANDLERS}
+    handlers = {**_HANDLERS, **CALL_HANDLERS, **EXT_HANDLERS}
     for op, h in handlers.items():
         table[op] = h
     missing = [op.name for op in Op if op not in handlers]

@@ -18,7 +18,7 @@ from vm_demo.errors import HarnRuntimeError
 from vm_demo.frame import Frame
 from vm_demo.iterators import SUSPENDED
 from vm_demo.matching import catches, match_pattern, shape_problem, value_has_type
-from vm_demo.objects import Builtin, Cell, Closure, Result, to_display, type_name
+from vm_demo.objects import Cell, Result, to_display, type_name
 from vm_demo.objects_types import Pair, StructInstance
 
 if TYPE_CHECKING:
@@ -61,41 +61,6 @@ def op_check_args(vm: VMBase, f: Frame, arg: tuple[Any, bool]) -> None:
                 f"TypeError: parameter '{name}' expected {' | '.join(types)}, "
                 f"got {type_name(v)} ({to_display(v)})"
             )
-
-
-def _call_list(vm: VMBase, f: Frame, fn: Any, args: list[Any]) -> Any:
-    cls = fn.__class__
-    if cls is Closure:
-        return vm.make_frame(fn, args, f)
-    if cls is Builtin:
-        if fn.is_async:
-            return fn.fn(vm, args)
-        f.stack.append(fn.fn(vm, args))
-        return None
-    call = getattr(fn, "harn_call", None)
-    if call is None:
-        raise HarnRuntimeError(f"TypeError: {type_name(fn)} {to_display(fn)} is not callable")
-    return call(vm, args)
-
-
-def op_call_spread(vm: VMBase, f: Frame, arg: Any) -> Any:
-    args = f.stack.pop()
-    fn = f.stack.pop()
-    return _call_list(vm, f, fn, args)
-
-
-def op_call_method_spread(vm: VMBase, f: Frame, arg: tuple[str, bool]) -> Any:
-    name, optional = arg
-    args = f.stack.pop()
-    obj = f.stack.pop()
-    if obj is None and optional:
-        f.stack.append(None)
-        return None
-    fn, is_async = vm.lookup_method(obj, name)
-    if is_async:
-        return fn(vm, obj, args)
-    f.stack.append(fn(vm, obj, args))
-    return None
 
 
 def op_build_list_spread(vm: VMBase, f: Frame, flags: tuple[bool, ...]) -> None:
@@ -203,8 +168,6 @@ EXT_HANDLERS: dict[Op, Callable[..., Any]] = {
     Op.YIELD: op_yield,
     Op.ARG_SET: op_arg_set,
     Op.CHECK_ARGS: op_check_args,
-    Op.CALL_SPREAD: op_call_spread,
-    Op.CALL_METHOD_SPREAD: op_call_method_spread,
     Op.BUILD_LIST_SPREAD: op_build_list_spread,
     Op.BUILD_DICT_SPREAD: op_build_dict_spread,
     Op.MATCH: op_match,

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from harn_async_trace import SpanKind, span_start
 from vm_demo.errors import HarnRuntimeError, ending_span
 from vm_demo.objects import Channel, Closure, HarnSet, sorted_keys, type_name
 
@@ -68,7 +67,7 @@ class Generator:
         """Run to the next `yield` (its value) or to the end (END)."""
         if self.done:
             return END
-        sid = span_start(SpanKind.FN_CALL, self.name) if vm.tracing else 0
+        sid = vm.generator_span(self.name)
         try:
             with ending_span(sid):
                 r = await vm.run_frame(self.frame)

@@ -60,6 +60,14 @@ class VMBase:
             frame.span = span_start(_STEP if code.step else _FN_CALL, code.name)
         return frame
 
+    def generator_span(self, name: str) -> int:
+        """The `fn_call` span of one pull of generator `name` (0 when tracing is off).
+
+        Kept beside make_frame so every fn_call span the VM opens starts in
+        this module.
+        """
+        return span_start(_FN_CALL, name) if self.tracing else 0
+
     def _bind_args(self, fn: Closure, args: list[Any]) -> list[Any]:
         """Slots for a call that needs more than positional binding (rest, defaults)."""
         code = fn.code
