@@ -9,7 +9,7 @@ VM in the consumer's task (their spans nest under the consumer's span).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from vm_demo.errors import HarnRuntimeError
@@ -56,10 +56,14 @@ async def _iter_next(vm: Any, obj: LazyIter, args: list[Any]) -> dict[str, Any]:
 # -- combinators -------------------------------------------------------------------------
 
 
-def _combinator(name: str, nargs: int = 1) -> Any:
+_Make = Callable[[Any, LazyIter, list[Any]], AsyncIterator[Any]]
+_Sink = Callable[[Any, LazyIter, list[Any]], Awaitable[Any]]
+
+
+def _combinator(name: str, nargs: int = 1) -> Callable[[_Make], _Make]:
     """Register `fn(vm, source_iter, args) -> async generator` as a lazy method."""
 
-    def deco(make: Any) -> Any:
+    def deco(make: _Make) -> _Make:
         def meth(vm: Any, obj: Any, args: list[Any]) -> LazyIter:
             arity(name, args, nargs)
             return LazyIter(make(vm, lift(vm, obj), args))
@@ -189,8 +193,10 @@ async def _windows(vm: Any, it: LazyIter, args: list[Any]) -> AsyncIterator[Any]
 # -- sinks -----------------------------------------------------------------------------------
 
 
-def _sink(*names: str) -> Any:
-    def deco(fn: Any) -> Any:
+def _sink(*names: str) -> Callable[[_Sink], _Sink]:
+    """Register `fn(vm, source_iter, args) -> value` as a draining method."""
+
+    def deco(fn: _Sink) -> _Sink:
         async def meth(vm: Any, obj: Any, args: list[Any]) -> Any:
             return await fn(vm, lift(vm, obj), args)
 

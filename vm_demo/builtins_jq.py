@@ -300,7 +300,8 @@ def _jq_type(v: Any) -> str:
         return "boolean"
     if isinstance(v, int | float):
         return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(v), "unknown")
+    names: dict[type, str] = {str: "string", list: "array", dict: "object"}
+    return names.get(type(v), "unknown")
 
 
 def _const(c: Any) -> Query:

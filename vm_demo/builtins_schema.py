@@ -55,7 +55,7 @@ def canonical(schema: Any) -> dict[str, Any]:
         raise HarnRuntimeError(f"a schema must be a dict, got {type_name(schema)}")
     out: dict[str, Any] = {}
     for k, v in schema.items():
-        key = _KEY_ALIASES.get(k, k)
+        key = str(_KEY_ALIASES.get(k, k))
         if key == "type" and isinstance(v, str):
             v = _TYPE_ALIASES.get(v, v)
         out[key] = v

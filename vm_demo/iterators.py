@@ -132,12 +132,10 @@ def snapshot(v: Any, *, pairs: bool) -> list[Any] | None:
     from vm_demo.objects_types import Pair
 
     t = type(v)
-    if t is list:
-        return list(v)
-    if t is str:
+    if t is list or t is str:
         return list(v)
     if t is HarnSet:
-        return v.items
+        return list(v.items)
     if t is dict:
         if pairs:
             return [Pair(k, v[k]) for k in sorted_keys(v)]

@@ -9,6 +9,7 @@ name, subpatterns | None)`, `("list", subpatterns, rest)`, `("dict",
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from vm_demo.errors import HarnRuntimeError
@@ -64,7 +65,7 @@ def _match_variant(desc: tuple[Any, ...], v: Any, out: list[Any]) -> bool:
     return all(match_pattern(s, x, out) for s, x in zip(subs, fields, strict=True))
 
 
-_PRIMITIVE = {
+_PRIMITIVE: dict[str, Callable[[Any], bool]] = {
     "int": lambda v: type(v) in (int, float, Duration),
     "float": lambda v: type(v) in (int, float, Duration),
     "string": lambda v: type(v) is str,

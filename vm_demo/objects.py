@@ -279,7 +279,7 @@ def to_display(v: Any, nested: bool = False) -> str:
         return "nil"
     t = type(v)
     if t is str:
-        return v
+        return str(v)
     if t is bool:
         return "true" if v else "false"
     if t is int:

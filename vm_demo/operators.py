@@ -133,9 +133,9 @@ def contains(container: Any, item: Any) -> bool:
             raise _type_error("in", item, container)
         return item in container
     if t is dict:
-        return item in container
+        return bool(item in container)
     if t is HarnSet:
-        return container.has(item)
+        return bool(container.has(item))
     raise HarnRuntimeError(
         f"TypeError: 'in' needs a list, string, dict or set, got {type_name(container)}"
     )

@@ -36,7 +36,7 @@ class ExprParser(FormParser):
             right = self.ternary()
             if _replace_placeholder(right):
                 # `x |> f(_, 1)` is `x |> { __pipe -> f(__pipe, 1) }`.
-                body = [A.ExprStmt(right.line, right.col, right)]
+                body: list[A.Node] = [A.ExprStmt(right.line, right.col, right)]
                 right = A.FuncExpr(t.line, t.col, [A.Param(_PIPE)], body, "")
             left = A.Call(t.line, t.col, right, [left])
         return left

@@ -9,10 +9,17 @@ list red until it is updated); today the list is empty.
 from __future__ import annotations
 
 import pytest
-from conformance_runner import programs, run_program
+from conformance_runner import Outcome, programs, run_program
 
 KNOWN_FAILING: frozenset[str] = frozenset()
 PROGRAMS = programs()
+_OUTCOMES: dict[str, Outcome] = {}  # each program runs once per session
+
+
+def outcome_of(name: str) -> Outcome:
+    if name not in _OUTCOMES:
+        _OUTCOMES[name] = run_program(name)
+    return _OUTCOMES[name]
 
 
 def test_sample_size() -> None:
@@ -33,13 +40,13 @@ def test_sample_size() -> None:
 )
 def test_program(name: str) -> None:
     """The program prints exactly its `.out` (and fails as its `.err` says, if any)."""
-    outcome = run_program(name)
+    outcome = outcome_of(name)
     assert outcome.passed, outcome.detail
 
 
 def test_pass_rate() -> None:
     """At least 80% of the sample passes; the failures are printed by name."""
-    outcomes = [run_program(n) for n in PROGRAMS]
+    outcomes = [outcome_of(n) for n in PROGRAMS]
     failed = [o for o in outcomes if not o.passed]
     rate = 1 - len(failed) / len(outcomes)
     print(f"conformance: {len(outcomes) - len(failed)}/{len(outcomes)} pass ({rate:.0%})")
