@@ -80,7 +80,7 @@ class Op(IntEnum):
     CALL_SPREAD = 77  # callee, arg list -> result (a call with `...xs`)
     CALL_METHOD_SPREAD = 78  # arg: (name, optional); receiver, arg list
     # errors
-    SETUP_TRY = 80  # arg: handler index; records the stack depth
+    SETUP_TRY = 80  # arg: (handler index, finally-only?); records the stack depth
     POP_BLOCK = 81
     THROW = 82
     RERAISE = 83  # TOS is an error value caught by a handler: raise it again

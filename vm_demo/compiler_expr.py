@@ -110,8 +110,23 @@ class ExprCompiler(ExtCompiler):
         self.code.patch(end_jump, self.here())
 
     def try_(self, node: A.TryExpr, *, value: bool) -> None:
-        body_fn = self.body_value if value else self.body_stmts
         fin = node.finally_body
+        if node.catch_body is not None and fin is not None:
+            # `try/catch/finally` is `try { try/catch } finally { }`: the finally
+            # covers the catch body too, and runs for a cancellation (no catch takes one).
+            inner = A.TryExpr(
+                node.line,
+                node.col,
+                node.body,
+                node.catch_name,
+                node.catch_types,
+                node.catch_body,
+                None,
+            )
+            body: list[A.Node] = [A.ExprStmt(node.line, node.col, inner)]
+            self.try_(A.TryExpr(node.line, node.col, body, None, None, None, fin), value=value)
+            return
+        body_fn = self.body_value if value else self.body_stmts
         bare = node.catch_body is None and fin is None
         self.at(node)
         setup = self.emit(Op.SETUP_TRY, None)
@@ -123,20 +138,17 @@ class ExprCompiler(ExtCompiler):
             self.emit(Op.WRAP_OK)
         if fin is not None:
             self.body_stmts(fin)
-        end_jumps = [self.emit(Op.JUMP, None)]
-        self.code.patch(setup, self.here())  # handler: the error value is on the stack
+        end = self.emit(Op.JUMP, None)
+        # The handler (the error value is on the stack); a finally-only one also
+        # runs when a cancellation unwinds through (VMBase._unwind_cancel).
+        self.code.patch(setup, (self.here(), fin is not None))
         if bare:
-            if value:
-                self.emit(Op.WRAP_ERR)
-            else:
-                self.emit(Op.POP)
-        elif node.catch_body is None:
-            assert fin is not None
+            self.emit(Op.WRAP_ERR if value else Op.POP)
+        elif fin is not None:
             self.body_stmts(fin)
             self.emit(Op.RERAISE)
         else:
-            inner = self.emit(Op.SETUP_TRY, None) if fin is not None else -1
-            self.blocks.append(TryBlock(fin)) if fin is not None else None
+            assert node.catch_body is not None
             if node.catch_types is not None:
                 self.emit(Op.CHECK_CATCH, node.catch_types)
             self.scopes.append({})
@@ -146,16 +158,7 @@ class ExprCompiler(ExtCompiler):
                 self.emit(Op.POP)
             body_fn(node.catch_body)
             self.scopes.pop()
-            if fin is not None:
-                self.blocks.pop()
-                self.emit(Op.POP_BLOCK)
-                self.body_stmts(fin)
-                end_jumps.append(self.emit(Op.JUMP, None))
-                self.code.patch(inner, self.here())
-                self.body_stmts(fin)
-                self.emit(Op.RERAISE)
-        for j in end_jumps:
-            self.code.patch(j, self.here())
+        self.code.patch(end, self.here())
 
     def select(self, node: A.Select) -> None:
         self.emit(Op.LOAD_BUILTIN, "__select")

@@ -171,7 +171,7 @@ class ExtCompiler(ScopeCompiler):
         self.blocks.pop()
         self.emit(Op.POP_BLOCK)
         done = self.emit(Op.JUMP, None)
-        self.code.patch(setup, self.here())
+        self.code.patch(setup, (self.here(), False))
         self.emit(Op.POP)
         self.emit(Op.LOAD_LOCAL, left)
         self.emit(Op.LOAD_CONST, 1)

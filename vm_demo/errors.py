@@ -115,6 +115,9 @@ class HarnRuntimeError(HarnError):
         self.trace: list[TraceEntry] = []
         self.thrown = False  # raised by a Harn `throw` (not by the VM)
         self.cancelled = False  # a `deadline` expiring: spans it unwinds are cancelled
+        # Set when this stands for a task cancellation running `finally` bodies on
+        # its way out; RERAISE then raises the cancellation itself, which no catch takes.
+        self.cancellation: BaseException | None = None
 
     def render(self) -> str:
         """Return the `error: ...` report with location and call chain."""

@@ -47,7 +47,8 @@ class Frame:
         self.depth: int = 0 if caller is None else caller.depth + 1
         self.stack: list[Any] = []
         self.pc = 0
-        self.blocks: list[tuple[int, int]] = []
+        # Active try blocks: (handler pc, stack depth, finally-only?).
+        self.blocks: list[tuple[int, int, bool]] = []
         self.span = 0
         self.exc: HarnRuntimeError | None = None
         self.retval: Any = None

@@ -348,8 +348,8 @@ def op_unpack_list(vm: VMBase, f: Frame, arg: tuple[int, bool]) -> None:
 # -- errors ---------------------------------------------------------------------------
 
 
-def op_setup_try(vm: VMBase, f: Frame, handler: int) -> None:
-    f.blocks.append((handler, len(f.stack)))
+def op_setup_try(vm: VMBase, f: Frame, arg: tuple[int, bool]) -> None:
+    f.blocks.append((arg[0], len(f.stack), arg[1]))
 
 
 def op_pop_block(vm: VMBase, f: Frame, arg: Any) -> None:
@@ -366,6 +366,8 @@ def op_reraise(vm: VMBase, f: Frame, arg: Any) -> None:
     value = f.stack.pop()
     exc = f.exc
     if exc is not None and exc.value is value:
+        if exc.cancellation is not None:  # a finally ran for a cancellation: resume it
+            raise exc.cancellation
         raise exc
     raise HarnRuntimeError(value)
 

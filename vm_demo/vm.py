@@ -121,7 +121,9 @@ class VMBase:
                                 f.stack.append(v)
             except HarnRuntimeError as e:
                 f = self._unwind(f, e)
-            except (asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit):
+            except asyncio.CancelledError as e:
+                f = self._unwind_cancel(f, e)
+            except (KeyboardInterrupt, SystemExit, GeneratorExit):
                 self._abandon(f, cancelled=True)
                 raise
             except RecursionError:
@@ -137,7 +139,7 @@ class VMBase:
             err.loc = f.location()
         while True:
             if f.blocks:
-                handler, depth = f.blocks.pop()
+                handler, depth, _ = f.blocks.pop()
                 del f.stack[depth:]
                 f.stack.append(err.value)
                 f.exc = err
@@ -154,6 +156,33 @@ class VMBase:
             err.trace.append(
                 TraceEntry(caller.code.name, caller.code.filename, caller.location().line)
             )
+            f = caller
+
+    def _unwind_cancel(self, f: Frame, cancel: asyncio.CancelledError) -> Frame:
+        """Run the nearest `finally` body (or `defer`, `mutex` release) for a cancellation.
+
+        Catch handlers are skipped: a cancellation (`cancel(h)`, a `deadline`)
+        is not a Harn error. Frames left behind end their spans as cancelled;
+        with no `finally` left the cancellation leaves the VM.
+        """
+        while True:
+            while f.blocks:
+                handler, depth, finally_only = f.blocks.pop()
+                if finally_only:
+                    marker = HarnRuntimeError(object(), "cancelled")
+                    marker.cancellation = cancel
+                    del f.stack[depth:]
+                    f.stack.append(marker.value)
+                    f.exc = marker
+                    f.pc = handler
+                    return f
+            if f.span:
+                span_set_metadata(f.span, "cancelled", True)
+                span_end(f.span)
+                f.span = 0
+            caller = f.caller
+            if caller is None:
+                raise cancel
             f = caller
 
     def _abandon(self, f: Frame | None, *, cancelled: bool) -> None:

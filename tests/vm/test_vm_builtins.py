@@ -35,7 +35,7 @@ class TestListMethods:
         """sort with and without a key."""
         assert_runs(
             'println([3, 1, 2].sort(), ["bb", "a", "ccc"].sort({ s -> s.count }))',
-            '[1, 2, 3] [a, bb, ccc]\n',
+            "[1, 2, 3] [a, bb, ccc]\n",
         )
 
     def test_join_contains_index_reverse(self) -> None:
@@ -49,7 +49,7 @@ class TestListMethods:
         """enumerate yields {index, value}; zip yields pairs."""
         assert_runs(
             'for {index, value} in ["a", "b"].enumerate() { println(index, value) }\nprintln([1, 2].zip(["x", "y"]))',
-            '0 a\n1 b\n[[1, x], [2, y]]\n',
+            "0 a\n1 b\n[[1, x], [2, y]]\n",
         )
 
     def test_sum_min_max_unique(self) -> None:
@@ -72,7 +72,7 @@ class TestStringMethods:
         """split and trim."""
         assert_runs(
             'println("a,b,c".split(","), "  x  ".trim(), "a\\nb".lines())',
-            '[a, b, c] x [a, b]\n',
+            "[a, b, c] x [a, b]\n",
         )
 
 
@@ -81,7 +81,7 @@ class TestDictMethods:
         """keys/values/entries are sorted by key."""
         assert_runs(
             'let d = {name: "A", age: 30}\nprintln(d.keys(), d.values(), d.entries()[0])',
-            '[age, name] [30, A] {key: age, value: 30}\n',
+            "[age, name] [30, A] {key: age, value: 30}\n",
         )
 
     def test_has_get_merge(self) -> None:

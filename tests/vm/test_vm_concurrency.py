@@ -84,7 +84,7 @@ def test_parallel_settle(loop: str) -> None:
     """parallel settle collects Ok/Err results and counts."""
     assert_runs(
         'let s = parallel settle [1, 2, 3] { x -> if x == 2 { throw "boom" }\nx }\nprintln(s.succeeded, s.failed, s.results)',
-        '2 1 [Result.Ok(1), Result.Err(Thrown: boom), Result.Ok(3)]\n',
+        "2 1 [Result.Ok(1), Result.Err(Thrown: boom), Result.Ok(3)]\n",
         loop=loop,
     )
 

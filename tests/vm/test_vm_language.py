@@ -62,7 +62,7 @@ class TestValues:
         """type_of names every value type."""
         assert_runs(
             'println([1, 1.0, "s", true, nil, [], {}, 5s, set(), { -> 1 }].map(type_of))',
-            '[int, float, string, bool, nil, list, dict, duration, set, closure]\n',
+            "[int, float, string, bool, nil, list, dict, duration, set, closure]\n",
         )
 
 
@@ -375,7 +375,7 @@ class TestErrorsHandled:
 
     def test_bare_try_is_result(self) -> None:
         """A bare try wraps the outcome in a Result."""
-        assert_runs('println(try { 1 }, try { throw "no" })', 'Result.Ok(1) Result.Err(no)\n')
+        assert_runs('println(try { 1 }, try { throw "no" })', "Result.Ok(1) Result.Err(no)\n")
 
     def test_results(self) -> None:
         """Ok/Err helpers."""

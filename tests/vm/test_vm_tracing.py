@@ -170,7 +170,7 @@ class TestLlmAndTools:
         out, _ = run(
             'let t = tool_define("weather", "w", { q -> q })\nprintln(llm_call("use weather please", {tools: [t]}).tool_calls)'
         )
-        assert out == '[{args: {query: use weather please}, name: weather}]\n'
+        assert out == "[{args: {query: use weather please}, name: weather}]\n"
 
 
 class TestTracingBuiltins:
@@ -188,7 +188,7 @@ class TestTracingBuiltins:
             "fn f() { 1 }\nf()\nenable_tracing(true)\nf()\nprintln(trace_spans().map({ s -> s.name }))",
             tracing=False,
         )
-        assert out == '[f]\n'
+        assert out == "[f]\n"
 
     def test_user_timing(self) -> None:
         """trace_start/trace_end record a user_timing span, even with tracing off."""
