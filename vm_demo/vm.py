@@ -140,11 +140,7 @@ class VMBase:
         while True:
             if f.blocks:
                 handler, depth, _ = f.blocks.pop()
-                del f.stack[depth:]
-                f.stack.append(err.value)
-                f.exc = err
-                f.pc = handler
-                return f
+                return _enter_handler(f, handler, depth, err)
             if f.span:
                 span_set_metadata(f.span, "error", err.message)
                 if err.cancelled:
@@ -171,11 +167,7 @@ class VMBase:
                 if finally_only:
                     marker = HarnRuntimeError(object(), "cancelled")
                     marker.cancellation = cancel
-                    del f.stack[depth:]
-                    f.stack.append(marker.value)
-                    f.exc = marker
-                    f.pc = handler
-                    return f
+                    return _enter_handler(f, handler, depth, marker)
             if f.span:
                 span_set_metadata(f.span, "cancelled", True)
                 span_end(f.span)
@@ -199,6 +191,15 @@ class VMBase:
 
     async def import_module(self, f: Frame, path: str, names: list[str] | None) -> Any:
         raise NotImplementedError  # provided by runtime.VM
+
+
+def _enter_handler(f: Frame, handler: int, depth: int, err: HarnRuntimeError) -> Frame:
+    """Resume `f` at a try handler with the error value on its trimmed stack."""
+    del f.stack[depth:]
+    f.stack.append(err.value)
+    f.exc = err
+    f.pc = handler
+    return f
 
 
 def _describe_py_error(e: Exception) -> str:
