@@ -31,7 +31,7 @@ from ..export.jsonl import (
 )
 from ..export.otlp_json import write_otlp_json
 from ..export.profile import write_profile_json
-from ..export.summary import format_summary
+from ..export.causal_text import print_causal_summary
 from ..model import Span
 
 __all__ = ("add_export_arguments", "stream_exports", "summary_command", "write_exports")
@@ -140,7 +140,7 @@ def write_exports(
 def summary_command(
     path: str, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
-    """``harn-trace summary TRACE.jsonl``: print the saved trace's tree; exit status.
+    """``harn-trace summary TRACE.jsonl``: print the saved trace's causal tree; exit status.
 
     Example:
         >>> summary_command("/no/such/trace.jsonl", stderr=sys.stdout)
@@ -155,8 +155,5 @@ def summary_command(
     except UnicodeDecodeError as exc:
         _error(f"{path}: not a UTF-8 text file ({exc.reason})", stderr)
         return 1
-    out = stdout if stdout is not None else sys.stdout
-    out.write(format_summary(spans))
-    if not spans:
-        out.write("\n")
+    print_causal_summary(spans, stdout if stdout is not None else sys.stdout)
     return 0

@@ -9,7 +9,8 @@ from typing import TextIO
 from ..clock import MockClock
 from ..collector import SpanCollector
 from ..context import use_collector
-from ..export import format_summary, span_to_dict
+from ..export import span_to_dict
+from ..export.causal_text import print_causal_summary
 from ..loop import run as loop_run
 from ..model import Span
 from ._exports import add_export_arguments, stream_exports, write_exports
@@ -102,6 +103,5 @@ def run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         for span in spans:
             stderr.write(json.dumps(span_to_dict(span), sort_keys=True) + "\n")
     if args.summary:
-        text = format_summary(spans)
-        stdout.write(text if text.endswith("\n") else text + "\n")
+        print_causal_summary(spans, stdout)
     return write_exports(args, spans, stderr=stderr) or status
