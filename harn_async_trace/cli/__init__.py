@@ -1,8 +1,9 @@
 """`harn-trace`: run Harn programs on the traced async VM (`vm_demo`).
 
     harn-trace run FILE.harn [--trace] [--summary] [--mock-time MS] [--uvloop]
-                             [--jsonl/--json/--profile-json/--chrome/--otlp PATH]
+                             [--jsonl/--json/--profile-json/--chrome/--otlp/--html PATH]
     harn-trace summary TRACE.jsonl
+    harn-trace view TRACE.jsonl [-o OUT.html]
     harn-trace --version
 
 Exit status: 0 on success, 1 when the program fails (syntax or runtime
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from .. import __version__
 from ._run import add_run_arguments, run_command
 from ._summary import add_summary_parser
+from ._view import add_view_parser
 
 __all__ = ("build_parser", "main")
 
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
     run.set_defaults(handler=run_command)
     add_summary_parser(sub)
+    add_view_parser(sub)
     return parser
 
 

@@ -42,11 +42,11 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--uvloop", action="store_true", help="run on uvloop instead of the stock asyncio loop"
     )
-    add_export_arguments(run)  # --jsonl/--json/--profile-json/--chrome/--otlp PATH
+    add_export_arguments(run)  # --jsonl/--json/--profile-json/--chrome/--otlp/--html PATH
 
 
 def _wants_tracing(args: argparse.Namespace) -> bool:
-    exports = ("jsonl", "json", "profile_json", "chrome", "otlp")
+    exports = ("jsonl", "json", "profile_json", "chrome", "otlp", "html")
     return bool(args.trace or args.summary or any(getattr(args, e, None) for e in exports))
 
 

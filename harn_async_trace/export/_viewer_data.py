@@ -25,7 +25,7 @@ from ..model import Span
 from ._lanes import layout_lanes
 from .causal import causal_tree
 
-__all__ = ["safe_value", "viewer_json", "viewer_payload"]
+__all__ = ("safe_value", "viewer_json", "viewer_payload")
 
 _MAX_DEPTH: Final = 32
 _WAIT_KEYS: Final = ("queue_wait_ms", "queue_dwell_ms")

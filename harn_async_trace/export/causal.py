@@ -36,7 +36,7 @@ from typing import Any, Final, final
 from ..kinds import meta
 from ..model import Span
 
-__all__ = ["CausalTree", "UsageTotals", "causal_tree", "span_usage"]
+__all__ = ("CausalTree", "UsageTotals", "causal_tree", "span_usage")
 
 _DONE: Final = 2
 _ON_PATH: Final = 1

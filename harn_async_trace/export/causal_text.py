@@ -31,7 +31,7 @@ from ..model import Span
 from ._serde_text import serde_json_text
 from .causal import CausalTree, UsageTotals, causal_tree
 
-__all__ = ["TreeStyle", "format_causal_summary", "print_causal_summary", "render_tree_lines"]
+__all__ = ("TreeStyle", "format_causal_summary", "print_causal_summary", "render_tree_lines")
 
 _NS_PER_MS: Final = 1_000_000
 # C0/C1 controls (ESC starts terminal escape sequences) and DEL; text from a

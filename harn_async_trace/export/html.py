@@ -32,7 +32,7 @@ from ..model import Span
 from ._io import Target, open_target
 from ._viewer_data import viewer_json
 
-__all__ = ["html_page", "write_html"]
+__all__ = ("html_page", "write_html")
 
 
 @cache
