@@ -211,7 +211,9 @@
       const [from, to, relation] = links[j];
       if (state.hidden[kindOf[from]] || state.hidden[kindOf[to]]) continue;
       const ra = rowOf[from], rb = rowOf[to];
-      if (Math.max(ra, rb) < r0 || Math.min(ra, rb) > r1) continue;
+      // Only arrows that end in view: a fan-out of thousands drawn from one
+      // visible parent would be a solid block of ink.
+      if (rb < r0 || rb > r1) continue;
       const tFrom = Math.min(Math.max(start[to], start[from]), end[from]);
       const xa = xOf(tFrom), xb = xOf(start[to]);
       if (Math.max(xa, xb) < -50 || Math.min(xa, xb) > width + 50) continue;
