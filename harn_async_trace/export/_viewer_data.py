@@ -28,6 +28,7 @@ from .causal import causal_tree
 __all__ = ("safe_value", "viewer_json", "viewer_payload")
 
 _MAX_DEPTH: Final = 32
+_PLAIN: Final = frozenset({str, int, bool})
 _WAIT_KEYS: Final = ("queue_wait_ms", "queue_dwell_ms")
 # A row search longer than this means a huge fan-out on one lane: give the
 # span a fresh row instead of scanning every row (keeps layout O(n)).
@@ -49,6 +50,10 @@ def safe_value(value: Any, _seen: frozenset[int] = frozenset(), _depth: int = 0)
         return value if math.isfinite(value) else repr(value)
     if _depth >= _MAX_DEPTH or id(value) in _seen:
         return "<cycle>" if id(value) in _seen else "<too deep>"
+    if type(value) is dict and all(
+        type(k) is str and (v is None or type(v) in _PLAIN) for k, v in value.items()
+    ):
+        return value  # the common case: flat metadata of plain values, nothing to convert
     seen = _seen | {id(value)}
     try:
         if isinstance(value, dict):

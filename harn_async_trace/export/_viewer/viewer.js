@@ -444,6 +444,7 @@
   const tDrawn = performance.now();
   // Read by the browser tests and the load benchmark.
   window.harnViewer = { state, render: draw, select, zoomTo, fit,
-    timings: { parse_ms: tParsed - t0, layout_ms: tLaidOut - tParsed, first_draw_ms: tDrawn - tLaidOut } };
+    timings: { parse_ms: tParsed - t0, layout_ms: tLaidOut - tParsed, first_draw_ms: tDrawn - tLaidOut,
+      ready_ms: tDrawn } };
   document.body.dataset.ready = "1";
 })();
