@@ -4,11 +4,13 @@
                              [--jsonl/--json/--profile-json/--chrome/--otlp/--html PATH]
     harn-trace summary TRACE.jsonl
     harn-trace view TRACE.jsonl [-o OUT.html]
+    harn-trace diff A.jsonl B.jsonl
     harn-trace --version
 
 Exit status: 0 on success, 1 when the program fails (syntax or runtime
 error, reported as `error: ...` with file:line:col on stderr) or a file
-cannot be read/written, 2 for bad usage (argparse).
+cannot be read/written, 2 for bad usage (argparse). ``diff`` exits 0 when
+the traces are equal, 1 when they differ, 2 when a file cannot be read.
 
 One module per subcommand (``_run``, ``_summary``, ...); each registers its
 parser and sets ``handler(args, stdout, stderr) -> int``. ``_exports`` holds
@@ -22,6 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ._diff import add_diff_parser
 from ._run import add_run_arguments, run_command
 from ._summary import add_summary_parser
 from ._view import add_view_parser
@@ -47,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=run_command)
     add_summary_parser(sub)
     add_view_parser(sub)
+    add_diff_parser(sub)
     return parser
 
 

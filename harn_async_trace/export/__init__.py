@@ -6,7 +6,7 @@ never reach into a collector's internals. Modules:
 * ``summary`` - the summary text tree (harn-vm's format); ``dicts`` - spans as plain data;
 * ``causal`` - the causal tree (detached work under the span that started it)
   and once-only token/cost totals; ``causal_text`` - it as text (the CLI
-  summary and trace snapshots); ``html`` - the offline HTML viewer;
+  summary and trace snapshots); ``html`` - the offline HTML viewer; ``trace_diff`` - two traces compared;
 * ``jsonl`` - JSON / streaming JSONL (and reading it back);
 * ``profile`` - ``--profile-json`` (spans + per-kind and LLM totals);
 * ``chrome`` - Chrome trace event format (Perfetto, chrome://tracing);
@@ -41,12 +41,15 @@ from .propagation import (
     inject_traceparent,
 )
 from .summary import format_summary
+from .trace_diff import SpanChange, TraceDiff, diff_traces, format_trace_diff
 
 __all__ = (
     "CausalTree",
     "JsonlStreamWriter",
     "OtelBridge",
     "OtelUnavailableError",
+    "SpanChange",
+    "TraceDiff",
     "TraceFileError",
     "TraceParent",
     "TreeStyle",
@@ -54,10 +57,12 @@ __all__ = (
     "causal_tree",
     "chrome_trace_events",
     "continue_trace",
+    "diff_traces",
     "export_to_otel",
     "extract_traceparent",
     "format_causal_summary",
     "format_summary",
+    "format_trace_diff",
     "format_traceparent",
     "html_page",
     "inject_traceparent",
