@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TextIO
 
 from ..clock import MockClock
 from ..collector import SpanCollector
 from ..context import use_collector
-from ..export import span_to_dict
 from ..export.causal_text import print_causal_summary
 from ..loop import run as loop_run
 from ..model import Span
 from ._exports import add_export_arguments, stream_exports, write_exports
+from ._progress import live_progress
 
 __all__ = ("add_run_arguments", "run_command")
 
@@ -24,7 +23,7 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--trace",
         action="store_true",
-        help="trace the run and print every span as a JSON line on stderr",
+        help="trace the run and print each span as a JSON line on stderr as it ends",
     )
     run.add_argument(
         "--summary",
@@ -83,12 +82,14 @@ def run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         with (
             use_collector(collector),
             stream_exports(args, collector=collector, stderr=stderr),
+            live_progress(collector, stdout, stderr, trace=args.trace, traced=tracing) as streams,
         ):
+            out, err = streams  # on a terminal these erase the live status line first
             try:
-                await VM(stdout=stdout).run_code(code)
+                await VM(stdout=out).run_code(code)
             except HarnRuntimeError as exc:
                 stdout.flush()
-                print(exc.render(), file=stderr)
+                print(exc.render(), file=err)
                 status = 1
             spans.extend(collector.take_spans())
         return status
@@ -99,9 +100,6 @@ def run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     except RecursionError:
         print(f"error: {path}: program nested too deeply (Python recursion limit)", file=stderr)
         return 1
-    if args.trace:
-        for span in spans:
-            stderr.write(json.dumps(span_to_dict(span), sort_keys=True) + "\n")
     if args.summary:
         print_causal_summary(spans, stdout)
     return write_exports(args, spans, stderr=stderr) or status
