@@ -33,8 +33,8 @@ sys.path.insert(0, str(REPO / "tests_browser"))
 
 from shapes import fan_out_trace  # noqa: E402  # after the path tweak
 
-from harn_async_trace.export.html import write_html  # noqa: E402
 from harn_async_trace.export._viewer_data import viewer_json  # noqa: E402
+from harn_async_trace.export.html import write_html  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -46,6 +46,11 @@ SIZES = (1_000, 10_000) if quick() else (1_000, 10_000, 100_000)
 PAINTED = (
     "new Promise(r => requestAnimationFrame(() => requestAnimationFrame("
     "() => r(performance.now()))))"
+)
+READY = "body[data-ready='1']"
+REDRAW = (
+    "(() => { const v = harnViewer, s = v.state; s.nsPerPx *= FACTOR;"
+    " const t = performance.now(); v.render(); return performance.now() - t; })()"
 )
 BASELINE = (
     '<!DOCTYPE html><html><body><script type="application/json" id="d">{data}</script>'
@@ -84,23 +89,22 @@ def main() -> int:
             for _ in range(ROUNDS):
                 for label, path in (("viewer", viewer), ("baseline", base)):
                     page.goto(path.as_uri())
-                    page.wait_for_selector("body[data-ready='1']", state="attached", timeout=120_000)
+                    page.wait_for_selector(READY, state="attached", timeout=120_000)
                     best[label] = min(best[label], float(page.evaluate(PAINTED)))
             if n == SIZES[-1]:
                 page.goto(viewer.as_uri())
-                page.wait_for_selector("body[data-ready='1']", state="attached", timeout=120_000)
+                page.wait_for_selector(READY, state="attached", timeout=120_000)
                 for step in range(20):
                     factor = 0.7 if step < 10 else 1 / 0.7
-                    redraw.append(float(page.evaluate(
-                        f"(() => {{ const v = harnViewer, s = v.state; s.nsPerPx *= {factor};"
-                        " const t = performance.now(); v.render(); return performance.now() - t; })()"
-                    )))  # fmt: skip
+                    redraw.append(float(page.evaluate(REDRAW.replace("FACTOR", str(factor)))))
                 drawn = int(page.evaluate("harnViewer.state.drawn"))
             size_mb = viewer.stat().st_size / 1e6
-            print(f"| {n:,} | {write_s * 1000:,.0f} ms | {size_mb:.1f} MB | {best['viewer']:,.0f} ms "
-                  f"| {best['baseline']:,.0f} ms | {best['viewer'] / best['baseline']:.2f}x |")
+            ratio = best["viewer"] / best["baseline"]
+            print(f"| {n:,} | {write_s * 1000:,.0f} ms | {size_mb:.1f} MB "
+                  f"| {best['viewer']:,.0f} ms | {best['baseline']:,.0f} ms | {ratio:.2f}x |")
         browser.close()
-    print(f"\nredraw while zooming at {SIZES[-1]:,} spans: median {statistics.median(redraw):.1f} ms,"
+    median = statistics.median(redraw)
+    print(f"\nredraw while zooming at {SIZES[-1]:,} spans: median {median:.1f} ms,"
           f" max {max(redraw):.1f} ms ({drawn} span elements in the last frame)")
     return 0
 

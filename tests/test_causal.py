@@ -167,7 +167,8 @@ class TestText:
             root = c.start(SpanKind.PIPELINE, "main")
             fan = c.start(SpanKind.PARALLEL, "fan")
             for i in range(2):
-                b = c.start_detached_with_links(SpanKind.SPAWN, f"b{i}", [link(fan, "branch_of", "trace_x")])
+                branch_of = [link(fan, "branch_of", "trace_x")]
+                b = c.start_detached_with_links(SpanKind.SPAWN, f"b{i}", branch_of)
                 clock.advance(0.010 * (2 - i))
                 c.end(b)
             c.end(fan)
@@ -202,9 +203,11 @@ class TestText:
         buf = io.StringIO()
         print_causal_summary(spans, buf, color=True)
         out = buf.getvalue()
-        assert "├── " in out and "└── " in out
+        assert "├── " in out
+        assert "└── " in out
         assert "\x1b[" in out  # rich's own colour codes
-        assert "evil\\x1b[2J" in out and "evil\x1b[2J" not in out
+        assert "evil\\x1b[2J" in out
+        assert "evil\x1b[2J" not in out
 
     def test_not_a_terminal_gets_plain_text(self) -> None:
         """A file or pipe gets exactly the plain text."""
@@ -222,7 +225,8 @@ class TestText:
         loop: list[Any] = []
         loop.append(loop)
         text = format_causal_summary([mk(1, None, "x", 0, 1, odd=Odd(), loop=loop)])
-        assert 'odd="<odd>"' in text and "loop=[[...]]" in text
+        assert 'odd="<odd>"' in text
+        assert "loop=[[...]]" in text
 
     def test_empty(self) -> None:
         """No spans: the seed's sentence in the summary, '(no spans)' in snapshots."""

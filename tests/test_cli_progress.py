@@ -60,7 +60,8 @@ class TestTraceLines:
                    io.StringIO(), err) == 0  # fmt: skip
         first = err.getvalue().splitlines()[0]
         data = json.loads(first)
-        assert list(data) == sorted(data) and data["name"] == "f"
+        assert list(data) == sorted(data)
+        assert data["name"] == "f"
 
 
 class TestStatusLine:
@@ -74,8 +75,8 @@ class TestStatusLine:
                    io.StringIO()) == 0  # fmt: skip
         text = out.getvalue()
         statuses = STATUS.findall(text)
-        assert any(re.fullmatch(r"\r\x1b\[2K\d+\.\ds  \d+ open  \d+ finished  \d+ tokens  \$[\d.]+", s)
-                   for s in statuses), statuses  # fmt: skip
+        full = r"\r\x1b\[2K\d+\.\ds  \d+ open  \d+ finished  \d+ tokens  \$[\d.]+"
+        assert any(re.fullmatch(full, s) for s in statuses), statuses
         program_output = STATUS.sub("", text).replace(ERASE, "")
         assert program_output.startswith("done 0\ndone 1\ndone 2\ndone 3\n")
         before_summary = text[: text.index("Trace ")]

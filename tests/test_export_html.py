@@ -6,6 +6,7 @@ What the page does with the data is tested in headless Chromium
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -54,14 +55,16 @@ class TestLayout:
             by_row.setdefault(r, []).append((starts[i], starts[i] + durs[i]))
         for intervals in by_row.values():
             intervals.sort()
-            for (_, a_end), (b_start, _) in zip(intervals, intervals[1:], strict=False):
+            for (_, a_end), (b_start, _) in itertools.pairwise(intervals):
                 assert a_end <= b_start
-        assert rows[1] > rows[0] and rows[4] > rows[1]  # children below their parent
+        assert rows[1] > rows[0]
+        assert rows[4] > rows[1]
 
     def test_a_detached_task_gets_its_own_lane_and_an_arrow(self) -> None:
         """A linked spawn is a lane of its own, and its link resolves to an arrow."""
         spans = [mk(1, None, 0, 100, kind="pipeline"),
-                 mk(2, None, 10, 20, kind="spawn", links=[SpanLink("t", "1", {"relation": "spawned_from"})]),
+                 mk(2, None, 10, 20, kind="spawn",
+                    links=[SpanLink("t", "1", {"relation": "spawned_from"})]),
                  mk(3, 2, 12, 5)]  # fmt: skip
         data = viewer_payload(spans)
         assert [lane["name"] for lane in data["lanes"]] == ["pipeline s1", "spawn s2"]
@@ -91,7 +94,8 @@ class TestLayout:
         """queue_wait_ms becomes the wait bar; status=error marks the span."""
         spans = [mk(1, None, 0, 10, queue_wait_ms=4.5, status="error")]
         detail = viewer_payload(spans)["detail"]["0"]
-        assert detail["wait_ns"] == 4_500_000 and detail["error"] is True
+        assert detail["wait_ns"] == 4_500_000
+        assert detail["error"] is True
 
 
 class TestSafety:
@@ -108,8 +112,11 @@ class TestSafety:
                     bad="\udcff", boom=Boom(), big=10**30)]  # fmt: skip
         text = viewer_json(spans)
         meta = json.loads(text)["detail"]["0"]["meta"]
-        assert meta["nan"] == "nan" and meta["loop"] == ["<cycle>"] and meta["tags"] == [1, 2]
-        assert meta["bad"] == "\udcff" and meta["boom"] == "<unprintable Boom>"
+        assert meta["nan"] == "nan"
+        assert meta["loop"] == ["<cycle>"]
+        assert meta["tags"] == [1, 2]
+        assert meta["bad"] == "\udcff"
+        assert meta["boom"] == "<unprintable Boom>"
         assert meta["big"] == 10**30
 
     def test_script_end_tag_in_names_cannot_break_out(self) -> None:
@@ -145,7 +152,8 @@ class TestCli:
         page = (tmp_path / "t.html").read_text(encoding="utf-8")
         data = payload_of(page)
         assert out.startswith(f"wrote {tmp_path / 't.html'} (33 spans)")
-        assert data["count"] == 33 and len(data["links"]) == 5
+        assert data["count"] == 33
+        assert len(data["links"]) == 5
 
     def test_run_html_flag(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """`run --html` writes the same page as `view` of the run's JSONL."""
@@ -154,7 +162,8 @@ class TestCli:
         assert main([*args, "--html", str(html), "--jsonl", str(jsonl)]) == 0
         assert main(["view", str(jsonl), "-o", str(tmp_path / "b.html")]) == 0
         a, b = payload_of(html.read_text()), payload_of((tmp_path / "b.html").read_text())
-        assert a["span"] == b["span"] and a["links"] == b["links"]
+        assert a["span"] == b["span"]
+        assert a["links"] == b["links"]
 
     @pytest.mark.parametrize(
         ("content", "message"),
@@ -167,7 +176,9 @@ class TestCli:
         trace.write_text(content)
         assert main(["view", str(trace)]) == 1
         err = capsys.readouterr().err
-        assert err.startswith("error: ") and message in err and err.count("\n") == 1
+        assert err.startswith("error: ")
+        assert message in err
+        assert err.count("\n") == 1
 
     def test_unwritable_output(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """An output path that cannot be written is a clear error, exit 1."""
@@ -189,4 +200,5 @@ def test_docstring_examples(module: str) -> None:
     import importlib
 
     result = doctest.testmod(importlib.import_module(f"harn_async_trace.{module}"))
-    assert result.attempted > 0 and result.failed == 0
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -14,6 +14,7 @@ from harn_async_trace.export import trace_diff as trace_diff_module
 
 REPO = Path(__file__).resolve().parents[1]
 AGENT = (REPO / "examples" / "agent.harn").read_text(encoding="utf-8")
+MOCK = ["--mock-time", "1700000000000"]
 TOOLS = (REPO / "examples" / "agent_tools.harn").read_text(encoding="utf-8")
 
 
@@ -37,7 +38,7 @@ def run_variant(tmp_path: Path, folder: str, source: str,
     cwd = os.getcwd()
     os.chdir(where)
     try:
-        assert main(["run", "prog.harn", "--mock-time", "1700000000000", "--jsonl", str(trace)]) == 0
+        assert main(["run", "prog.harn", *MOCK, "--jsonl", str(trace)]) == 0
     finally:
         os.chdir(cwd)
     capsys.readouterr()
@@ -132,4 +133,5 @@ class TestMatching:
 def test_docstring_examples() -> None:
     """The module's examples run and give what they show."""
     result = doctest.testmod(trace_diff_module)
-    assert result.attempted > 0 and result.failed == 0
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -22,6 +22,7 @@ from typing import Any, Final, TextIO
 
 from ..collector import SpanCollector
 from ..export._io import Target
+from ..export.causal_text import print_causal_summary
 from ..export.chrome import write_chrome_trace
 from ..export.html import write_html
 from ..export.jsonl import (
@@ -33,7 +34,6 @@ from ..export.jsonl import (
 )
 from ..export.otlp_json import write_otlp_json
 from ..export.profile import write_profile_json
-from ..export.causal_text import print_causal_summary
 from ..model import Span
 
 __all__ = (

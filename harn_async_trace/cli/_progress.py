@@ -107,7 +107,9 @@ class LiveProgress:
         self._ticker: threading.Thread | None = None
         self._subscription: events.Subscription | None = events.subscribe(self._on_event)
         if terminal is not None:
-            self._ticker = threading.Thread(target=self._tick, name="harn-trace-status", daemon=True)
+            self._ticker = threading.Thread(
+                target=self._tick, name="harn-trace-status", daemon=True
+            )
             self._ticker.start()
 
     def wrap(self, stream: TextIO) -> TextIO:

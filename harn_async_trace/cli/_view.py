@@ -32,7 +32,8 @@ def view_command(trace_file: str, output: str | None, stdout: TextIO, stderr: Te
     except OSError as exc:
         print(f"error: cannot write {output}: {exc.strerror or exc}", file=stderr)
         return 1
-    print(f"wrote {output} ({len(spans)} spans); open it in a browser, no network needed", file=stdout)
+    print(f"wrote {output} ({len(spans)} spans); open it in a browser, no network needed",
+          file=stdout)
     return 0
 
 

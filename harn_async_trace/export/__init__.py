@@ -6,7 +6,8 @@ never reach into a collector's internals. Modules:
 * ``summary`` - the summary text tree (harn-vm's format); ``dicts`` - spans as plain data;
 * ``causal`` - the causal tree (detached work under the span that started it)
   and once-only token/cost totals; ``causal_text`` - it as text (the CLI
-  summary and trace snapshots); ``html`` - the offline HTML viewer; ``trace_diff`` - two traces compared;
+  summary and trace snapshots); ``html`` - the offline HTML viewer;
+  ``trace_diff`` - two traces compared;
 * ``jsonl`` - JSON / streaming JSONL (and reading it back);
 * ``profile`` - ``--profile-json`` (spans + per-kind and LLM totals);
 * ``chrome`` - Chrome trace event format (Perfetto, chrome://tracing);

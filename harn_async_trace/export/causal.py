@@ -203,8 +203,8 @@ class CausalTree:
         cost = array("d", bytes(8 * n))
         for i, span in enumerate(self.spans):
             own = span_usage(span)
-            calls[i], tokens_in[i], tokens_out[i] = own.llm_calls, own.input_tokens, own.output_tokens
-            cost[i] = own.cost_usd
+            calls[i], cost[i] = own.llm_calls, own.cost_usd
+            tokens_in[i], tokens_out[i] = own.input_tokens, own.output_tokens
         order = [i for trace in self.roots for i, _ in self.walk(trace)]
         parent = self.parent
         for i in reversed(order):  # children before parents

@@ -133,7 +133,8 @@ def _details(span: Span, trace_id: str, style: TreeStyle) -> tuple[str, ...]:
     if span._metadata:
         lines.append(f"meta: {_pairs(span._metadata)}")
     for link in span._links or ():
-        target = f"#{link.span_id}" if link.trace_id == trace_id else f"{link.trace_id}#{link.span_id}"
+        here = link.trace_id == trace_id
+        target = f"#{link.span_id}" if here else f"{link.trace_id}#{link.span_id}"
         suffix = f" ({_pairs(dict(link.attributes))})" if link.attributes else ""
         lines.append(f"link -> {target}{suffix}")
     for event in span._events or ():
@@ -164,9 +165,9 @@ def render_tree_lines(
             count = tree.span_count(trace_id)
             elapsed = tree.elapsed_ns(trace_id) // _NS_PER_MS
             head = f"Trace {trace_id}: {count} span{'s' if count != 1 else ''}, {elapsed}ms elapsed"
-            usage = tree.trace_totals(trace_id, totals)
-            if usage:
-                head += f", {usage.llm_calls} LLM calls, {_usage_text(usage)}"
+            trace_usage = tree.trace_totals(trace_id, totals)
+            if trace_usage:
+                head += f", {trace_usage.llm_calls} LLM calls, {_usage_text(trace_usage)}"
             yield "header", head
             yield "blank", ""
         elif len(tree.roots) > 1:
@@ -174,11 +175,11 @@ def render_tree_lines(
         for i, depth in tree.walk(trace_id):
             span = spans[i]
             relation = tree.relation[i]
-            usage = totals[i] if style.totals and totals is not None else None
+            subtree = totals[i] if style.totals and totals is not None else None
             yield "span", TreeLine(
                 depth,
                 f"↪ {relation} " if relation is not None else "",
-                _label(span, tree, i, style, usage),
+                _label(span, tree, i, style, subtree),
                 _details(span, trace_id, style),
                 span._kind.value,
             )
@@ -203,7 +204,7 @@ def format_causal_summary(spans: Sequence[Span], *, style: TreeStyle | None = No
         return "No spans recorded.\n" if style is None or style.header else "(no spans)\n"
     style = style or TreeStyle.SUMMARY
     out: list[str] = []
-    for kind, item in render_tree_lines(spans, style):
+    for _kind, item in render_tree_lines(spans, style):
         if isinstance(item, TreeLine):
             pad = "  " * item.depth
             out.append(f"{pad}{item.marker}{item.label}")

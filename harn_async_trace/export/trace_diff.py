@@ -165,7 +165,8 @@ def diff_traces(a: Sequence[Span], b: Sequence[Span]) -> TraceDiff:
             continue
         sa, sb = a[i], b[j]
         ua, ub = span_usage(sa), span_usage(sb)
-        if sa._duration_ns != sb._duration_ns or ua.tokens != ub.tokens or ua.cost_usd != ub.cost_usd:
+        same_usage = ua.tokens == ub.tokens and ua.cost_usd == ub.cost_usd
+        if sa._duration_ns != sb._duration_ns or not same_usage:
             changed.append(SpanChange(
                 paths.path(path_id), (sa._duration_ns, sb._duration_ns), (ua.tokens, ub.tokens),
                 (ua.cost_usd, ub.cost_usd),
