@@ -72,7 +72,7 @@ class TestDemo:
     def test_fan_out_arrows_are_visible(self, open_viewer: Open, demo: list[Span],
                                         tmp_path: Path) -> None:
         """Each fan-out arrow has a real on-screen extent and ends at its branch."""
-        opened = open_viewer(demo)
+        opened = open_viewer(demo, name="agent.html")
         page = opened.page
         for arrow in page.query_selector_all("[data-link-from]"):
             box = arrow.bounding_box()

@@ -53,7 +53,8 @@
   const arrowLayer = $("arrow-layer"), svg = $("arrows"), canvas = $("dense");
   const ruler = $("ruler"), labelsInner = $("labels-inner"), details = $("details");
   const state = { viewStart: 0, nsPerPx: 1, hidden: new Uint8Array(D.kinds.length), query: "",
-    match: null, matchList: [], matchAt: -1, selected: -1, drawn: 0, painted: 0, arrows: 0 };
+    match: null, matchList: [], matchAt: -1, selected: -1, drawn: 0, painted: 0, arrows: 0,
+    fitted: true };
 
   // -- header ---------------------------------------------------------------
   function fmtNs(ns) {
@@ -344,7 +345,10 @@
   function reveal(i) {
     const width = scroller.clientWidth;
     const x0 = xOf(start[i]), x1 = xOf(end[i]);
-    if (x1 < 0 || x0 > width) state.viewStart = start[i] - width * state.nsPerPx * 0.3;
+    if (x1 < 0 || x0 > width) {
+      state.viewStart = start[i] - width * state.nsPerPx * 0.3;
+      state.fitted = false;
+    }
     const y = rowOf[i] * ROW;
     if (y < scroller.scrollTop || y > scroller.scrollTop + scroller.clientHeight - ROW) {
       scroller.scrollTop = Math.max(0, y - scroller.clientHeight / 3);
@@ -355,6 +359,7 @@
     const width = scroller.clientWidth, span = Math.max(dur[i], 1000);
     state.nsPerPx = (span * 1.2) / width;
     state.viewStart = start[i] - span * 0.1;
+    state.fitted = false;
     reveal(i);
   }
 
@@ -362,6 +367,7 @@
   function fit() {
     state.nsPerPx = (maxEnd * 1.02) / Math.max(scroller.clientWidth, 100);
     state.viewStart = -maxEnd * 0.005;
+    state.fitted = true;  // kept fitted across window resizes until the user zooms or pans
     render();
   }
   function zoom(factor, atX) {
@@ -369,14 +375,15 @@
     const t = state.viewStart + x * state.nsPerPx;
     state.nsPerPx = Math.min(Math.max(state.nsPerPx * factor, 1e-3), (maxEnd * 4) / 100);
     state.viewStart = t - x * state.nsPerPx;
+    state.fitted = false;
     render();
   }
-  function pan(px) { state.viewStart += px * state.nsPerPx; render(); }
+  function pan(px) { state.viewStart += px * state.nsPerPx; state.fitted = false; render(); }
   $("zoom-in").addEventListener("click", () => zoom(0.5));
   $("zoom-out").addEventListener("click", () => zoom(2));
   $("zoom-fit").addEventListener("click", fit);
   scroller.addEventListener("scroll", render, { passive: true });
-  window.addEventListener("resize", render);
+  window.addEventListener("resize", () => (state.fitted ? fit() : render()));
   scroller.addEventListener("wheel", (e) => {
     const x = e.clientX - scroller.getBoundingClientRect().left;
     if (e.ctrlKey || e.metaKey || e.altKey) { e.preventDefault(); zoom(Math.exp(e.deltaY * 0.002), x); }
@@ -394,6 +401,7 @@
     drag.moved = true;
     scroller.classList.add("dragging");
     state.viewStart = drag.start - dx * state.nsPerPx;
+    state.fitted = false;
     scroller.scrollTop = drag.top - dy;
     render();
   });
@@ -438,8 +446,7 @@
   });
 
   content.style.height = Math.max(ROWS * ROW, 1) + "px";
-  state.nsPerPx = (maxEnd * 1.02) / Math.max(scroller.clientWidth, 100);
-  state.viewStart = -maxEnd * 0.005;
+  fit();
   draw();
   const tDrawn = performance.now();
   // Read by the browser tests and the load benchmark.
