@@ -25,12 +25,12 @@ MOCK = ["--mock-time", "1700000000000"]
 
 
 def mk(span_id: int, parent: int | None, start: int, dur: int, *, kind: str = "fn_call",
-       name: str = "", trace: str = "t", links: list[SpanLink] | None = None,
+       name: str = "", trace: str = "t", links: list[SpanLink] | None = None, lane: int = 0,
        **metadata: Any) -> Span:
     return Span(
         trace_id=trace, span_id=span_id, parent_id=parent, kind=kind, name=name or f"s{span_id}",
         start_ms=start, start_unix_ms=start, duration_ms=dur, metadata=metadata or None,
-        links=links,
+        links=links, lane=lane,
     )  # fmt: skip
 
 
@@ -70,6 +70,23 @@ class TestLayout:
         assert [lane["name"] for lane in data["lanes"]] == ["pipeline s1", "spawn s2"]
         assert data["links"] == [[0, 1, "spawned_from"]]
         assert data["detail"]["1"]["relation"] == "spawned_from"
+
+    def test_recorded_lanes_are_used_when_every_span_has_one(self) -> None:
+        """Overlapping spans of one recorded task share its lane, on separate rows."""
+        spans = [mk(1, None, 0, 100, lane=1), mk(2, 1, 0, 50, lane=1),
+                 mk(3, 1, 10, 50, lane=1), mk(4, None, 5, 10, lane=4),
+                 mk(5, None, 20, 5, lane=1)]  # fmt: skip  # 5: detached, same task
+        data = viewer_payload(spans)
+        lanes = data["lanes"]
+        assert [lane["name"] for lane in lanes] == ["fn_call s1", "fn_call s4"]
+        rows = data["span"]["row"]
+        assert rows[1] != rows[2]
+        assert {rows[i] for i in (0, 1, 2, 4)} <= set(range(lanes[0]["rows"]))
+        assert rows[3] == lanes[1]["row0"]
+        # Without recorded lanes the tree decides: 3 overlaps 2, the detached 5 is its own task.
+        tree_lanes = viewer_payload([mk(s.span_id, s.parent_id, s.start_ms, s.duration_ms)
+                                     for s in spans])["lanes"]  # fmt: skip
+        assert len(tree_lanes) == 4
 
     def test_same_ids_in_two_traces_stay_apart(self) -> None:
         """Spans are keyed by (trace, id): a link resolves inside its own trace."""

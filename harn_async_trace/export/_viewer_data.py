@@ -104,7 +104,13 @@ def viewer_payload(spans: Sequence[Span], *, title: str = "trace") -> dict[str, 
     tree = causal_tree(spans)
     totals = tree.totals()
     layout = layout_lanes(spans)
-    lane_key = [(layout.pid[i], layout.lane[i]) for i in range(n)]
+    # A lane per task: the lane the collector recorded when every span has
+    # one (overlapping spans of one task then share the lane on separate
+    # rows), else the Chrome exporter's lanes rebuilt from the tree.
+    recorded = n > 0 and all(s._lane for s in spans)
+    lane_key = [
+        (layout.pid[i], spans[i]._lane if recorded else layout.lane[i]) for i in range(n)
+    ]
     keys = sorted(set(lane_key))
     key_index = {k: j for j, k in enumerate(keys)}
     lane_of = [key_index[k] for k in lane_key]
@@ -113,11 +119,12 @@ def viewer_payload(spans: Sequence[Span], *, title: str = "trace") -> dict[str, 
     rows = _rows(spans, lane_of, parent)
 
     base = min((s.start_unix_ns for s in spans), default=0)
-    first: dict[int, tuple[int, int]] = {}  # lane -> (earliest start, lowest span id)
+    # lane -> (earliest start, lowest span id, position): its first span names it
+    first: dict[int, tuple[int, int, int]] = {}
     depth: dict[int, int] = {}
     for i, span in enumerate(spans):
         lane = lane_of[i]
-        here = (span.start_unix_ns, span._span_id)
+        here = (span.start_unix_ns, span._span_id, i)
         if lane not in first or here < first[lane]:
             first[lane] = here
         depth[lane] = max(depth.get(lane, 0), rows[i] + 1)
@@ -130,8 +137,9 @@ def viewer_payload(spans: Sequence[Span], *, title: str = "trace") -> dict[str, 
     next_row = 0
     for lane in lane_order:
         row0[lane] = next_row
+        head = spans[first[lane][2]]
         lanes.append({
-            "name": layout.lane_names.get(keys[lane], "task"),
+            "name": f"{head._kind.value} {head._name}",
             "trace": trace_of_lane[lane], "row0": next_row, "rows": depth[lane],
         })  # fmt: skip
         next_row += depth[lane]
