@@ -209,6 +209,15 @@ class TestText:
         assert "evil\\x1b[2J" in out
         assert "evil\x1b[2J" not in out
 
+    def test_huge_trace_on_a_terminal_is_plain(self) -> None:
+        """Past RICH_LIMIT spans the terminal gets the plain text (no seconds of tree layout)."""
+        from harn_async_trace.export.causal_text import RICH_LIMIT
+
+        spans = [mk(i, 1 if i > 1 else None, f"s{i}", i, 1) for i in range(1, RICH_LIMIT + 2)]
+        buf = io.StringIO()
+        print_causal_summary(spans, buf, color=True)
+        assert buf.getvalue() == format_causal_summary(spans)
+
     def test_not_a_terminal_gets_plain_text(self) -> None:
         """A file or pipe gets exactly the plain text."""
         buf = io.StringIO()

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, final
 
-from ..kinds import meta
+from ..kinds import SpanKind, meta
 from ..model import Span
 
 __all__ = ("CausalTree", "UsageTotals", "causal_tree", "span_usage")
@@ -66,6 +66,10 @@ class UsageTotals:
         return bool(self.llm_calls or self.input_tokens or self.output_tokens or self.cost_usd)
 
 
+_NONE: Final = UsageTotals()
+_ONE_CALL: Final = UsageTotals(llm_calls=1)
+
+
 def _count(value: Any) -> int:
     # bool is an int; a flag set to True must not count as one token.
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
@@ -85,15 +89,22 @@ def span_usage(span: Span) -> UsageTotals:
         UsageTotals(llm_calls=1, input_tokens=3, output_tokens=4, cost_usd=0.5)
     """
     metadata = span._metadata
+    is_llm = span._kind is SpanKind.LLM_CALL
     if not metadata:
-        return UsageTotals()
+        return _ONE_CALL if is_llm else _NONE
+    if not is_llm and (
+        meta.INPUT_TOKENS not in metadata
+        and meta.OUTPUT_TOKENS not in metadata
+        and meta.COST_USD not in metadata
+    ):
+        return _NONE  # the common case (a status, a tool name): nothing to count
     cost = metadata.get(meta.COST_USD)
     if not (isinstance(cost, int | float) and not isinstance(cost, bool)):
         cost = 0.0
     elif not math.isfinite(cost) or cost < 0:
         cost = 0.0
     return UsageTotals(
-        1 if span._kind.value == "llm_call" else 0,
+        1 if is_llm else 0,
         _count(metadata.get(meta.INPUT_TOKENS)),
         _count(metadata.get(meta.OUTPUT_TOKENS)),
         float(cost),
@@ -111,7 +122,7 @@ class CausalTree:
     ``missing_parent[i]`` is True for a root whose parent id is not in the trace.
     """
 
-    __slots__ = ("_kids", "missing_parent", "parent", "relation", "roots", "spans")
+    __slots__ = ("_kids", "_stats", "missing_parent", "parent", "relation", "roots", "spans")
 
     def __init__(
         self,
@@ -147,6 +158,7 @@ class CausalTree:
         for items in top.values():
             items.sort(key=order)
         self._kids = kids
+        self._stats: dict[str, list[int]] | None = None
         self.roots: dict[str, list[int]] = dict(
             sorted(top.items(), key=lambda item: spans[item[1][0]]._start_ns)
         )
@@ -169,22 +181,35 @@ class CausalTree:
             if bucket:
                 stack.extend((k, depth + 1) for k in reversed(bucket))
 
+    def _trace_stats(self) -> dict[str, list[int]]:
+        # trace id -> [span count, first start, last end], in one pass (a span
+        # is only ever placed in its own trace, so no walk is needed).
+        stats = self._stats
+        if stats is None:
+            stats = self._stats = {}
+            for span in self.spans:
+                start = span._start_ns
+                end = start + span._duration_ns
+                row = stats.get(span._trace_id)
+                if row is None:
+                    stats[span._trace_id] = [1, start, end]
+                else:
+                    row[0] += 1
+                    if start < row[1]:
+                        row[1] = start
+                    if end > row[2]:
+                        row[2] = end
+        return stats
+
     def elapsed_ns(self, trace_id: str) -> int:
         """Real elapsed time of a trace: its first start to its last end (0 if unknown)."""
-        first = last = None
-        for i in self._positions(trace_id):
-            span = self.spans[i]
-            start, end = span._start_ns, span._start_ns + span._duration_ns
-            first = start if first is None or start < first else first
-            last = end if last is None or end > last else last
-        return 0 if first is None or last is None else last - first
+        row = self._trace_stats().get(trace_id)
+        return 0 if row is None else row[2] - row[1]
 
     def span_count(self, trace_id: str) -> int:
         """How many spans the trace has."""
-        return sum(1 for _ in self._positions(trace_id))
-
-    def _positions(self, trace_id: str) -> Iterator[int]:
-        return (i for i, _ in self.walk(trace_id))
+        row = self._trace_stats().get(trace_id)
+        return 0 if row is None else row[0]
 
     def totals(self) -> list[UsageTotals]:
         """Usage of each span's causal subtree (itself included), by position.
@@ -203,19 +228,22 @@ class CausalTree:
         cost = array("d", bytes(8 * n))
         for i, span in enumerate(self.spans):
             own = span_usage(span)
-            calls[i], cost[i] = own.llm_calls, own.cost_usd
-            tokens_in[i], tokens_out[i] = own.input_tokens, own.output_tokens
+            if own is not _NONE:
+                calls[i], cost[i] = own.llm_calls, own.cost_usd
+                tokens_in[i], tokens_out[i] = own.input_tokens, own.output_tokens
         order = [i for trace in self.roots for i, _ in self.walk(trace)]
         parent = self.parent
         for i in reversed(order):  # children before parents
             p = parent[i]
-            if p >= 0:
+            if p >= 0 and (calls[i] or tokens_in[i] or tokens_out[i] or cost[i]):
                 calls[p] += calls[i]
                 tokens_in[p] += tokens_in[i]
                 tokens_out[p] += tokens_out[i]
                 cost[p] += cost[i]
         return [
-            UsageTotals(calls[i], tokens_in[i], tokens_out[i], cost[i]) for i in range(n)
+            UsageTotals(calls[i], tokens_in[i], tokens_out[i], cost[i])
+            if calls[i] or tokens_in[i] or tokens_out[i] or cost[i] else _NONE
+            for i in range(n)
         ]
 
     def trace_totals(self, trace_id: str, totals: Sequence[UsageTotals]) -> UsageTotals:

@@ -34,6 +34,9 @@ from .causal import CausalTree, UsageTotals, causal_tree
 __all__ = ("TreeStyle", "format_causal_summary", "print_causal_summary", "render_tree_lines")
 
 _NS_PER_MS: Final = 1_000_000
+# rich lays out a tree at roughly 0.1 ms per node: past this many spans the
+# terminal gets the plain text at once instead of seconds of drawing.
+RICH_LIMIT: Final = 5_000
 # C0/C1 controls (ESC starts terminal escape sequences) and DEL; text from a
 # program must not move the cursor or recolour the user's terminal.
 _CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -237,7 +240,8 @@ def print_causal_summary(
     """Print the summary: a ``rich`` tree in colour on a terminal, else the plain text.
 
     ``color=None`` decides by ``file.isatty()``; control characters in span
-    text are escaped on a terminal.
+    text are escaped on a terminal. Traces of more than ``RICH_LIMIT`` (5,000)
+    spans get the plain text even on a terminal, which prints at once.
 
     Example:
         >>> import io
@@ -248,7 +252,7 @@ def print_causal_summary(
     if color is None:
         isatty = getattr(out, "isatty", None)
         color = bool(isatty and isatty())
-    if not color or not spans:
+    if not color or not spans or len(spans) > RICH_LIMIT:
         out.write(format_causal_summary(spans))
         return
     from rich.console import Console

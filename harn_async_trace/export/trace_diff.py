@@ -164,6 +164,11 @@ def diff_traces(a: Sequence[Span], b: Sequence[Span]) -> TraceDiff:
         if j is None:
             continue
         sa, sb = a[i], b[j]
+        if not (sa._metadata or sb._metadata):
+            if sa._duration_ns != sb._duration_ns:
+                changed.append(SpanChange(paths.path(path_id), (sa._duration_ns, sb._duration_ns),
+                                          (0, 0), (0.0, 0.0)))  # fmt: skip
+            continue
         ua, ub = span_usage(sa), span_usage(sb)
         same_usage = ua.tokens == ub.tokens and ua.cost_usd == ub.cost_usd
         if sa._duration_ns != sb._duration_ns or not same_usage:
