@@ -31,7 +31,13 @@ from ..model import Span
 from ._serde_text import serde_json_text
 from .causal import CausalTree, UsageTotals, causal_tree
 
-__all__ = ("TreeStyle", "format_causal_summary", "print_causal_summary", "render_tree_lines")
+__all__ = (
+    "RICH_LIMIT",
+    "TreeStyle",
+    "format_causal_summary",
+    "print_causal_summary",
+    "render_tree_lines",
+)
 
 _NS_PER_MS: Final = 1_000_000
 # rich lays out a tree at roughly 0.1 ms per node: past this many spans the
