@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Opened
 from shapes import boundary_trace, fan_out_trace
+from viewer_page import Opened
 
 from harn_async_trace import Span
 from harn_async_trace.export import read_jsonl

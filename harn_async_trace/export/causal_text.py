@@ -33,6 +33,7 @@ from .causal import CausalTree, UsageTotals, causal_tree
 
 __all__ = (
     "RICH_LIMIT",
+    "TreeLine",
     "TreeStyle",
     "format_causal_summary",
     "print_causal_summary",
