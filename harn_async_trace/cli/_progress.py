@@ -84,8 +84,8 @@ class LiveProgress:
     Example:
         >>> import io
         >>> with LiveProgress(SpanCollector(), trace=None, terminal=None) as live:
-        ...     live.status_text()
-        '0.0s  0 open  0 finished'
+        ...     live.status_text().endswith("s  0 open  0 finished")
+        True
     """
 
     def __init__(

@@ -199,16 +199,20 @@ def format_causal_summary(spans: Sequence[Span], *, style: TreeStyle | None = No
     """The causal tree as plain text, two spaces per level, ending in a newline.
 
     Example:
-        >>> from harn_async_trace import SpanCollector, SpanLink
-        >>> c = SpanCollector(); c.adopt_trace("trace_demo")
-        >>> fan = c.start("parallel", "fan")
-        >>> link = SpanLink("trace_demo", str(fan), {"relation": "spawned_from"})
-        >>> _ = c.end(c.start_detached_with_links("spawn", "b0", [link])); _ = c.end(fan)
+        >>> from harn_async_trace import MockClock, SpanCollector, SpanLink, install_override
+        >>> clock = MockClock()
+        >>> with install_override(clock):
+        ...     c = SpanCollector(); c.adopt_trace("trace_demo")
+        ...     fan = c.start("parallel", "fan")
+        ...     link = SpanLink("trace_demo", str(fan), {"relation": "spawned_from"})
+        ...     branch = c.start_detached_with_links("spawn", "b0", [link])
+        ...     clock.advance(0.040)
+        ...     _ = c.end(branch); _ = c.end(fan)
         >>> print(format_causal_summary(c.spans()), end="")
-        Trace trace_demo: 2 spans, 0ms elapsed
+        Trace trace_demo: 2 spans, 40ms elapsed
         <BLANKLINE>
-        parallel fan 0ms
-          ↪ spawned_from spawn b0 0ms
+        parallel fan 40ms
+          ↪ spawned_from spawn b0 40ms
     """
     if not spans:
         return "No spans recorded.\n" if style is None or style.header else "(no spans)\n"
