@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean test-plugin-matrix
+.PHONY: demo test test-browser bench lint clean test-plugin-matrix
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,20 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The HTML viewer in real headless Chromium. Kept out of `make test`'s
+# install: Debian's chromium (no browser download is possible here) and
+# Playwright for Python, added to .venv by this target only.
+CHROMIUM := /usr/bin/chromium
+BROWSER_STAMP := $(VENV)/.browser-installed
+
+$(BROWSER_STAMP): $(STAMP)
+	test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	$(PY) -m pip install --quiet 'playwright>=1.40'
+	touch $(BROWSER_STAMP)
+
+test-browser: $(BROWSER_STAMP)
+	$(PY) -m pytest -q tests_browser
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

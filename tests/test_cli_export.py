@@ -104,7 +104,7 @@ def test_summary_of_saved_trace_matches_run_summary(
 ) -> None:
     """`harn-trace summary t.jsonl` prints the same tree as `run --summary`."""
     run = _run_with_exports(REPO / "examples" / "concurrency.harn", tmp_path, capsys)
-    tree = run["out"][run["out"].index("Trace: "):]
+    tree = run["out"][run["out"].index("Trace trace_"):]
     assert main(["summary", str(run["jsonl"])]) == 0
     printed = capsys.readouterr().out
     # The saved file is in end order, the run's list too: the same tree.
@@ -190,4 +190,6 @@ def test_console_script_end_to_end(tmp_path: Path) -> None:
         [str(exe), "summary", str(trace)], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0
-    assert result.stdout.startswith(f"Trace: {len(list(read_jsonl(trace)))} spans")
+    head = result.stdout.splitlines()[0]
+    assert head.startswith("Trace trace_")
+    assert head.endswith(f": {len(list(read_jsonl(trace)))} spans, 7201750ms elapsed")

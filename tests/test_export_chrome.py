@@ -15,6 +15,7 @@ from export_trace_builders import rich_trace, run_on
 
 from harn_async_trace import MockClock, Span, SpanCollector, SpanLink, install_override
 from harn_async_trace.export import chrome_trace_events, write_chrome_trace
+from harn_async_trace.export._lanes import layout_lanes
 
 LOOPS = ["asyncio", "uvloop"]
 Lane = tuple[int, int]
@@ -215,6 +216,20 @@ class TestLanes:
         by_name = {s.name: s for s in spans}
         assert lane[by_name["b2"].span_id] != lane[by_name["b1"].span_id]
         assert lane[by_name["late"].span_id] != lane[by_name["short"].span_id]
+
+    def test_recorded_lane_splits_a_child_of_another_task(self) -> None:
+        """A child recorded in another task's lane than its parent's gets a lane of its own."""
+        def mk(span_id: int, parent: int | None, lane: int) -> Span:
+            return Span(trace_id="t", span_id=span_id, parent_id=parent, kind="step",
+                        name=f"s{span_id}", start_ms=span_id, start_unix_ms=span_id,
+                        duration_ms=10 - span_id, lane=lane)  # fmt: skip
+        together = layout_lanes([mk(1, None, 1), mk(2, 1, 1), mk(3, 2, 1)])
+        assert len(set(together.lane)) == 1
+        split = layout_lanes([mk(1, None, 1), mk(2, 1, 1), mk(3, 2, 3)])
+        assert split.lane[2] != split.lane[1] == split.lane[0]
+        # One span without a lane (an old file): the tree alone decides.
+        old = layout_lanes([mk(1, None, 1), mk(2, 1, 1), mk(3, 2, 0)])
+        assert len(set(old.lane)) == 1
 
     def test_reuse_lanes_packs_sequential_tasks(self) -> None:
         """With reuse_lanes, tasks that never overlap share one lane; the file stays valid."""

@@ -279,3 +279,13 @@ class TestThreads:
         names = sorted(s.name for s in read_jsonl(path))
         assert names == sorted(f"t{t}-{i}" for t in range(8) for i in range(500))
         assert writer.count == 4000
+
+
+def test_recorded_lane_is_read_when_present() -> None:
+    """A JSONL record with "lane" keeps it; one without reads as 0 (unknown)."""
+    from harn_async_trace.export import span_from_dict
+
+    base = {"trace_id": "t", "span_id": 2, "parent_id": None, "kind": "step", "name": "a",
+            "start_ms": 0, "start_unix_ms": 1, "duration_ms": 2}  # fmt: skip
+    assert span_from_dict({**base, "lane": 2}).lane == 2
+    assert span_from_dict(base).lane == 0

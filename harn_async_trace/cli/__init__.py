@@ -1,13 +1,16 @@
 """`harn-trace`: run Harn programs on the traced async VM (`vm_demo`).
 
     harn-trace run FILE.harn [--trace] [--summary] [--mock-time MS] [--uvloop]
-                             [--jsonl/--json/--profile-json/--chrome/--otlp PATH]
+                             [--jsonl/--json/--profile-json/--chrome/--otlp/--html PATH]
     harn-trace summary TRACE.jsonl
+    harn-trace view TRACE.jsonl [-o OUT.html]
+    harn-trace diff A.jsonl B.jsonl
     harn-trace --version
 
 Exit status: 0 on success, 1 when the program fails (syntax or runtime
 error, reported as `error: ...` with file:line:col on stderr) or a file
-cannot be read/written, 2 for bad usage (argparse).
+cannot be read/written, 2 for bad usage (argparse). ``diff`` exits 0 when
+the traces are equal, 1 when they differ, 2 when a file cannot be read.
 
 One module per subcommand (``_run``, ``_summary``, ...); each registers its
 parser and sets ``handler(args, stdout, stderr) -> int``. ``_exports`` holds
@@ -21,8 +24,10 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
+from ._diff import add_diff_parser
 from ._run import add_run_arguments, run_command
 from ._summary import add_summary_parser
+from ._view import add_view_parser
 
 __all__ = ("build_parser", "main")
 
@@ -44,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(run)
     run.set_defaults(handler=run_command)
     add_summary_parser(sub)
+    add_view_parser(sub)
+    add_diff_parser(sub)
     return parser
 
 

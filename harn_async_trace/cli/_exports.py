@@ -1,11 +1,12 @@
 """The export flags of ``harn-trace run`` and the ``summary`` subcommand.
 
 * :func:`add_export_arguments` adds ``--jsonl/--json/--profile-json/--chrome/
-  --otlp PATH`` to the ``run`` subcommand (skipping any the parser already has);
+  --otlp/--html PATH`` to the ``run`` subcommand (skipping any the parser already has);
 * :func:`stream_exports` streams ``--jsonl`` while the program runs (so a
   crash loses no ended span), and :func:`write_exports` writes the rest once
   it finished;
-* :func:`summary_command` is ``harn-trace summary TRACE.jsonl``.
+* :func:`summary_command` is ``harn-trace summary TRACE.jsonl``; :func:`load_trace`
+  reads a saved trace for it and the other file subcommands.
 
 Errors are one line on stderr (``error: file:line: ...``) and exit status 1,
 never a traceback.
@@ -21,7 +22,9 @@ from typing import Any, Final, TextIO
 
 from ..collector import SpanCollector
 from ..export._io import Target
+from ..export.causal_text import print_causal_summary
 from ..export.chrome import write_chrome_trace
+from ..export.html import write_html
 from ..export.jsonl import (
     JsonlStreamWriter,
     TraceFileError,
@@ -31,10 +34,15 @@ from ..export.jsonl import (
 )
 from ..export.otlp_json import write_otlp_json
 from ..export.profile import write_profile_json
-from ..export.summary import format_summary
 from ..model import Span
 
-__all__ = ("add_export_arguments", "stream_exports", "summary_command", "write_exports")
+__all__ = (
+    "add_export_arguments",
+    "load_trace",
+    "stream_exports",
+    "summary_command",
+    "write_exports",
+)
 
 _Writer = Callable[[Sequence[Span], Target], int]
 
@@ -49,6 +57,8 @@ _EXPORTS: Final[tuple[tuple[str, str, str, _Writer], ...]] = (
      "write a Chrome trace event file to PATH (open it in Perfetto or chrome://tracing)",
      write_chrome_trace),
     ("--otlp", "otlp", "write an OTLP/JSON trace file to PATH", write_otlp_json),
+    ("--html", "html", "write a self-contained HTML timeline of the trace to PATH (works offline)",
+     write_html),
 )
 _STREAMED: Final = "_harn_jsonl_streamed"
 _STREAM_FAILED: Final = "_harn_jsonl_stream_failed"
@@ -140,23 +150,32 @@ def write_exports(
 def summary_command(
     path: str, *, stdout: TextIO | None = None, stderr: TextIO | None = None
 ) -> int:
-    """``harn-trace summary TRACE.jsonl``: print the saved trace's tree; exit status.
+    """``harn-trace summary TRACE.jsonl``: print the saved trace's causal tree; exit status.
 
     Example:
         >>> summary_command("/no/such/trace.jsonl", stderr=sys.stdout)
         error: /no/such/trace.jsonl: no such file
         1
     """
+    spans = load_trace(path, stderr)
+    if spans is None:
+        return 1
+    print_causal_summary(spans, stdout if stdout is not None else sys.stdout)
+    return 0
+
+
+def load_trace(path: str, stderr: TextIO | None = None) -> list[Span] | None:
+    """Read a saved JSONL trace; on failure print one ``error:`` line and return None.
+
+    Example:
+        >>> load_trace("/no/such/trace.jsonl", sys.stdout) is None
+        error: /no/such/trace.jsonl: no such file
+        True
+    """
     try:
-        spans = list(read_jsonl(path))
+        return list(read_jsonl(path))
     except TraceFileError as exc:
         _error(str(exc), stderr)
-        return 1
     except UnicodeDecodeError as exc:
         _error(f"{path}: not a UTF-8 text file ({exc.reason})", stderr)
-        return 1
-    out = stdout if stdout is not None else sys.stdout
-    out.write(format_summary(spans))
-    if not spans:
-        out.write("\n")
-    return 0
+    return None

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TextIO
 
 from ..clock import MockClock
 from ..collector import SpanCollector
 from ..context import use_collector
-from ..export import format_summary, span_to_dict
+from ..export.causal_text import print_causal_summary
 from ..loop import run as loop_run
 from ..model import Span
 from ._exports import add_export_arguments, stream_exports, write_exports
+from ._progress import live_progress
 
 __all__ = ("add_run_arguments", "run_command")
 
@@ -23,7 +23,7 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--trace",
         action="store_true",
-        help="trace the run and print every span as a JSON line on stderr",
+        help="trace the run and print each span as a JSON line on stderr as it ends",
     )
     run.add_argument(
         "--summary",
@@ -41,11 +41,11 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--uvloop", action="store_true", help="run on uvloop instead of the stock asyncio loop"
     )
-    add_export_arguments(run)  # --jsonl/--json/--profile-json/--chrome/--otlp PATH
+    add_export_arguments(run)  # --jsonl/--json/--profile-json/--chrome/--otlp/--html PATH
 
 
 def _wants_tracing(args: argparse.Namespace) -> bool:
-    exports = ("jsonl", "json", "profile_json", "chrome", "otlp")
+    exports = ("jsonl", "json", "profile_json", "chrome", "otlp", "html")
     return bool(args.trace or args.summary or any(getattr(args, e, None) for e in exports))
 
 
@@ -82,12 +82,14 @@ def run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
         with (
             use_collector(collector),
             stream_exports(args, collector=collector, stderr=stderr),
+            live_progress(collector, stdout, stderr, trace=args.trace, traced=tracing) as streams,
         ):
+            out, err = streams  # on a terminal these erase the live status line first
             try:
-                await VM(stdout=stdout).run_code(code)
+                await VM(stdout=out).run_code(code)
             except HarnRuntimeError as exc:
                 stdout.flush()
-                print(exc.render(), file=stderr)
+                print(exc.render(), file=err)
                 status = 1
             spans.extend(collector.take_spans())
         return status
@@ -98,10 +100,6 @@ def run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     except RecursionError:
         print(f"error: {path}: program nested too deeply (Python recursion limit)", file=stderr)
         return 1
-    if args.trace:
-        for span in spans:
-            stderr.write(json.dumps(span_to_dict(span), sort_keys=True) + "\n")
     if args.summary:
-        text = format_summary(spans)
-        stdout.write(text if text.endswith("\n") else text + "\n")
+        print_causal_summary(spans, stdout)
     return write_exports(args, spans, stderr=stderr) or status

@@ -1,12 +1,16 @@
-"""Lanes for the Chrome exporter, derived from the span tree in O(n).
+"""Lanes for the Chrome exporter: one per task, from the span tree in O(n).
 
-Spans carry no task id, so lanes come from the tree: every root (a detached
-span such as ``spawn``/``pool_dequeue``, or a span whose parent is missing)
-starts a *group*, which stands for one task, and its descendants share the
-group's lane. A child that would break the strict nesting Chrome's "complete"
-events need on one lane - it overlaps an earlier sibling on that lane (plain
-``gather`` of children under one parent) or sticks out of its parent - is
-*spilled*: it starts a group of its own. Each group gets its own lane, or with
+Every root (a detached span such as ``spawn``/``pool_dequeue``, or a span
+whose parent is missing) starts a *group*, which stands for one task, and
+its descendants share the group's lane. When the spans carry the task lane
+the collector recorded (``Span.lane``, non-zero), a child recorded in
+another lane than its parent's starts a group of its own too, so a lane
+never mixes two recorded tasks (spans read from files without lanes fall
+back to the tree alone; with today's collector a child always records its
+parent's lane, so both agree). A child that would break the strict nesting
+Chrome's "complete" events need on one lane - it overlaps an earlier sibling
+on that lane (plain ``gather`` of children under one parent) or sticks out
+of its parent - is *spilled*: it starts a group of its own. Each group gets its own lane, or with
 ``reuse=True`` the lowest lane that is free again by the group's start (like
 worker threads), which keeps huge fan-outs readable.
 
@@ -121,6 +125,8 @@ def layout_lanes(spans: Sequence[Span], *, reuse: bool = False) -> LaneLayout:
 
     group_of = array("q", [-1]) * n
     group_roots: list[int] = []
+    recorded = n > 0 and all(s._lane for s in spans)
+    task = array("q", (s._lane for s in spans)) if recorded else None
 
     def grow(root: int) -> None:
         pending = [root]
@@ -140,9 +146,12 @@ def layout_lanes(spans: Sequence[Span], *, reuse: bool = False) -> LaneLayout:
                 if lo == hi:
                     continue
                 s_start, s_end = starts[s], ends[s]
+                same = task[s] if task is not None else 0
                 if hi - lo == 1:  # the common case: no sort, no overlap possible
                     c = children[lo]
-                    if starts[c] >= s_start and ends[c] <= s_end:
+                    if starts[c] >= s_start and ends[c] <= s_end and (
+                        task is None or task[c] == same
+                    ):
                         stack.append(c)
                     else:
                         pending.append(c)
@@ -150,7 +159,9 @@ def layout_lanes(spans: Sequence[Span], *, reuse: bool = False) -> LaneLayout:
                 kids = sorted(children[lo:hi], key=lambda c: (starts[c], ends[c]))
                 last_end = s_start
                 for c in kids:
-                    if starts[c] >= last_end and ends[c] <= s_end and starts[c] >= s_start:
+                    if task is not None and task[c] != same:
+                        pending.append(c)
+                    elif starts[c] >= last_end and ends[c] <= s_end and starts[c] >= s_start:
                         stack.append(c)
                         last_end = ends[c]
                     else:

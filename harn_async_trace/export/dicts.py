@@ -94,6 +94,7 @@ def span_from_dict(data: dict[str, Any], *, where: str = "span") -> Span:
             ],
             start_ns=data.get("start_ns"),
             duration_ns=data.get("duration_ns"),
+            lane=int(data.get("lane") or 0),  # recorded task lane, when the file has it
         )
     except KeyError as exc:
         raise ValueError(f"{where}: missing key {exc.args[0]!r}") from None

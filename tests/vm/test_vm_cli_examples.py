@@ -143,4 +143,4 @@ class TestCli:
         code, out, _ = cli(capsys, "summary", str(target))
         assert code == 0
         golden = (GOLDENS / "concurrency.txt").read_text(encoding="utf-8")
-        assert out == golden[golden.index("Trace: ") :]
+        assert out == golden[golden.index("Trace trace_") :]
