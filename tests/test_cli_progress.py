@@ -114,6 +114,17 @@ class TestCounts:
             collector.end(root)
         assert (live.open, live.finished, live.tokens) == (0, 2, 7)
 
+    def test_spans_of_a_new_trace_are_the_runs_too(self) -> None:
+        """A span opened with new_trace belongs to the run's collector: counted and printed."""
+        collector = SpanCollector()
+        trace = io.StringIO()
+        with LiveProgress(collector, trace=trace, terminal=None) as live:
+            request = collector.open(SpanKind.STEP, "request", new_trace=True)
+            assert live.open == 1
+            collector.end(request)
+        assert live.finished == 1
+        assert '"name": "request"' in trace.getvalue()
+
     def test_many_threads_ending_spans(self) -> None:
         """Spans ended from 8 threads at once are all counted, none twice."""
         collector = SpanCollector()

@@ -12,7 +12,7 @@ One event-stream subscriber (``events.subscribe``) does both:
   line before each write so the two never share a line. Nothing of it is
   written when stdout is not a terminal.
 
-Only spans of the run's collector (its current trace id, as ``--jsonl``
+Only spans of the run's collector (whatever their trace ids, as ``--jsonl``
 streaming does) are counted and printed.
 """
 
@@ -120,7 +120,7 @@ class LiveProgress:
 
     def _on_event(self, event: events.SpanStartEvent | events.SpanEndEvent) -> None:
         if type(event) is events.SpanStartEvent:
-            if event.trace_id == self.collector.trace_id:
+            if event.collector is self.collector:
                 with self._lock:
                     self.open += 1
             return
