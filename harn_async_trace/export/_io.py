@@ -2,67 +2,111 @@
 
 from __future__ import annotations
 
-import json
+import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import IO, Final
 
+from ..collector import SpanCollector
 from ..events import SpanEndEvent, SpanStartEvent
 from ..model import Span
-
-if TYPE_CHECKING:
-    from ..collector import SpanCollector
+from ._encoding import dumps
 
 __all__ = (
     "OPEN_ERRORS",
     "Target",
+    "check_filter",
+    "check_span",
+    "check_spans",
+    "check_target",
     "dumps",
     "ended_span_of",
     "open_target",
     "start_unix_ns",
 )
 
-# Lone surrogates (from badly decoded bytes) can only occur inside JSON strings
-# here; "backslashreplace" writes them as \udcXX, a valid JSON escape that
-# json.loads turns back into the same string, instead of failing the export.
+# The encoder already writes lone surrogates as text (_encoding); this only
+# keeps a write from failing on one that reached the file some other way.
 OPEN_ERRORS: Final = "backslashreplace"
 
 Target = str | os.PathLike[str] | IO[str]
 """Where an exporter writes: a path (created/truncated, UTF-8) or an open text file."""
 
 
-def _default(value: Any) -> Any:
-    # Metadata may hold arbitrary objects; an exporter must not fail on one.
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    return str(value)
-
-
-_ENCODE: Final = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, default=_default
-).encode
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON, UTF-8 as is; unknown objects become ``str(obj)``.
+def check_target(target: object, func: str) -> None:
+    """Raise ``TypeError`` naming ``func``'s target unless it is a path or a text file.
 
     Example:
-        >>> dumps({"a": (1, 2)})
-        '{"a":[1,2]}'
+        >>> check_target(5, "write_json")
+        Traceback (most recent call last):
+        TypeError: write_json(): target must be a path or an open text file, got int
     """
-    return _ENCODE(value)
+    if isinstance(target, str | os.PathLike):
+        return
+    if isinstance(target, io.RawIOBase | io.BufferedIOBase):
+        raise TypeError(f"{func}(): target is a binary file; open it in text mode ('w')")
+    if not callable(getattr(target, "write", None)):
+        raise TypeError(
+            f"{func}(): target must be a path or an open text file, got {type(target).__name__}"
+        )
+
+
+def check_filter(func: str, collector: object, trace_id: object) -> None:
+    """Check the ``collector`` / ``trace_id`` filter of a live exporter (``TypeError``).
+
+    Example:
+        >>> check_filter("OtelBridge", 5, None)
+        Traceback (most recent call last):
+        TypeError: OtelBridge(): collector must be a SpanCollector or None, got int
+    """
+    if collector is not None and not isinstance(collector, SpanCollector):
+        raise TypeError(
+            f"{func}(): collector must be a SpanCollector or None, got {type(collector).__name__}"
+        )
+    if trace_id is not None and not isinstance(trace_id, str):
+        raise TypeError(f"{func}(): trace_id must be a str or None, got {type(trace_id).__name__}")
+
+
+def check_span(span: object, func: str, index: int | None = None) -> None:
+    """Raise ``TypeError`` naming ``func``'s argument unless ``span`` is a :class:`Span`.
+
+    Example:
+        >>> check_span(5, "write_jsonl", 0)
+        Traceback (most recent call last):
+        TypeError: write_jsonl(): spans[0] must be a Span, got int
+    """
+    if span.__class__ is not Span and not isinstance(span, Span):
+        where = "span" if index is None else f"spans[{index}]"
+        raise TypeError(f"{func}(): {where} must be a Span, got {type(span).__name__}")
+
+
+def check_spans(spans: object, func: str) -> None:
+    """Check a whole sequence of spans up front (see :func:`check_span`).
+
+    Example:
+        >>> check_spans("abc", "format_summary")
+        Traceback (most recent call last):
+        TypeError: format_summary(): spans must be a list of Span, got str
+    """
+    if not isinstance(spans, Sequence) or isinstance(spans, str | bytes):
+        raise TypeError(f"{func}(): spans must be a list of Span, got {type(spans).__name__}")
+    for index, span in enumerate(spans):
+        if span.__class__ is not Span:
+            check_span(span, func, index)
 
 
 @contextmanager
-def open_target(target: Target) -> Iterator[IO[str]]:
+def open_target(target: Target, func: str = "export") -> Iterator[IO[str]]:
     """Yield a text file for ``target``; paths are opened (and closed) here.
 
+    ``func`` names the exporter in the ``TypeError`` for a bad target.
+
     Example:
-        >>> import io
         >>> with open_target(io.StringIO()) as f:
         ...     _ = f.write("x")
     """
+    check_target(target, func)
     if isinstance(target, str | os.PathLike):
         with open(target, "w", encoding="utf-8", newline="\n", errors=OPEN_ERRORS) as handle:
             yield handle

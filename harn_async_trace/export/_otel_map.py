@@ -16,13 +16,13 @@ the ``[otel]`` extra and both outputs agree by construction:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 from .._trace_id import trace_id_hex
 from ..kinds import SpanKind, meta
 from ..model import Span, SpanLink
+from ._encoding import dumps, json_int, safe_text, text_of
 from ._io import start_unix_ns
 
 __all__ = (
@@ -39,7 +39,7 @@ CLIENT_KINDS: Final = frozenset({SpanKind.LLM_CALL, SpanKind.TOOL_CALL})
 REMOTE_PARENT: Final = "remote_parent"
 _MAX_INT64: Final = (1 << 63) - 1
 _MIN_INT64: Final = -(1 << 63)
-_SCALARS: Final = (str, bool, int, float)
+_SCALARS: Final = frozenset({str, bool, int, float})
 
 AttributeValue = str | bool | int | float | list[str] | list[bool] | list[int] | list[float]
 
@@ -55,19 +55,27 @@ def span_id_hex(span_id: int) -> str:
 
 
 def _clean(value: Any) -> AttributeValue | None:
+    # The exporters' encoding rule (_encoding), in OTel's attribute types.
     if value is None:
         return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if _MIN_INT64 <= value <= _MAX_INT64 else str(value)
-    if isinstance(value, _SCALARS):
-        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        number = int.__int__(value)
+        return number if _MIN_INT64 <= number <= _MAX_INT64 else str(json_int(number))
+    if isinstance(value, float):
+        return float.__float__(value)  # NaN and inf are valid OTLP doubles
+    if isinstance(value, str):
+        return safe_text(str.__str__(value))
     if isinstance(value, list | tuple) and value:
         first = type(value[0])
-        if first in (str, bool, int, float) and all(type(v) is first for v in value):
+        if first in _SCALARS and all(type(v) is first for v in value):
+            if first is str:
+                return [safe_text(v) for v in value]
             if first is not int or all(_MIN_INT64 <= v <= _MAX_INT64 for v in value):
                 return list(value)
     # OTel attributes are scalars or homogeneous arrays; keep the rest readable.
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
+    return dumps(value, sort_keys=True)
 
 
 def clean_attributes(values: Mapping[str, Any]) -> dict[str, AttributeValue]:
@@ -81,7 +89,7 @@ def clean_attributes(values: Mapping[str, Any]) -> dict[str, AttributeValue]:
     for key, value in values.items():
         cleaned = _clean(value)
         if cleaned is not None:
-            out[str(key)] = cleaned
+            out[text_of(key)] = cleaned
     return out
 
 
@@ -110,7 +118,7 @@ def otel_attributes(span: Span) -> dict[str, AttributeValue]:
                 attributes[theirs] = attributes[ours]
     elif kind is SpanKind.TOOL_CALL:
         attributes["gen_ai.operation.name"] = "execute_tool"
-        tool = attributes.get(meta.TOOL_NAME, span.name)
+        tool = attributes.get(meta.TOOL_NAME, safe_text(span.name))
         attributes["gen_ai.tool.name"] = tool
     return attributes
 
@@ -146,7 +154,7 @@ def status_of(span: Span) -> tuple[bool, str | None]:
     error = span.metadata.get("error")
     if error is None:
         return False, None
-    return True, str(error)
+    return True, text_of(error)
 
 
 def times_ns(span: Span) -> tuple[int, int]:

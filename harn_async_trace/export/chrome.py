@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from json.encoder import encode_basestring as _string  # C-accelerated, UTF-8 kept as is
 from typing import Any
 
 from ..model import Span
-from ._io import Target, dumps, open_target
+from ._encoding import json_string as _string
+from ._encoding import text_of
+from ._io import Target, check_spans, dumps, open_target
 from ._lanes import LaneLayout, layout_lanes
 
 __all__ = ("chrome_trace_events", "write_chrome_trace")
@@ -79,7 +80,7 @@ def _span_lines(spans: Sequence[Span], layout: LaneLayout, stats: dict[str, int]
                 continue
             src = spans[source]
             flow_id += 1
-            name = _string(str(link.attributes.get("relation", "link")))
+            name = _string(text_of(link.attributes.get("relation", "link")))
             # Viewers bind each end to the slice enclosing its ts on its lane, so
             # both ends sit strictly inside their span (1 ns off its edges where
             # it can) instead of on a boundary shared with a neighbour.
@@ -106,6 +107,7 @@ def chrome_trace_events(
         >>> list(chrome_trace_events([]))
         []
     """
+    check_spans(spans, "chrome_trace_events")
     layout = layout_lanes(spans, reuse=reuse_lanes)
     stats = {"unresolved_links": 0, "flows": 0}
     for part in (_metadata_lines(layout), _span_lines(spans, layout, stats)):
@@ -130,10 +132,11 @@ def write_chrome_trace(
         >>> json.loads(buf.getvalue())["traceEvents"]
         []
     """
+    check_spans(spans, "write_chrome_trace")
     layout = layout_lanes(spans, reuse=reuse_lanes)
     stats = {"unresolved_links": 0, "flows": 0}
     count = 0
-    with open_target(target) as out:
+    with open_target(target, "write_chrome_trace") as out:
         write = out.write
         write('{"traceEvents":[')
         for part in (_metadata_lines(layout), _span_lines(spans, layout, stats)):

@@ -9,17 +9,27 @@ already in the file.
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
-from json.encoder import encode_basestring as _string  # C-accelerated, UTF-8 kept as is
+from collections.abc import Iterable
 from typing import IO, TYPE_CHECKING, Any, Final, final
 
 from .. import events as _events
 from ..model import Span
-from ._io import OPEN_ERRORS, Target, dumps, ended_span_of, open_target
-from .dicts import _event_to_dict, _link_to_dict, span_from_dict, span_to_dict
+from ._encoding import json_string
+from ._io import (
+    OPEN_ERRORS,
+    Target,
+    check_filter,
+    check_span,
+    check_target,
+    dumps,
+    ended_span_of,
+    open_target,
+)
+from ._trace_file import TraceFileError, read_jsonl
+from .dicts import _event_to_dict, _link_to_dict, span_to_dict
 
 if TYPE_CHECKING:
     from ..collector import SpanCollector
@@ -33,13 +43,8 @@ __all__ = (
     "write_jsonl",
 )
 
-
-
 _NS_PER_MS: Final = 1_000_000
-
-
-class TraceFileError(ValueError):
-    """A saved trace file is missing or malformed; the message names ``file:line``."""
+_log: Final = logging.getLogger("harn_async_trace.export")
 
 
 def _span_record(span: Span) -> dict[str, Any]:
@@ -60,6 +65,11 @@ def span_to_json_line(span: Span) -> str:
         >>> span_to_json_line(s).startswith('{"trace_id":"t","span_id":1')
         True
     """
+    check_span(span, "span_to_json_line")
+    return _line(span)
+
+
+def _line(span: Span) -> str:
     # Hand-assembled fixed fields: building the span_to_dict() dict and then
     # encoding it cost twice as much (benchmarks/RESULTS.md, Exporters). The
     # keys, order and values are exactly _span_record()'s (tests check it).
@@ -67,20 +77,31 @@ def span_to_json_line(span: Span) -> str:
     duration = span._duration_ns
     parent = span._parent_id
     line = (
-        f'{{"trace_id":{_string(span._trace_id)},"span_id":{span._span_id:d},'
+        f'{{"trace_id":{json_string(span._trace_id)},"span_id":{span._span_id:d},'
         f'"parent_id":{"null" if parent is None else format(parent, "d")},'
-        f'"kind":"{span._kind._value_}","name":{_string(span._name)},'
+        f'"kind":"{span._kind._value_}","name":{json_string(span._name)},'
         f'"start_ms":{start // _NS_PER_MS},'
         f'"start_unix_ms":{(start + span._binding.wall_offset_ns) // _NS_PER_MS},'
         f'"duration_ms":{duration // _NS_PER_MS}'
     )
-    if span._metadata:
-        line += ',"metadata":' + dumps(span._metadata)
-    if span._links:
-        line += ',"links":' + dumps([_link_to_dict(link) for link in span._links])
-    if span._events:
-        line += ',"events":' + dumps([_event_to_dict(event) for event in span._events])
+    if span._metadata or span._links or span._events:
+        try:
+            line += _collections(span)
+        except Exception as exc:  # dumps never raises by design; if it did, keep the span
+            reason = json_string(f"{type(exc).__name__}: {exc}")
+            line += f',"metadata":{{"encoding_error":{reason}}}'
     return f'{line},"start_ns":{start},"duration_ns":{duration}}}\n'
+
+
+def _collections(span: Span) -> str:
+    text = ""
+    if span._metadata:
+        text += ',"metadata":' + dumps(span._metadata)
+    if span._links:
+        text += ',"links":' + dumps([_link_to_dict(link) for link in span._links])
+    if span._events:
+        text += ',"events":' + dumps([_event_to_dict(event) for event in span._events])
+    return text
 
 
 def write_jsonl(spans: Iterable[Span], target: Target) -> int:
@@ -94,10 +115,12 @@ def write_jsonl(spans: Iterable[Span], target: Target) -> int:
         0
     """
     count = 0
-    with open_target(target) as out:
+    with open_target(target, "write_jsonl") as out:
         write = out.write
         for span in spans:
-            write(span_to_json_line(span))
+            if span.__class__ is not Span:
+                check_span(span, "write_jsonl", count)
+            write(_line(span))
             count += 1
         out.flush()
     return count
@@ -113,52 +136,18 @@ def write_json(spans: Iterable[Span], target: Target) -> int:
         '[]\\n'
     """
     count = 0
-    with open_target(target) as out:
+    with open_target(target, "write_json") as out:
         write = out.write
         write("[")
         for span in spans:
+            if span.__class__ is not Span:
+                check_span(span, "write_json", count)
             write(",\n" if count else "\n")
             write(dumps(_span_record(span)))
             count += 1
         write("\n]\n" if count else "]\n")
         out.flush()
     return count
-
-
-def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Span]:
-    """Yield the spans of a JSONL trace file lazily; blank lines are skipped.
-
-    Raises :class:`TraceFileError` naming ``file:line`` for a missing file,
-    bad JSON or a bad span record.
-
-    Example:
-        >>> import tempfile, pathlib
-        >>> p = pathlib.Path(tempfile.mkdtemp()) / "t.jsonl"; _ = write_jsonl([], p)
-        >>> list(read_jsonl(p))
-        []
-    """
-    name = os.fspath(path)
-    try:
-        handle = open(name, encoding="utf-8")
-    except FileNotFoundError:
-        raise TraceFileError(f"{name}: no such file") from None
-    except OSError as exc:
-        raise TraceFileError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    with handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{name}:{lineno}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TraceFileError(f"{where}: invalid JSON: {exc.msg}") from None
-            if not isinstance(data, dict):
-                raise TraceFileError(f"{where}: expected a span object, got {type(data).__name__}")
-            try:
-                yield span_from_dict(data, where=where)
-            except ValueError as exc:
-                raise TraceFileError(str(exc)) from None
 
 
 @final
@@ -172,18 +161,26 @@ class JsonlStreamWriter:
     had ended; ``fsync=True`` also survives a machine crash (slow). Spans the
     collector dropped for ``max_spans`` are still written: the file is the
     complete record. Metadata attached to a span *after* it ended is not in
-    the file. Thread-safe; use as a context manager, or call ``close()``.
+    the file. Any metadata value is written (docs/exporters.md, "Encoding").
+
+    A write that fails (disk full, ...) never reaches the traced program:
+    the first ``OSError`` is kept in ``error``, one warning is logged on
+    ``harn_async_trace.export``, and from then on nothing more is written
+    (a half-written line must stay the last one); ``errors`` counts the
+    spans that are not in the file. Thread-safe; use as a context manager,
+    or call ``close()``.
 
     Example:
         >>> import io
         >>> with JsonlStreamWriter(io.StringIO()) as writer:
-        ...     writer.count
-        0
+        ...     writer.count, writer.error
+        (0, None)
     """
 
     __slots__ = (
-        "_file", "_fsync", "_lock", "_owns", "_subscription", "collector", "count", "trace_id"
-    )
+        "_file", "_fsync", "_lock", "_name", "_owns", "_subscription", "collector", "count",
+        "error", "errors", "trace_id",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -193,12 +190,17 @@ class JsonlStreamWriter:
         trace_id: str | None = None,
         fsync: bool = False,
     ) -> None:
+        check_target(target, "JsonlStreamWriter")
+        check_filter("JsonlStreamWriter", collector, trace_id)
         self.collector = collector
         self.trace_id = trace_id
         self.count = 0
-        self._fsync = fsync
+        self.errors = 0
+        self.error: OSError | None = None
+        self._fsync = bool(fsync)
         self._lock = threading.Lock()
         self._owns = isinstance(target, str | os.PathLike)
+        self._name = os.fspath(target) if isinstance(target, str | os.PathLike) else repr(target)
         self._file: IO[str] | None = (
             # closed in close()
             open(target, "w", encoding="utf-8", newline="\n", errors=OPEN_ERRORS)
@@ -212,30 +214,61 @@ class JsonlStreamWriter:
         if span is not None:
             self.write(span)
 
-    def write(self, span: Span) -> None:
-        """Write one span now (also usable without the event stream)."""
-        line = span_to_json_line(span)
+    def _failed(self, exc: OSError) -> None:
+        # Called with the lock held.
+        if self.error is None:
+            self.error = exc
+            _log.warning("cannot write %s: %s; no more spans go to it", self._name, exc)
+
+    def write(self, span: Span) -> bool:
+        """Write one span now (also usable without the event stream); False if not written.
+
+        Not written: the writer is closed, or its file failed (see ``error``).
+        """
+        check_span(span, "JsonlStreamWriter.write")
+        line = _line(span)
         with self._lock:
             out = self._file
             if out is None:
-                return
-            out.write(line)
-            out.flush()
-            if self._fsync:
-                os.fsync(out.fileno())
+                return False
+            if self.error is not None:
+                self.errors += 1
+                return False
+            try:
+                out.write(line)
+                out.flush()
+                if self._fsync:
+                    os.fsync(out.fileno())
+            except OSError as exc:
+                self.errors += 1
+                self._failed(exc)
+                return False
             self.count += 1
+            return True
 
     def close(self) -> None:
-        """Unsubscribe and close the file if this writer opened it (idempotent)."""
+        """Unsubscribe and close the file if this writer opened it (idempotent).
+
+        A failure to flush or close is kept in ``error`` like a failed write.
+        """
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             subscription.close()
         with self._lock:
             out, self._file = self._file, None
-        if out is not None:
-            out.flush()
-            if self._owns:
-                out.close()
+            if out is None:
+                return
+            try:
+                if self.error is None:
+                    out.flush()
+            except OSError as exc:
+                self._failed(exc)
+            finally:
+                if self._owns:
+                    try:
+                        out.close()
+                    except OSError as exc:  # the buffer's last flush
+                        self._failed(exc)
 
     def __enter__(self) -> JsonlStreamWriter:
         return self

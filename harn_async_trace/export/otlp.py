@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Final, final
 from .. import events as _events
 from .._trace_id import trace_id_hex
 from ..model import Span
-from ._io import ended_span_of
+from ._encoding import safe_text
+from ._io import check_filter, check_span, ended_span_of
 from ._otel_map import (
     CLIENT_KINDS,
     clean_attributes,
@@ -92,6 +93,7 @@ def to_otel_span(span: Span, *, resource: Resource | None = None) -> ReadableSpa
         >>> to_otel_span(s).kind.name
         'CLIENT'
     """
+    check_span(span, "to_otel_span")
     otel = _sdk()
     api = otel.api
     trace_hex = trace_id_hex(span.trace_id)
@@ -113,7 +115,7 @@ def to_otel_span(span: Span, *, resource: Resource | None = None) -> ReadableSpa
             links.append(api.Link(linked, clean_attributes(link.attributes)))
     events = [
         otel.sdk.Event(
-            event.name,
+            safe_text(event.name),
             clean_attributes(event.attributes),
             event_time_ns(start, event.time_unix_ms),
         )
@@ -124,7 +126,7 @@ def to_otel_span(span: Span, *, resource: Resource | None = None) -> ReadableSpa
         api.Status(api.StatusCode.ERROR, message) if is_error else api.Status(api.StatusCode.UNSET)
     )
     readable: ReadableSpan = otel.sdk.ReadableSpan(
-        name=span.name,
+        name=safe_text(span.name),
         context=context,
         parent=parent,
         resource=resource if resource is not None else otel.resource,
@@ -151,6 +153,16 @@ def to_otel_spans(
     """
     for span in spans:
         yield to_otel_span(span, resource=resource)
+
+
+def _check_target(target: object, func: str) -> None:
+    if not callable(getattr(target, "on_end", None)) and not callable(
+        getattr(target, "export", None)
+    ):
+        raise TypeError(
+            f"{func}(): target must be an OTel SpanExporter (export) or "
+            f"SpanProcessor (on_end), got {type(target).__name__}"
+        )
 
 
 def _hand_to(target: SpanExporter | SpanProcessor, batch: list[ReadableSpan]) -> None:
@@ -181,8 +193,11 @@ def export_to_otel(
         >>> export_to_otel([], InMemorySpanExporter())
         0
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"export_to_otel(): batch_size must be an int, got {batch_size!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    _check_target(target, "export_to_otel")
     count = 0
     batch: list[ReadableSpan] = []
     for readable in to_otel_spans(spans, resource=resource):
@@ -228,6 +243,8 @@ class OtelBridge:
         resource: Resource | None = None,
     ) -> None:
         _sdk()  # fail now, with the install hint, not on the first span
+        _check_target(target, "OtelBridge")
+        check_filter("OtelBridge", collector, trace_id)
         self.target = target
         self.collector = collector
         self.trace_id = trace_id

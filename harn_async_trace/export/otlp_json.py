@@ -16,7 +16,8 @@ from typing import Any, Final
 
 from .._trace_id import trace_id_hex
 from ..model import Span
-from ._io import Target, dumps, open_target
+from ._encoding import text_of
+from ._io import Target, check_span, dumps, open_target
 from ._otel_map import (
     CLIENT_KINDS,
     clean_attributes,
@@ -37,6 +38,8 @@ _STATUS_ERROR: Final = 2  # STATUS_CODE_ERROR
 
 
 def _any_value(value: Any) -> dict[str, Any]:
+    # Values come from clean_attributes (ints within int64, safe strings);
+    # a NaN double is written "NaN" by dumps, proto3 JSON's own spelling.
     if isinstance(value, bool):
         return {"boolValue": value}
     if isinstance(value, int):
@@ -45,7 +48,7 @@ def _any_value(value: Any) -> dict[str, Any]:
         return {"doubleValue": value}
     if isinstance(value, list):
         return {"arrayValue": {"values": [_any_value(v) for v in value]}}
-    return {"stringValue": str(value)}
+    return {"stringValue": text_of(value)}
 
 
 def _key_values(attributes: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -62,6 +65,7 @@ def otlp_span_json(span: Span) -> dict[str, Any]:
         >>> otlp_span_json(s)["parentSpanId"], otlp_span_json(s)["endTimeUnixNano"]
         ('0000000000000001', '6000000')
     """
+    check_span(span, "otlp_span_json")
     trace_hex = trace_id_hex(span.trace_id)
     start, end = times_ns(span)
     data: dict[str, Any] = {
@@ -120,14 +124,16 @@ def write_otlp_json(
     """
     from .. import __version__  # late: the package imports this module
 
-    resource = {"attributes": _key_values({"service.name": service_name})}
+    resource = {"attributes": _key_values(clean_attributes({"service.name": service_name}))}
     scope = {"name": "harn_async_trace", "version": __version__}
     count = 0
-    with open_target(target) as out:
+    with open_target(target, "write_otlp_json") as out:
         write = out.write
         write(f'{{"resourceSpans":[{{"resource":{dumps(resource)},')
         write(f'"scopeSpans":[{{"scope":{dumps(scope)},"spans":[')
         for span in spans:
+            if span.__class__ is not Span:
+                check_span(span, "write_otlp_json", count)
             write(",\n" if count else "\n")
             write(dumps(otlp_span_json(span)))
             count += 1

@@ -22,7 +22,8 @@ from typing import Any, Final
 
 from ..kinds import meta
 from ..model import Span
-from ._io import Target, dumps, open_target
+from ._encoding import text_of
+from ._io import Target, check_spans, dumps, open_target
 from .jsonl import _span_record
 
 __all__ = ("llm_totals", "profile_totals", "write_profile_json")
@@ -84,7 +85,7 @@ class _Totals:
         if span.kind.value == "llm_call":
             metadata = span.metadata
             _add_llm(self.llm, metadata)
-            model = str(metadata.get(meta.MODEL, "unknown"))
+            model = text_of(metadata.get(meta.MODEL, "unknown"))
             by_model = self.llm["by_model"]
             bucket = by_model.get(model)
             if bucket is None:
@@ -122,6 +123,7 @@ def profile_totals(spans: Sequence[Span]) -> dict[str, Any]:
         >>> profile_totals([])["llm"]["calls"]
         0
     """
+    check_spans(spans, "profile_totals")
     totals = _Totals(_child_durations(spans))
     for span in spans:
         totals.add(span)
@@ -135,6 +137,7 @@ def llm_totals(spans: Sequence[Span]) -> dict[str, Any]:
         >>> llm_totals([])["cost_usd"]
         0.0
     """
+    check_spans(spans, "llm_totals")
     result: dict[str, Any] = profile_totals(spans)["llm"]
     return result
 
@@ -148,10 +151,11 @@ def write_profile_json(spans: Sequence[Span], target: Target) -> int:
         >>> json.loads(buf.getvalue())["kinds"]
         {}
     """
+    check_spans(spans, "write_profile_json")
     totals = _Totals(_child_durations(spans))
     trace_ids: dict[str, None] = {}
     count = 0
-    with open_target(target) as out:
+    with open_target(target, "write_profile_json") as out:
         write = out.write
         write('{"spans":[')
         for span in spans:
