@@ -243,19 +243,21 @@ class TestProperties:
         self._tmp = tmp_path
 
 
-    def test_lone_surrogates_round_trip(self, tmp_path: Path) -> None:
-        """Strings with lone surrogates (from bad decoding) are written as JSON escapes."""
+    def test_lone_surrogates_are_written_as_text(self, tmp_path: Path) -> None:
+        """Lone surrogates (from bad decoding) come back as backslash text: strict UTF-8 JSON."""
         c = SpanCollector()
         sid = c.start("step", "bad\udcff name")
         c.set_metadata(sid, "raw", "x\ud800y")
         c.end(sid)
         path = tmp_path / "s.jsonl"
         write_jsonl(c.spans(), path)
-        assert list(read_jsonl(path)) == c.spans()
+        path.read_text(encoding="utf-8").encode("utf-8")  # nothing a strict reader refuses
+        (back,) = read_jsonl(path)
+        assert (back.name, back.metadata) == ("bad\\udcff name", {"raw": "x\\ud800y"})
         live = tmp_path / "live.jsonl"
         with JsonlStreamWriter(live):
             c.end(c.start("step", "\udcff"))
-        assert [s.name for s in read_jsonl(live)] == ["\udcff"]
+        assert [s.name for s in read_jsonl(live)] == ["\\udcff"]
 
 
 class TestThreads:

@@ -316,7 +316,8 @@ class TestCli:
             (["run", "{d}/ok.harn", "--chrome", "{d}/no/dir/t.json"], 1,
              "error: cannot write {d}/no/dir/t.json: No such file or directory"),
             (["summary", "{d}/missing.jsonl"], 1, "error: {d}/missing.jsonl: no such file"),
-            (["summary", "{d}/bad.jsonl"], 1, "error: {d}/bad.jsonl:1: missing key"),
+            (["summary", "{d}/bad.jsonl"], 1,
+             "error: {d}/bad.jsonl:1: trace_id must be a string, got int 1"),
             (["summary", "{d}/bin.harn"], 1, "error: {d}/bin.harn: not a UTF-8 text file"),
         ],
         ids=[

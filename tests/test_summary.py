@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
+import pytest
+
 from harn_async_trace import (
     MockClock,
     Span,
@@ -38,14 +42,14 @@ def _small_tree() -> list[Span]:
 
 
 def test_exact_text() -> None:
-    """The tree matches the seed format byte for byte."""
+    """The tree matches the seed format byte for byte: lines joined by newline, none at the end."""
     assert format_summary(_small_tree()) == (
         "Trace: 4 spans, 1155ms total\n"
         "\n"
         "pipeline main 155ms\n"
         '  llm_call ask 120ms (extra={"a":null,"z":[1,2]}, input_tokens=12, model="gpt-é")\n'
         "  tool_call grep 30ms\n"
-        "pipeline second 1000ms\n"
+        "pipeline second 1000ms"
     )
 
 
@@ -62,6 +66,49 @@ def test_orphans_counted_not_printed() -> None:
     assert text.startswith("Trace: 3 spans, 1000ms total\n")
     assert "ask" not in text
     assert "pipeline second 1000ms" in text
+
+
+def _span(trace: str, span_id: int, parent: int | None, name: str) -> Span:
+    return Span(trace_id=trace, span_id=span_id, parent_id=parent, kind=SpanKind.FN_CALL,
+                name=name, start_ms=0, start_unix_ms=0, duration_ms=1)  # fmt: skip
+
+
+class TestBadTrees:
+    def test_duplicate_id_naming_itself_as_parent_terminates(self) -> None:
+        """Two spans share an id and one names the other as parent: each printed once."""
+        text = format_summary([_span("t", 1, None, "a"), _span("t", 1, 1, "b")])
+        assert text.splitlines()[2:] == ["fn_call a 1ms", "  fn_call b 1ms"]
+
+    def test_self_parent_and_cycle_are_counted_not_printed(self) -> None:
+        """A span that is its own parent, and two that are each other's, have no root."""
+        spans = [_span("t", 1, 1, "self"), _span("t", 2, 3, "x"), _span("t", 3, 2, "y"),
+                 _span("t", 4, None, "root")]  # fmt: skip
+        assert format_summary(spans) == "Trace: 4 spans, 1ms total\n\nfn_call root 1ms"
+
+    def test_traces_reusing_ids_stay_apart(self) -> None:
+        """Two traces with the same ids (a re-enabled collector): linear, not exponential."""
+        depth = 18  # keyed by span_id alone this prints 2**18 lines
+        spans = [
+            _span(trace, i, None if i == 1 else i - 1, f"{trace}{i}")
+            for trace in ("t1", "t2")
+            for i in range(1, depth + 1)
+        ]
+        lines = format_summary(spans).splitlines()
+        assert len(lines) == 2 + 2 * depth
+        assert lines[2 + depth - 1] == "  " * (depth - 1) + f"fn_call t1{depth} 1ms"
+        assert lines[2 + depth] == "fn_call t21 1ms"
+
+    def test_wrong_element_type_names_the_argument(self) -> None:
+        """format_summary([1, 2]) is a TypeError naming spans[0], not an AttributeError."""
+        with pytest.raises(TypeError, match=r"format_summary\(\): spans\[0\] must be a Span"):
+            format_summary(cast(Any, [1, 2]))
+
+    def test_non_str_metadata_keys_sort(self) -> None:
+        """Metadata keys of mixed types are shown by their text, sorted, never a TypeError."""
+        span = Span(trace_id="t", span_id=1, parent_id=None, kind=SpanKind.STEP, name="s",
+                    start_ms=0, start_unix_ms=0, duration_ms=0,
+                    metadata=cast(Any, {(1, 2): "t", 3: "i", "a": 1}))  # fmt: skip
+        assert format_summary([span]).splitlines()[2] == 'step s 0ms ((1, 2)="t", 3="i", a=1)'
 
 
 def test_deep_tree_is_linear_and_recursion_free() -> None:

@@ -15,9 +15,10 @@ raise, and every exporter must spell the same value the same way. The rule
   included, refuses to convert) -> the string ``"0x..."`` of its hex digits;
 * dict keys: a str as is; int/float/bool/None spelled as the json module
   does (``"1"``, ``"1.5"``, ``"true"``, ``"null"``); any other key its repr;
-* any other object -> its ``repr()`` (at most 10,000 characters; the
-  address-bearing default repr of a plain object drops the address, so
-  replays stay byte-identical);
+* any other object -> its ``str()`` if its class defines one (a ``Path``,
+  an exception, a ``Decimal``), else its ``repr()`` (``b'\\x00'`` for bytes);
+  the default ``<... object at 0x...>`` drops the address so replays stay
+  byte-identical; at most 10,000 characters;
 * a container met again inside itself -> ``"<cycle>"``; containers nested
   deeper than 100 levels -> ``"<nested too deep>"`` (every common parser
   reads the result; serde_json stops at 128); a container shared by several
@@ -146,21 +147,27 @@ def json_int(value: int) -> int | str:
 
 
 def text_of(value: object) -> str:
-    """A one-line text for any object: a str as is (surrogates made safe), else its repr.
+    """The text of any object: its ``str()`` if its class defines one, else its ``repr()``.
 
-    Never raises; a plain object's repr leaves out its memory address.
+    Never raises; the default repr's memory address is left out (replays
+    stay byte-identical), lone surrogates are made safe, and the text is
+    cut at 10,000 characters.
 
     Example:
-        >>> text_of("m"), text_of(object())
-        ('m', '<builtins.object object>')
+        >>> from pathlib import PurePosixPath
+        >>> text_of("m"), text_of(PurePosixPath("/x")), text_of(b"\x00"), text_of(object())
+        ('m', '/x', "b'\\x00'", '<builtins.object object>')
     """
     if isinstance(value, str):
         return safe_text(str.__str__(value))
     kind = type(value)
     try:
-        if kind.__repr__ is object.__repr__:
+        if kind.__str__ is not object.__str__ and kind.__str__ is not bytes.__str__:
+            text = str(value)
+        elif kind.__repr__ is object.__repr__:
             return f"<{kind.__module__}.{kind.__qualname__} object>"
-        text = repr(value)
+        else:
+            text = repr(value)
         if not isinstance(text, str):
             raise TypeError("__repr__ returned a non-string")
     except Exception:  # a hostile __repr__ must not fail an export

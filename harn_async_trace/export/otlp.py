@@ -197,6 +197,7 @@ def export_to_otel(
         raise TypeError(f"export_to_otel(): batch_size must be an int, got {batch_size!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    _sdk()  # the install hint first: without the SDK no target is right
     _check_target(target, "export_to_otel")
     count = 0
     batch: list[ReadableSpan] = []
