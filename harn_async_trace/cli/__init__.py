@@ -9,23 +9,27 @@
 
 Exit status: 0 on success, 1 when the program fails (syntax or runtime
 error, reported as `error: ...` with file:line:col on stderr) or a file
-cannot be read/written, 2 for bad usage (argparse). ``diff`` exits 0 when
-the traces are equal, 1 when they differ, 2 when a file cannot be read.
+cannot be read/written, 2 for bad usage (argparse, naming the flag), 130
+when interrupted by Ctrl-C (every output is still written). ``diff`` exits
+0 when the traces are equal, 1 when they differ, 2 when a file cannot be read.
 
 One module per subcommand (``_run``, ``_summary``, ...); each registers its
-parser and sets ``handler(args, stdout, stderr) -> int``. ``_exports`` holds
-the export flags that ``run`` shares.
+parser and sets ``handler(args, stdout, stderr) -> int``, and may set
+``validate(args)`` for usage checks across flags. ``_exports`` holds the
+export flags that ``run`` shares.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
 from ._diff import add_diff_parser
-from ._run import add_run_arguments, run_command
+from ._run import add_run_arguments, check_run_arguments, run_command
 from ._summary import add_summary_parser
 from ._view import add_view_parser
 
@@ -47,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = sub.add_parser("run", help="run a .harn program", description="Run a .harn program.")
     add_run_arguments(run)
-    run.set_defaults(handler=run_command)
+    run.set_defaults(handler=run_command, validate=functools.partial(check_run_arguments, run))
     add_summary_parser(sub)
     add_view_parser(sub)
     add_diff_parser(sub)
@@ -62,6 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         0
     """
     args = build_parser().parse_args(argv)
+    validate = getattr(args, "validate", None)
+    if validate is not None:
+        validate(args)
     stdout, stderr = sys.stdout, sys.stderr
     try:
         status: int = args.handler(args, stdout, stderr)
@@ -69,7 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # `harn-trace run x.harn | head`: the reader left; exit quietly, and
         # point stdout at devnull so the interpreter's final flush can't fail.
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except Exception as exc:  # a bug of ours: one line, not a traceback
+        if os.environ.get("HARN_TRACE_DEBUG"):
+            raise
+        print(
+            f"error: internal error: {type(exc).__name__}: {exc} "
+            "(set HARN_TRACE_DEBUG=1 for the traceback)",
+            file=stderr,
+        )
         return 1

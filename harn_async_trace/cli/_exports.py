@@ -2,25 +2,30 @@
 
 * :func:`add_export_arguments` adds ``--jsonl/--json/--profile-json/--chrome/
   --otlp/--html PATH`` to the ``run`` subcommand (skipping any the parser already has);
+  :func:`check_export_paths` refuses one file given twice (or the program);
 * :func:`stream_exports` streams ``--jsonl`` while the program runs (so a
   crash loses no ended span), and :func:`write_exports` writes the rest once
-  it finished;
+  it finished; one output failing never stops the others;
 * :func:`summary_command` is ``harn-trace summary TRACE.jsonl``; :func:`load_trace`
   reads a saved trace for it and the other file subcommands.
 
-Errors are one line on stderr (``error: file:line: ...``) and exit status 1,
-never a traceback.
+Errors are one line on stderr (``error: file:line: ...`` or ``error: cannot
+write PATH: reason (errno N, ENAME)``) and exit status 1, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, TextIO
 
 from ..collector import SpanCollector
+from ..export._encoding import write_terminal
 from ..export._io import Target
 from ..export.causal_text import print_causal_summary
 from ..export.chrome import write_chrome_trace
@@ -37,9 +42,13 @@ from ..export.profile import write_profile_json
 from ..model import Span
 
 __all__ = (
+    "EXPORT_DESTS",
     "add_export_arguments",
+    "check_export_paths",
     "load_trace",
+    "mock_time_ms",
     "stream_exports",
+    "stream_problem",
     "summary_command",
     "write_exports",
 )
@@ -60,8 +69,73 @@ _EXPORTS: Final[tuple[tuple[str, str, str, _Writer], ...]] = (
     ("--html", "html", "write a self-contained HTML timeline of the trace to PATH (works offline)",
      write_html),
 )
+EXPORT_DESTS: Final = tuple(dest for _flag, dest, _text, _writer in _EXPORTS)
 _STREAMED: Final = "_harn_jsonl_streamed"
 _STREAM_FAILED: Final = "_harn_jsonl_stream_failed"
+_STREAM_WRITER: Final = "_harn_jsonl_writer"
+# Times are int64 ns in every format (OTLP, Chrome): the latest start that fits.
+_MAX_WALL_MS: Final = (2**63 - 1) // 1_000_000 - 1
+
+
+def mock_time_ms(text: str) -> int:
+    """``--mock-time MS``: a whole number of unix ms, 0 or more (argparse ``type``).
+
+    Example:
+        >>> mock_time_ms("1700000000000")
+        1700000000000
+    """
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of ms >= 0, got {text!r}")
+    if len(text) > 19 or int(text) > _MAX_WALL_MS:
+        raise argparse.ArgumentTypeError(
+            f"too large: at most {_MAX_WALL_MS} (times are 64-bit ns), got {text[:25]}"
+        )
+    return int(text)
+
+
+def _output_path(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the path is empty")
+    return text
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # not there yet: compare what the names resolve to
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_export_paths(args: argparse.Namespace, *, program: str | None = None) -> str | None:
+    """The usage problem with the output paths (one given twice, the program), or None.
+
+    ``/dev/null`` and the like may be given for several outputs.
+
+    Example:
+        >>> check_export_paths(argparse.Namespace(json="a.json", chrome="a.json"))
+        'argument --chrome: the same file as --json'
+    """
+    seen: list[tuple[str, str]] = []
+    for flag, dest, _text, _writer in _EXPORTS:
+        path = getattr(args, dest, None)
+        if not path:
+            continue
+        if program is not None and _same_file(path, program):
+            return f"argument {flag}: {path} is the program itself"
+        if not path.startswith("/dev/"):
+            for other_flag, other in seen:
+                if _same_file(path, other):
+                    return f"argument {flag}: the same file as {other_flag}"
+        seen.append((flag, path))
+    return None
+
+
+def _os_error(path: str, exc: OSError) -> str:
+    reason = exc.strerror or str(exc)
+    if exc.errno is not None:
+        name = errno.errorcode.get(exc.errno, "")
+        reason += f" (errno {exc.errno}, {name})" if name else f" (errno {exc.errno})"
+    return f"cannot write {path}: {reason}"
 
 
 def add_export_arguments(run_parser: argparse.ArgumentParser) -> None:
@@ -76,11 +150,13 @@ def add_export_arguments(run_parser: argparse.ArgumentParser) -> None:
     existing = run_parser._option_string_actions  # argparse has no public lookup
     for flag, dest, text, _writer in _EXPORTS:
         if flag not in existing:
-            group.add_argument(flag, dest=dest, metavar="PATH", default=None, help=text)
+            group.add_argument(
+                flag, dest=dest, metavar="PATH", default=None, type=_output_path, help=text
+            )
 
 
 def _error(message: str, stderr: TextIO | None) -> None:
-    print(f"error: {message}", file=stderr if stderr is not None else sys.stderr)
+    write_terminal(stderr if stderr is not None else sys.stderr, f"error: {message}\n")
 
 
 @contextmanager
@@ -111,15 +187,35 @@ def stream_exports(
     try:
         writer = JsonlStreamWriter(path, collector=collector, trace_id=trace_id)
     except OSError as exc:
-        _error(f"cannot write {path}: {exc.strerror or exc}", stderr)
+        _error(_os_error(path, exc), stderr)
         setattr(args, _STREAM_FAILED, True)  # reported once; write_exports keeps the status
         yield None
         return
     setattr(args, _STREAMED, True)
+    setattr(args, _STREAM_WRITER, writer)
+    # The CLI reports a failed stream itself (stream_problem), in one line.
+    quiet = logging.NullHandler()
+    logger = logging.getLogger("harn_async_trace.export")
+    logger.addHandler(quiet)
     try:
         yield writer
     finally:
         writer.close()
+        logger.removeHandler(quiet)
+
+
+def stream_problem(args: argparse.Namespace) -> str | None:
+    """Why the ``--jsonl`` stream lost spans (after it closed), or None; sets the failed flag.
+
+    Example:
+        >>> stream_problem(argparse.Namespace()) is None
+        True
+    """
+    writer: JsonlStreamWriter | None = getattr(args, _STREAM_WRITER, None)
+    if writer is None or writer.error is None:
+        return None
+    setattr(args, _STREAM_FAILED, True)
+    return _os_error(args.jsonl, writer.error)
 
 
 def write_exports(
@@ -142,7 +238,7 @@ def write_exports(
         try:
             writer(spans, path)
         except OSError as exc:
-            _error(f"cannot write {path}: {exc.strerror or exc}", stderr)
+            _error(_os_error(path, exc), stderr)
             status = 1
     return status
 
@@ -176,6 +272,4 @@ def load_trace(path: str, stderr: TextIO | None = None) -> list[Span] | None:
         return list(read_jsonl(path))
     except TraceFileError as exc:
         _error(str(exc), stderr)
-    except UnicodeDecodeError as exc:
-        _error(f"{path}: not a UTF-8 text file ({exc.reason})", stderr)
     return None

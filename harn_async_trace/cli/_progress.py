@@ -29,6 +29,7 @@ from .. import events
 from ..clock import SystemClock
 from ..collector import SpanCollector
 from ..export import span_to_dict
+from ..export._encoding import json_safe, write_terminal
 from ..export._io import ended_span_of
 from ..export.causal import span_usage
 
@@ -135,7 +136,9 @@ class LiveProgress:
             self.cost_usd += usage.cost_usd
             if self.trace is not None:
                 self._erase()
-                self.trace.write(json.dumps(span_to_dict(span), sort_keys=True) + "\n")
+                # The encoding rule first: any metadata value, never a raw ESC.
+                line = json.dumps(json_safe(span_to_dict(span)), sort_keys=True)
+                write_terminal(self.trace, line + "\n")
                 self.trace.flush()
                 self._at_line_start = True
                 self.draw()

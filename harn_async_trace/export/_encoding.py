@@ -39,7 +39,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 __all__ = (
     "CYCLE",
@@ -55,6 +55,7 @@ __all__ = (
     "safe_text",
     "terminal_text",
     "text_of",
+    "write_terminal",
 )
 
 MAX_DEPTH: Final = 100
@@ -344,3 +345,22 @@ def terminal_text(text: str) -> str:
 def _escape_for_terminal(match: re.Match[str]) -> str:
     code = ord(match.group())
     return f"\\u{code:04x}" if code > 0xFF else f"\\x{code:02x}"
+
+
+def write_terminal(out: TextIO, text: str) -> None:
+    """Write ``text`` to ``out`` as :func:`terminal_text`, in what ``out`` can encode.
+
+    A character the stream's encoding lacks is written as its escape
+    instead of failing (an ASCII-only or strict stdout).
+
+    Example:
+        >>> import sys
+        >>> write_terminal(sys.stdout, "red \\x1b[31m\\n")
+        red \\x1b[31m
+    """
+    safe = terminal_text(text)
+    try:
+        out.write(safe)
+    except UnicodeEncodeError:
+        encoding = getattr(out, "encoding", None) or "utf-8"
+        out.write(safe.encode(encoding, "backslashreplace").decode(encoding))

@@ -21,13 +21,13 @@ start order, a detached span under the span it links to, marked
 
 from __future__ import annotations
 
-import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TextIO, final
 
 from ..model import Span
+from ._encoding import json_safe, terminal_text, text_of, write_terminal
 from ._serde_text import serde_json_text
 from .causal import CausalTree, UsageTotals, causal_tree
 
@@ -44,9 +44,6 @@ _NS_PER_MS: Final = 1_000_000
 # rich lays out a tree at roughly 0.1 ms per node: past this many spans the
 # terminal gets the plain text at once instead of seconds of drawing.
 RICH_LIMIT: Final = 5_000
-# C0/C1 controls (ESC starts terminal escape sequences) and DEL; text from a
-# program must not move the cursor or recolour the user's terminal.
-_CONTROL: Final = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @final
@@ -78,17 +75,17 @@ TreeStyle.SNAPSHOT = TreeStyle(ids=True, header=False, details=True, totals=Fals
 
 
 def _value(value: Any) -> str:
-    try:
-        return serde_json_text(value)
-    except Exception:  # a metadata value must never break a summary
-        try:
-            return repr(value)
-        except Exception:
-            return f"<unprintable {type(value).__name__}>"
+    # The exporters' encoding rule: any value, one spelling, never an error.
+    return serde_json_text(json_safe(value))
 
 
 def _pairs(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_value(values[k])}" for k in sorted(values, key=str))
+    keyed = sorted(((text_of(key), value) for key, value in values.items()), key=_first)
+    return ", ".join(f"{key}={_value(value)}" for key, value in keyed)
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
 
 
 def _money(cost: float) -> str:
@@ -241,17 +238,14 @@ _KIND_STYLE: Final = {
 }
 
 
-def _terminal_safe(text: str) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
 def print_causal_summary(
     spans: Sequence[Span], file: TextIO | None = None, *, color: bool | None = None
 ) -> None:
     """Print the summary: a ``rich`` tree in colour on a terminal, else the plain text.
 
-    ``color=None`` decides by ``file.isatty()``; control characters in span
-    text are escaped on a terminal. Traces of more than ``RICH_LIMIT`` (5,000)
+    ``color=None`` decides by ``file.isatty()``; control characters and lone
+    surrogates in span text are escaped (``\\x1b``) either way, so the text
+    never drives a terminal and never fails on a strict encoding. Traces of more than ``RICH_LIMIT`` (5,000)
     spans get the plain text even on a terminal, which prints at once.
 
     Example:
@@ -264,7 +258,7 @@ def print_causal_summary(
         isatty = getattr(out, "isatty", None)
         color = bool(isatty and isatty())
     if not color or not spans or len(spans) > RICH_LIMIT:
-        out.write(format_causal_summary(spans))
+        write_terminal(out, format_causal_summary(spans))
         return
     from rich.console import Console
     from rich.text import Text
@@ -283,14 +277,14 @@ def print_causal_summary(
         if not isinstance(item, TreeLine):
             if kind == "header":
                 flush()
-                console.print(Text(_terminal_safe(item), style="bold"))
+                console.print(Text(terminal_text(item), style="bold"))
             elif not trees:
                 console.print()
             continue
         label = Text()
         if item.marker:
             label.append(item.marker, style="dim italic")
-        label.append(_terminal_safe(item.label), style=_KIND_STYLE.get(item.kind, ""))
+        label.append(terminal_text(item.label), style=_KIND_STYLE.get(item.kind, ""))
         del stack[item.depth :]
         node = stack[-1].add(label) if stack else Tree(label, guide_style="dim")
         if not stack:
