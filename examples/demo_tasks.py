@@ -30,7 +30,7 @@ def main() -> None:
     collector = SpanCollector()
     with use_collector(collector):
         print(run(agent("why is the sky blue?"), clock=MockClock()))
-    print(format_summary(collector.spans()), end="")
+    print(format_summary(collector.spans()))
 
 
 if __name__ == "__main__":

@@ -267,6 +267,43 @@ class TestBadTraceFiles:
         assert (code, err) == (1, f"error: {trace}:3: name must be a string, got int 7\n")
 
 
+def _line(trace: str, span_id: int, parent: int | None, name: str) -> str:
+    parent_text = "null" if parent is None else str(parent)
+    return (f'{{"trace_id":"{trace}","span_id":{span_id},"parent_id":{parent_text},'
+            f'"kind":"fn_call","name":"{name}","start_ms":0,"start_unix_ms":0,"duration_ms":1}}')  # fmt: skip
+
+
+def _summary_subprocess(trace: Path) -> subprocess.CompletedProcess[str]:
+    # A subprocess with a timeout: before the fix these inputs hung forever.
+    return subprocess.run(
+        [sys.executable, "-m", "harn_async_trace.cli", "summary", str(trace)],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+
+
+class TestTreesThatHung:
+    def test_two_traces_reusing_ids_print_linearly(self, tmp_path: Path) -> None:
+        """54 lines: two 27-deep recursions in traces that reuse ids (tracing re-enabled)."""
+        trace = tmp_path / "reenabled.jsonl"
+        lines = [_line(t, i, None if i == 1 else i - 1, f"f{i}")
+                 for t in ("trace_a", "trace_b") for i in range(1, 28)]  # fmt: skip
+        trace.write_text("\n".join(lines) + "\n")
+        result = _summary_subprocess(trace)
+        assert (result.returncode, result.stderr) == (0, "")
+        printed = result.stdout.splitlines()
+        assert printed[0] == "Trace: 54 spans, 2ms total"
+        assert len(printed) == 2 + 54
+        assert printed[-1] == "  " * 26 + "fn_call f27 1ms"
+
+    def test_duplicate_id_that_is_its_own_parent(self, tmp_path: Path) -> None:
+        """Two spans with one id, one naming the other as parent: printed once each."""
+        trace = tmp_path / "dup.jsonl"
+        trace.write_text(_line("t", 1, None, "a") + "\n" + _line("t", 1, 1, "b") + "\n")
+        result = _summary_subprocess(trace)
+        assert result.returncode == 0
+        assert result.stdout.splitlines()[2:] == ["fn_call a 1ms", "  fn_call b 1ms"]
+
+
 class TestTerminalSafety:
     def _trace_with(self, tmp_path: Path, name: str) -> Path:
         trace = tmp_path / "t.jsonl"

@@ -60,6 +60,16 @@ def traced_run_in_executor(
         >>> asyncio.run(main())
         6
     """
+    checked: object = executor  # typed callers pass an Executor; untyped ones get a clear error
+    if checked is not None and not isinstance(checked, Executor):
+        raise TypeError(
+            "traced_run_in_executor(): executor must be a concurrent.futures.Executor or None, "
+            f"got {type(checked).__name__}"
+        )
+    if not callable(func):
+        raise TypeError(
+            f"traced_run_in_executor(): func must be callable, got {type(func).__name__}"
+        )
     loop = asyncio.get_running_loop()
     context = contextvars.copy_context()
     return loop.run_in_executor(executor, functools.partial(context.run, func, *args))

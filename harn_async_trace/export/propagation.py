@@ -112,6 +112,12 @@ def inject_traceparent(
             "inject_traceparent(): carrier must be a mutable mapping (e.g. a headers dict), "
             f"got {type(carrier).__name__}"
         )
+    checked: object = span  # typed callers pass a Span/SpanLink; untyped ones get a clear error
+    if checked is not None and not isinstance(checked, Span | SpanLink):
+        raise TypeError(
+            "inject_traceparent(): span must be a Span, a SpanLink or None, "
+            f"got {type(checked).__name__}"
+        )
     if span is None:
         from ..api import current_span_link  # late: api sits above the exporters
 
