@@ -253,7 +253,8 @@ class TestBadTraceFiles:
         assert main(["run", str(program), "--mock-time", "0", "--jsonl", str(jsonl),
                      "--json", str(array)]) == 0  # fmt: skip
         capsys.readouterr()
-        assert _cli(["summary", str(array)], capsys)[:2] == _cli(["summary", str(jsonl)], capsys)[:2]
+        from_array = _cli(["summary", str(array)], capsys)
+        assert from_array[:2] == _cli(["summary", str(jsonl)], capsys)[:2]
         code, out, _ = _cli(["summary", str(array)], capsys)
         assert (code, out.splitlines()[0]) == (0, "Trace: 3 spans, 4ms total")
 
@@ -269,8 +270,10 @@ class TestBadTraceFiles:
 
 def _line(trace: str, span_id: int, parent: int | None, name: str) -> str:
     parent_text = "null" if parent is None else str(parent)
-    return (f'{{"trace_id":"{trace}","span_id":{span_id},"parent_id":{parent_text},'
-            f'"kind":"fn_call","name":"{name}","start_ms":0,"start_unix_ms":0,"duration_ms":1}}')  # fmt: skip
+    return (
+        f'{{"trace_id":"{trace}","span_id":{span_id},"parent_id":{parent_text},'
+        f'"kind":"fn_call","name":"{name}","start_ms":0,"start_unix_ms":0,"duration_ms":1}}'
+    )
 
 
 def _summary_subprocess(trace: Path) -> subprocess.CompletedProcess[str]:
@@ -344,7 +347,8 @@ class TestTerminalSafety:
                               capsys)  # fmt: skip
         assert code == 0
         assert "user_timing \\x1b[31mred\\x7f 0ms" in out
-        assert "\x1b" not in out + err and "\x7f" not in out + err
+        assert "\x1b" not in out + err
+        assert "\x7f" not in out + err
         assert [json.loads(line)["name"] for line in err.splitlines()] == [
             "\x1b[31mred\x7f", "default"
         ]

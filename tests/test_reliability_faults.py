@@ -153,7 +153,7 @@ class TestFuzzedUnderFaults:
 
 class TestFailingExporters:
     def test_stream_writer_failing_halfway_loses_no_ended_span(self) -> None:
-        """The JSONL stream fails after 5 lines: the error is kept, the rest counted, nothing raised."""
+        """The JSONL stream fails after 5 lines: error kept, the rest counted, nothing raised."""
         broken_file = FailingFile(5, OSError(28, "No space left on device"))
         with JsonlStreamWriter(broken_file) as writer:
             run = run_program(BUSY, use_uvloop=False)
@@ -163,7 +163,8 @@ class TestFailingExporters:
         assert check(run) == []
         assert writer.count == 5
         assert writer.errors == len(ended) - 5
-        assert writer.error is not None and writer.error.errno == 28
+        assert writer.error is not None
+        assert writer.error.errno == 28
         # Nothing was lost: the collector still holds every span; re-export them all.
         again = io.StringIO()
         assert write_jsonl(ended, again) == len(ended)

@@ -117,7 +117,9 @@ def read_jsonl(path: str | os.PathLike[str]) -> Iterator[Span]:
         []
     """
     if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"read_jsonl(): path must be a str or os.PathLike, got {type(path).__name__}")
+        raise TypeError(
+            f"read_jsonl(): path must be a str or os.PathLike, got {type(path).__name__}"
+        )
     name = os.fspath(path)
     try:
         handle = open(name, encoding="utf-8")

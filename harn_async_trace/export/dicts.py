@@ -69,7 +69,8 @@ def _shown(value: Any) -> str:
 
 
 def _bad(where: str, key: str, wanted: str, value: Any) -> ValueError:
-    return ValueError(f"{where}: {key} must be {wanted}, got {type(value).__name__} {_shown(value)}")
+    shown = f"{type(value).__name__} {_shown(value)}"
+    return ValueError(f"{where}: {key} must be {wanted}, got {shown}")
 
 
 def _integer(data: dict[str, Any], key: str, where: str, *, low: int | None = None) -> int:

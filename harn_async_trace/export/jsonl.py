@@ -118,8 +118,9 @@ def write_jsonl(spans: Iterable[Span], target: Target) -> int:
     with open_target(target, "write_jsonl") as out:
         write = out.write
         for span in spans:
-            if span.__class__ is not Span:
-                check_span(span, "write_jsonl", count)
+            item: object = span  # typed callers pass Spans; others get a clear TypeError
+            if item.__class__ is not Span:
+                check_span(item, "write_jsonl", count)
             write(_line(span))
             count += 1
         out.flush()
@@ -140,8 +141,9 @@ def write_json(spans: Iterable[Span], target: Target) -> int:
         write = out.write
         write("[")
         for span in spans:
-            if span.__class__ is not Span:
-                check_span(span, "write_json", count)
+            item: object = span  # typed callers pass Spans; others get a clear TypeError
+            if item.__class__ is not Span:
+                check_span(item, "write_json", count)
             write(",\n" if count else "\n")
             write(dumps(_span_record(span)))
             count += 1

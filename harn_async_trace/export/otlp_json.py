@@ -132,8 +132,9 @@ def write_otlp_json(
         write(f'{{"resourceSpans":[{{"resource":{dumps(resource)},')
         write(f'"scopeSpans":[{{"scope":{dumps(scope)},"spans":[')
         for span in spans:
-            if span.__class__ is not Span:
-                check_span(span, "write_otlp_json", count)
+            item: object = span  # typed callers pass Spans; others get a clear TypeError
+            if item.__class__ is not Span:
+                check_span(item, "write_otlp_json", count)
             write(",\n" if count else "\n")
             write(dumps(otlp_span_json(span)))
             count += 1
