@@ -156,8 +156,8 @@ def text_of(value: object) -> str:
 
     Example:
         >>> from pathlib import PurePosixPath
-        >>> text_of("m"), text_of(PurePosixPath("/x")), text_of(b"\x00"), text_of(object())
-        ('m', '/x', "b'\\x00'", '<builtins.object object>')
+        >>> text_of("m"), text_of(PurePosixPath("/x")), text_of(bytes(1)), text_of(object())
+        ('m', '/x', "b'\\\\x00'", '<builtins.object object>')
     """
     if isinstance(value, str):
         return safe_text(str.__str__(value))
