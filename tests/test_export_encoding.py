@@ -109,8 +109,9 @@ def hostile_spans() -> list[Span]:
         c.record_event(root, "event \udcff", {"v": NAN, "o": object(), "d": _deep(300)})
         link = c.span_link(root)
         assert link is not None
+        odd_attributes: Any = {"x": {1, 2}, "n": NAN}
         child = c.start_with_links(
-            "llm_call", "chat", [SpanLink(link.trace_id, link.span_id, {"x": {1, 2}, "n": NAN})]
+            "llm_call", "chat", [SpanLink(link.trace_id, link.span_id, odd_attributes)]
         )
         c.set_metadata(child, "model", BadRepr())
         c.set_metadata(child, "cost_usd", NAN)
