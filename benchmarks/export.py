@@ -62,17 +62,17 @@ def make_requests(c: SpanCollector, clock: MockClock, root: int, count: int) -> 
     link = c.span_link(root)
     links = [link] if link is not None else None
     for i in range(count):
-        task = c._open_unpushed("spawn", "request", links)
-        c._bind_chain(task._span_id)
-        call = c.start("fn_call", "handle")
-        llm = c.start("llm_call", "chat")
-        for key, value in _USAGE:
-            c.set_metadata(llm, key, value)
-        clock.advance_ns(1_000 + i % 7)
-        c.end(llm)
-        c.end(call)
-        c.end(task._span_id)
-        c._bind_chain(root)
+        # A boundary's span: opened off the chain, then bound as the task's chain.
+        task = c.open("spawn", "request", links, detached=True, push=False)
+        with c.bind(task):
+            call = c.start("fn_call", "handle")
+            llm = c.start("llm_call", "chat")
+            for key, value in _USAGE:
+                c.set_metadata(llm, key, value)
+            clock.advance_ns(1_000 + i % 7)
+            c.end(llm)
+            c.end(call)
+            c.end(task)
 
 
 def build_trace(requests: int) -> list[Span]:

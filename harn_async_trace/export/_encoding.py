@@ -38,7 +38,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any, Final, TextIO
 
 __all__ = (
@@ -68,26 +69,39 @@ TRUNCATED: Final = "<truncated>"
 _MAX_DECIMAL: Final = 10**4300
 _NON_FINITE: Final = {math.inf: "Infinity", -math.inf: "-Infinity"}
 _SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+_STR: Final = frozenset({str})
 _SHALLOW_ITEMS: Final = 64  # 64**3 items at most: far below MAX_ITEMS
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
 # C0 controls but newline and tab, DEL, C1 controls (0x9b is a one-byte CSI), surrogates.
 _UNSAFE_FOR_TERMINAL: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
-_encode: Final = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
-).encode
-_encode_sorted: Final = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False,
-    sort_keys=True,
-).encode  # fmt: skip
-# Fast path for flat values: the C encoder raises on exactly what the rule rewrites.
-_try_encode: Final = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False
-).encode
-_try_encode_sorted: Final = json.JSONEncoder(
-    separators=(",", ":"), ensure_ascii=False, allow_nan=False, sort_keys=True
-).encode
-_string: Final = json.encoder.encode_basestring  # C-accelerated, UTF-8 kept as is
+
+
+def _refuse(value: object) -> Any:
+    raise TypeError("not a JSON type")  # the fast path gives up; the walk knows the rule
+
+
+def _encoder(*, sort_keys: bool) -> Callable[[Any], str]:
+    # c_make_encoder built once: JSONEncoder.encode builds a new one per call,
+    # which is most of its cost on a small dict. No circular check: the fast
+    # path only sees shallow values and the walk has cut every cycle.
+    if c_make_encoder is None:  # no C accelerator (another interpreter)
+        encoder = json.JSONEncoder(
+            separators=(",", ":"), ensure_ascii=False, check_circular=False,
+            allow_nan=False, sort_keys=sort_keys, default=_refuse,
+        ).encode  # fmt: skip
+        return encoder
+    chunks = c_make_encoder(
+        None, _refuse, encode_basestring, None, ":", ",", sort_keys, False, False
+    )
+    return lambda value: "".join(chunks(value, 0))
+
+
+# Strict: raises on NaN/inf, an int past 4,300 digits and a non-JSON object,
+# exactly where the rule rewrites, so a shallow value is tried as is first.
+_encode: Final = _encoder(sort_keys=False)
+_encode_sorted: Final = _encoder(sort_keys=True)
+_string: Final = encode_basestring  # C-accelerated, UTF-8 kept as is
 
 
 def _escape_surrogate(match: re.Match[str]) -> str:
@@ -290,6 +304,9 @@ def _shallow(value: Any, depth: int) -> bool:
     if kind is dict:
         if len(value) > _SHALLOW_ITEMS:
             return False
+        # The common case, a flat dict of plain values, checked in C.
+        if _SCALARS.issuperset(map(type, value.values())) and _STR.issuperset(map(type, value)):
+            return True
         for key, item in value.items():
             if type(key) is not str or (
                 type(item) not in _SCALARS and (depth == 0 or not _shallow(item, depth - 1))
@@ -318,7 +335,7 @@ def dumps(value: Any, *, sort_keys: bool = False) -> str:
         # cycle, depth or budget to watch, so the C encoder writes them; it
         # raises on NaN and huge ints, which the walk then rewrites.
         try:
-            text = (_try_encode_sorted if sort_keys else _try_encode)(value)
+            text = (_encode_sorted if sort_keys else _encode)(value)
         except (ValueError, TypeError):
             pass
         else:
