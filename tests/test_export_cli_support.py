@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from export_trace_builders import rich_trace
 
 from harn_async_trace import SpanCollector
@@ -63,3 +64,24 @@ def test_unwritable_stream_path_reports_and_continues(tmp_path: Path) -> None:
         assert writer is None
     assert err.getvalue().startswith("error: cannot write ")
     assert write_exports(args, [], stderr=err) == 1
+
+
+def test_an_exporter_that_breaks_does_not_cost_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An exporter raising a non-OSError is one error line; the files after it are written."""
+    from harn_async_trace.cli import _exports
+
+    def broken(spans: object, target: object) -> int:
+        raise RuntimeError("exporter bug")
+
+    table = tuple(
+        (flag, dest, text, broken if dest == "json" else writer)
+        for flag, dest, text, writer in _exports._EXPORTS
+    )
+    monkeypatch.setattr(_exports, "_EXPORTS", table)
+    _, spans = rich_trace()
+    args = argparse.Namespace(json=str(tmp_path / "t.json"), otlp=str(tmp_path / "t.otlp"))
+    assert write_exports(args, spans) == 1
+    assert "t.json: internal error: RuntimeError: exporter bug" in capsys.readouterr().err
+    assert json.loads((tmp_path / "t.otlp").read_text())["resourceSpans"]

@@ -73,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status: int = args.handler(args, stdout, stderr)
         return status
+    except KeyboardInterrupt:  # Ctrl-C outside a run's own handling (reading, writing)
+        print("interrupted", file=stderr)
+        return 130
     except BrokenPipeError:
         # `harn-trace run x.harn | head`: the reader left; exit quietly, and
         # point stdout at devnull so the interpreter's final flush can't fail.

@@ -240,6 +240,9 @@ def write_exports(
         except OSError as exc:
             _error(_os_error(path, exc), stderr)
             status = 1
+        except Exception as exc:  # a bug in one exporter must not cost the others
+            _error(f"cannot write {path}: internal error: {type(exc).__name__}: {exc}", stderr)
+            status = 1
     return status
 
 
