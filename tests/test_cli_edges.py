@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import run_cli as _cli
 
 from harn_async_trace.cli import main
 from harn_async_trace.export import read_jsonl
@@ -33,15 +34,6 @@ pipeline default(task) {
   println("main done")
 }
 """
-
-
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        status = main(args)
-    except SystemExit as exc:  # argparse usage errors
-        status = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def _outputs(tmp_path: Path) -> dict[str, Path]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from cli_support import run_cli as _cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +36,6 @@ from harn_async_trace import (
     traced_spawn,
     use_collector,
 )
-from harn_async_trace.cli import main as cli_main
 from harn_async_trace.export import continue_trace
 from harn_async_trace.loop import virtual_loop_factory
 from vm_demo.compiler import compile_source
@@ -280,15 +280,6 @@ class TestTraceparent:
 
 
 # -- CLI -------------------------------------------------------------------------------
-
-
-def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        status = cli_main(args)
-    except SystemExit as exc:  # argparse usage errors
-        status = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 @pytest.fixture

@@ -1,0 +1,17 @@
+"""Calling `harn-trace` in-process from tests (not a test module)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harn_async_trace.cli import main
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """``main(args)`` with argparse's exit turned into a status; returns (status, out, err)."""
+    try:
+        status = main(args)
+    except SystemExit as exc:  # argparse usage errors
+        status = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return status, out, err
