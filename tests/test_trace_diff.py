@@ -85,10 +85,10 @@ class TestCli:
                                      capsys: pytest.CaptureFixture[str]) -> None:
         """A missing or malformed trace is one error line and exit 2, not a traceback."""
         bad = tmp_path / "bad.jsonl"
-        bad.write_text("[1, 2]\n")
+        bad.write_text("[1, 2]\n")  # read as a --json array whose items are not spans
         assert main(["diff", str(bad), str(bad)]) == 2
         err = capsys.readouterr().err
-        assert err == f"error: {bad}:1: expected a span object, got list\n"
+        assert err == f"error: {bad}:1: expected a span object, got int\n"
 
 
 class TestMatching:

@@ -245,8 +245,9 @@ def print_causal_summary(
 
     ``color=None`` decides by ``file.isatty()``; control characters and lone
     surrogates in span text are escaped (``\\x1b``) either way, so the text
-    never drives a terminal and never fails on a strict encoding. Traces of more than ``RICH_LIMIT`` (5,000)
-    spans get the plain text even on a terminal, which prints at once.
+    never drives a terminal and never fails on a strict encoding. Traces of
+    more than ``RICH_LIMIT`` (5,000) spans get the plain text even on a
+    terminal, which prints at once.
 
     Example:
         >>> import io
