@@ -56,7 +56,7 @@ class TestRoundTrip:
         assert back.events == original.events
 
     def test_one_line_per_span_extending_span_to_dict(self) -> None:
-        """A line is span_to_dict plus start_ns/duration_ns, and nothing else."""
+        """A line is span_to_dict plus start_ns/duration_ns and the recorded lane, nothing else."""
         _, spans = rich_trace()
         buf = io.StringIO()
         write_jsonl(spans, buf)
@@ -66,7 +66,15 @@ class TestRoundTrip:
             data = json.loads(line)
             assert data.pop("start_ns") == span.start_ns
             assert data.pop("duration_ns") == span.duration_ns
+            assert data.pop("lane") == span.lane > 0
             assert data == json.loads(json.dumps(span_to_dict(span)))
+
+    def test_lanes_survive_the_round_trip(self, tmp_path: Path) -> None:
+        """Recorded lanes are written and read back, so a saved trace keeps its task rows."""
+        _, spans = rich_trace()
+        path = tmp_path / "t.jsonl"
+        write_jsonl(spans, path)
+        assert [s.lane for s in read_jsonl(path)] == [s.lane for s in spans]
 
     def test_write_json_is_one_array(self, tmp_path: Path) -> None:
         """write_json writes a JSON array of the same records."""

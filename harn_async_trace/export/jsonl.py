@@ -52,6 +52,8 @@ def _span_record(span: Span) -> dict[str, Any]:
     # ns fields make the round trip exact (ms fields are floors of them).
     data["start_ns"] = span.start_ns
     data["duration_ns"] = span.duration_ns
+    if span.lane:  # the recorded task lane (the viewer draws one row set per lane)
+        data["lane"] = span.lane
     return data
 
 
@@ -90,6 +92,9 @@ def _line(span: Span) -> str:
         except Exception as exc:  # dumps never raises by design; if it did, keep the span
             reason = json_string(f"{type(exc).__name__}: {exc}")
             line += f',"metadata":{{"encoding_error":{reason}}}'
+    lane = span._lane
+    if lane:
+        return f'{line},"start_ns":{start},"duration_ns":{duration},"lane":{lane:d}}}\n'
     return f'{line},"start_ns":{start},"duration_ns":{duration}}}\n'
 
 
