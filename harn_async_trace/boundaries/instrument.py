@@ -34,15 +34,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Final, final
 
-from ._task_factory import STATE, TaskFactory
+from ._task_factory import STATE, TaskFactory, new_task_factory
 
 __all__ = ("AsyncioInstrumentation", "instrument_asyncio", "uninstrument_asyncio")
 
 _lock: Final = threading.Lock()
-# Loop -> the factory set on it, so turning off can take each one back out.
-_installed: Final[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TaskFactory]] = (
-    weakref.WeakKeyDictionary()
-)
+# Loop -> (our factory on it, the one it had), so turning off can put that back.
+_installed: Final[
+    weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[TaskFactory, Any]]
+] = weakref.WeakKeyDictionary()
 
 
 class _Session:
@@ -59,13 +59,17 @@ _session: Final = _Session()
 
 def _install(loop: asyncio.AbstractEventLoop) -> None:
     """Put the factory on ``loop`` (once; a factory already there is kept beneath it)."""
-    current = loop.get_task_factory()
-    if isinstance(current, TaskFactory):
-        return
-    factory = TaskFactory(loop, current)
-    loop.set_task_factory(factory)
     with _lock:
-        _installed[loop] = factory
+        current = loop.get_task_factory()
+        entry = _installed.get(loop)
+        if entry is not None and entry[0] is current:
+            return
+        # A factory of ours beneath a foreign one (set over ours while it was
+        # off) is wrapped again: it never wraps twice, since its wrapper is
+        # a boundary task body.
+        factory = new_task_factory(loop, current)
+        loop.set_task_factory(factory)
+        _installed[loop] = (factory, current)
 
 
 def _instrumenting(make: Callable[[], Any]) -> Callable[[], Any]:
@@ -123,10 +127,10 @@ def _turn_off() -> None:
     for undo in reversed(_session.undo):
         undo()
     _session.undo.clear()
-    for loop, factory in list(_installed.items()):
+    for loop, (factory, previous) in list(_installed.items()):
         # A factory set over ours stays; ours beneath it now only passes tasks on.
         if loop.get_task_factory() is factory:
-            loop.set_task_factory(factory.previous)
+            loop.set_task_factory(previous)
     _installed.clear()
 
 
