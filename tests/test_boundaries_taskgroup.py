@@ -429,7 +429,7 @@ class TestInterleaving:
             with pytest.raises(ExceptionGroup) as info:
                 async with TracedTaskGroup(name="g") as group:
                     group.create_task(slow(), name="slow")
-            assert info.group_contains(TimeoutError)  # type: ignore[attr-defined]  # pytest 8
+            assert info.group_contains(TimeoutError)
 
         traced.run(main)
         assert traced.by_name("slow").metadata["status"] == "error"
