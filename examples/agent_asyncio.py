@@ -8,7 +8,7 @@ outlives the request, and a queue consumer. Its only tracing is ``span()``
 around the fake LLM and tool calls, and a ``TracedQueue`` (an
 ``asyncio.Queue``) for its events. It runs on virtual time under a
 MockClock, so the sleeps take no real time and the tree is the same on
-every machine.
+every machine. docs/boundaries.md ("Plain asyncio") shows both trees.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 
 from harn_async_trace import (
     MockClock,
+    Span,
     SpanCollector,
     TracedQueue,
     instrument_asyncio,
@@ -29,7 +30,7 @@ from harn_async_trace.testing import render_trace_tree
 
 
 async def llm(prompt: str, ms: int) -> str:
-    with span("llm_call", prompt, model="mock-small"):
+    with span("llm_call", prompt):
         await asyncio.sleep(ms / 1000)
     return f"<{prompt}>"
 
@@ -40,15 +41,13 @@ async def tool(name: str, ms: int) -> str:
     return name
 
 
-async def remember(note: str) -> None:
-    """Background work: it goes on long after the request that started it."""
+async def remember(note: str) -> None:  # background work: outlives the request
     await asyncio.sleep(0.5)
-    with span("fn_call", "store memory", note=note):
+    with span("fn_call", "store memory"):
         await asyncio.sleep(0.01)
 
 
-async def audit(events: TracedQueue[str]) -> None:
-    """The queue consumer, a task that lives as long as the service."""
+async def audit(events: TracedQueue[str]) -> None:  # the queue consumer
     while True:
         async with events.receive() as event:
             with span("fn_call", f"audit {event}"):
@@ -56,44 +55,43 @@ async def audit(events: TracedQueue[str]) -> None:
         events.task_done()
 
 
-async def agent(question: str, events: TracedQueue[str]) -> str:
-    with span("pipeline", "agent", question=question):
-        plan = await llm("plan", 30)
+async def agent(events: TracedQueue[str]) -> asyncio.Task[None]:
+    with span("pipeline", "agent"):
+        await llm("plan", 30)
         async with asyncio.TaskGroup() as tools:
             tools.create_task(tool("search", 40), name="search")
             tools.create_task(tool("calculator", 10), name="calculator")
-        draft, review = await asyncio.gather(llm("draft", 50), llm("review", 20))
-        asyncio.create_task(remember(draft), name="remember")
+        draft, _ = await asyncio.gather(llm("draft", 50), llm("review", 20))
+        background = asyncio.create_task(remember(draft), name="remember")
         await events.put("answered")
-        return f"{plan} {draft} {review}"
+    return background
 
 
-async def service() -> str:
+async def service() -> None:
     events: TracedQueue[str] = TracedQueue(name="events")
     with span("pipeline", "service"):
         auditor = asyncio.create_task(audit(events), name="auditor")
-        answer = await agent("why is the sky blue?", events)
+        background = await agent(events)
         await events.join()
-    await asyncio.sleep(1)  # the background task finishes meanwhile
+    await background  # it goes on after the request is over
     auditor.cancel()
-    return answer
 
 
-def trace(*, instrumented: bool) -> SpanCollector:
-    """Run the service on virtual time and return its spans."""
+def trace(*, instrumented: bool) -> list[Span]:
+    """Run the service on virtual time, with or without instrument_asyncio(); its spans."""
     collector = SpanCollector()
     with use_collector(collector):
         if instrumented:
             with instrument_asyncio():
-                run(service(), clock=MockClock(start_wall_ms=1_700_000_000_000))
+                run(service(), clock=MockClock())
         else:
-            run(service(), clock=MockClock(start_wall_ms=1_700_000_000_000))
-    return collector
+            run(service(), clock=MockClock())
+    return collector.spans()
 
 
 def main() -> None:
-    collector = trace(instrumented="--plain" not in sys.argv[1:])
-    print(render_trace_tree(collector.spans()), end="")
+    spans = trace(instrumented="--plain" not in sys.argv[1:])
+    print(render_trace_tree(spans), end="")
 
 
 if __name__ == "__main__":
