@@ -23,7 +23,9 @@ tracing is disabled).
   ``spawn`` span; compare with ``traced_spawn`` in the spawn case).
 
 Run: ``.venv/bin/python benchmarks/boundaries.py`` (``BENCH_QUICK=1`` for a
-smoke run). uvloop is used for every contender with ``--uvloop``.
+smoke run). uvloop is used for every contender with ``--uvloop``;
+``--only TEXT`` runs the cases whose name contains TEXT, and ``--rounds N``
+takes the best of N rounds instead of 7.
 """
 
 from __future__ import annotations
@@ -52,9 +54,15 @@ from harn_async_trace import (
     use_collector,
 )
 
+
+def _option(flag: str) -> str | None:
+    return sys.argv[sys.argv.index(flag) + 1] if flag in sys.argv[:-1] else None
+
+
 N = 2_000 if quick() else 10_000
-ROUNDS = 3 if quick() else 7
+ROUNDS = 3 if quick() else int(_option("--rounds") or 7)
 USE_UVLOOP = "--uvloop" in sys.argv
+ONLY = _option("--only") or ""
 
 
 async def _unit(i: int) -> int:
@@ -198,6 +206,8 @@ def main() -> None:
     loop_name = "uvloop" if USE_UVLOOP else "asyncio"
     rows: list[Row] = []
     for case, (plain, traced, ours_label) in CASES.items():
+        if ONLY not in case:
+            continue
         best = best_ns(
             {
                 "plain, tracing on": contender(plain, on),

@@ -214,6 +214,30 @@ class TestUntouched:
         assert traced.outline() == expected
 
 
+    def test_tasks_inside_a_traced_start_soon_child_are_traced(
+        self, traced: Traced, instrumented: Any
+    ) -> None:
+        """Only the anyio child itself is left alone: tasks it creates get their spans."""
+
+        async def child() -> None:
+            with span(SpanKind.STEP, "inside"):
+                await asyncio.create_task(_leaf("leaf"), name="grandchild")
+
+        async def main() -> None:
+            with span(SpanKind.PIPELINE, "main"):
+                async with anyio.create_task_group() as tg:
+                    traced_start_soon(tg, child, name="child")
+
+        traced.run(main)
+        assert traced.outline() == dedent_tree("""
+            #1 pipeline main 0ms
+            #2 spawn child 0ms status=ok -> #1{relation=spawned_from}
+              #3 step inside 0ms
+            #4 spawn grandchild 0ms status=ok -> #3{relation=spawned_from}
+              #5 fn_call leaf 0ms
+        """)
+
+
 class TestOutcomes:
     def test_error_is_recorded(self, traced: Traced, instrumented: Any) -> None:
         """A task that raises: its spawn span has status=error and the error."""

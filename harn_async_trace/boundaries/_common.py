@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 from types import CodeType
 from typing import Any, Final, TypeVar
 
@@ -47,9 +47,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 # costs nothing unless instrument_asyncio is on and a span is open.
 BOUNDARY_TASK_CODES: Final[set[CodeType]] = set()
 
-# True while a boundary hands a task to code that wraps the coroutine in its
-# own (anyio's task group), where the code check above cannot see ours.
-HANDING_OFF: Final[ContextVar[bool]] = ContextVar("harn_handing_off", default=False)
+
+
+class _HandingOff(threading.local):
+    """``active`` while a boundary hands a task to code that wraps its coroutine.
+
+    anyio's task group runs each child in a coroutine of its own, so the code
+    check above cannot see ours. Per thread, not a ContextVar: the new task
+    copies the context, and a copied flag would hide the child's own tasks.
+    """
+
+    active = False
+
+
+HANDING_OFF: Final = _HandingOff()
 
 
 def boundary_task(func: F) -> F:

@@ -143,7 +143,7 @@ def new_task_factory(loop: asyncio.AbstractEventLoop, previous: Any) -> TaskFact
                 if (
                     parent is not None
                     and coro.cr_code not in BOUNDARY_TASK_CODES
-                    and not HANDING_OFF.get()
+                    and not HANDING_OFF.active
                 ):
                     link = link_to(collector, parent, relation="spawned_from")
                     handoff = _Handoff(collector, coro, link)

@@ -125,8 +125,8 @@ def traced_start_soon(
 
     # anyio wraps `child` in a coroutine of its own, so instrument_asyncio's
     # task factory is told directly that this task has its span already.
-    token = HANDING_OFF.set(True)
+    handing_off, HANDING_OFF.active = HANDING_OFF.active, True
     try:
         group.start_soon(child, name=name)
     finally:
-        HANDING_OFF.reset(token)
+        HANDING_OFF.active = handing_off
