@@ -89,7 +89,6 @@ async def _two_failures_and_body_error(group_cls: type[asyncio.TaskGroup]) -> An
             raise RuntimeError("body")
     except BaseException as exc:
         return _describe(exc), _task_states(tasks)
-    return None, _task_states(tasks)
 
 
 async def _parent_cancelled(group_cls: type[asyncio.TaskGroup]) -> Any:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -40,7 +41,7 @@ from reliability_programs import (
     run_program,
 )
 
-from harn_async_trace import SpanKind
+from harn_async_trace import SpanKind, SpanLink
 from harn_async_trace.export import span_to_dict
 
 settings.register_profile(
@@ -189,10 +190,17 @@ class TestCheckerCanFail:
 
         real = SpanCollector.open
 
-        def no_new_trace(self: SpanCollector, kind: object, name: str, *args: object,
-                         new_trace: bool = False, detached: bool = False,
-                         **kwargs: object) -> int:  # fmt: skip
-            return real(self, kind, name, *args, detached=detached or new_trace, **kwargs)  # type: ignore[arg-type]  # kind: as given
+        def no_new_trace(
+            self: SpanCollector,
+            kind: SpanKind | str,
+            name: str,
+            links: list[SpanLink] | None = None,
+            detached: bool = False,
+            push: bool = True,
+            new_trace: bool = False,
+            metadata: dict[str, Any] | None = None,
+        ) -> int:
+            return real(self, kind, name, links, detached or new_trace, push, False, metadata)
 
         monkeypatch.setattr(SpanCollector, "open", no_new_trace)
         run = run_program((Span((Span(()),), True),), use_uvloop=False)
@@ -202,7 +210,6 @@ class TestCheckerCanFail:
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """If a received item's link pointed anywhere but its emit, the checker says so."""
-        from harn_async_trace import SpanLink
         from harn_async_trace.boundaries import queue
 
         def wrong(link: SpanLink, **attributes: str) -> SpanLink:

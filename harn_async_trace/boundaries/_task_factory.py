@@ -37,7 +37,7 @@ from ._common import (
     run_in_span,
 )
 
-__all__ = ["STATE", "TaskFactory", "new_task_factory"]
+__all__ = ("STATE", "TaskFactory", "new_task_factory")
 
 _COROUTINE: Final = types.CoroutineType
 _SPAWN: Final = SpanKind.SPAWN
