@@ -21,6 +21,7 @@ boundaries are checked not to be wrapped a second time by its task factory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 from collections.abc import Callable, Iterator
@@ -267,6 +268,17 @@ def _outcome(exc: BaseException | None) -> str:
     return "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
 
 
+@contextlib.contextmanager
+def _observed(expect: Expect) -> Iterator[None]:
+    """Write down on ``expect`` how the block ended, as the program saw it."""
+    try:
+        yield
+    except BaseException as exc:
+        expect.outcome = _outcome(exc)
+        raise
+    expect.outcome = "ok"
+
+
 class Interpreter:
     """Runs a :data:`Body` with the library's API, recording a :class:`Truth`."""
 
@@ -304,13 +316,8 @@ class Interpreter:
             expect = self.truth.add(
                 Expect(("step", name), None if node.new_trace else parent, new_trace=node.new_trace)
             )
-            try:
-                with span(SpanKind.STEP, name, new_trace=node.new_trace):
-                    await self.run(node.body, expect.key)
-            except BaseException as exc:
-                expect.outcome = _outcome(exc)
-                raise
-            expect.outcome = "ok"
+            with _observed(expect), span(SpanKind.STEP, name, new_trace=node.new_trace):
+                await self.run(node.body, expect.key)
         elif isinstance(node, Try):
             try:
                 await self.run(node.body, parent)
@@ -365,34 +372,28 @@ class Interpreter:
             key = ("spawn", f"{name}[{index}]")
             self.truth.add(Expect(key, None, (expect.key,), required=False))
             branches.append(_bind(self, branch, key))
-        try:
+        with _observed(expect):
             await traced_parallel(branches, max_concurrent=node.cap, settle=node.settle, name=name)
-        except BaseException as exc:
-            expect.outcome = _outcome(exc)
-            raise
-        expect.outcome = "ok"
 
     async def _group(self, node: Group, parent: Key | None) -> None:
         name = self._name("tg")
         expect = self.truth.add(Expect(("parallel", name), parent))
         try:
-            async with TracedTaskGroup(name=name) as group:
-                for index, child in enumerate(node.children):
-                    key = ("spawn", f"{name}[{index}]")
-                    child_expect = self.truth.add(Expect(key, None, (expect.key,)))
-                    task = group.create_task(_bind(self, child, key)())
-                    task.add_done_callback(functools.partial(_set_outcome, child_expect))
-                await self.run(node.body, expect.key)
+            with _observed(expect):
+                async with TracedTaskGroup(name=name) as group:
+                    for index, child in enumerate(node.children):
+                        key = ("spawn", f"{name}[{index}]")
+                        child_expect = self.truth.add(Expect(key, None, (expect.key,)))
+                        task = group.create_task(_bind(self, child, key)())
+                        task.add_done_callback(functools.partial(_set_outcome, child_expect))
+                    await self.run(node.body, expect.key)
         except BaseExceptionGroup as group_error:
-            expect.outcome = "error"
+            # The program's own errors come out as one ProgramError (so Try
+            # catches them); anything else is a bug and goes on as it is.
             _, rest = group_error.split((ProgramError, PoolFullError))
             if rest is not None:
                 raise
             raise ProgramError("task group failed") from None
-        except BaseException as exc:
-            expect.outcome = _outcome(exc)
-            raise
-        expect.outcome = "ok"
 
     async def _queue(self, node: Queue, parent: Key | None) -> None:
         name = self._name("q")
@@ -408,12 +409,8 @@ class Interpreter:
                         key = ("channel_match", f"{name}@{item}")
                         links = (("channel_emit", f"{name}/{item}"),)
                         expect = self.truth.add(Expect(key, consumer_key, links))
-                        try:
+                        with _observed(expect):
                             await self.run(node.handler, key)
-                        except BaseException as exc:
-                            expect.outcome = _outcome(exc)
-                            raise
-                        expect.outcome = "ok"
                 except ProgramError:
                     pass
 
@@ -465,12 +462,8 @@ class Interpreter:
             key = ("channel_match", f"{trigger}@{values[0]}")
             links = tuple(("channel_emit", f"{name}/{v}") for v in values)
             expect = self.truth.add(Expect(key, None, links))
-            try:
+            with _observed(expect):
                 await self.run(node.handler, key)
-            except BaseException as exc:
-                expect.outcome = _outcome(exc)
-                raise
-            expect.outcome = "ok"
 
         channel.trigger(handler, name=trigger, batch_size=node.batch)
         try:
@@ -491,12 +484,8 @@ def _bind(interp: Interpreter, body: Body, key: Key) -> Callable[[], Any]:
 
     async def run() -> None:
         expect.required = True  # the body ran, so its span must exist
-        try:
+        with _observed(expect):
             await interp.run(body, key)
-        except BaseException as exc:
-            expect.outcome = _outcome(exc)
-            raise
-        expect.outcome = "ok"
 
     return run
 

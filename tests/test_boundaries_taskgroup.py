@@ -112,24 +112,25 @@ async def _parent_cancelled(group_cls: type[asyncio.TaskGroup]) -> Any:
     return None, _task_states(tasks), runner.cancelled()
 
 
+def _refusal(group: asyncio.TaskGroup) -> str:
+    """The RuntimeError create_task gives on ``group`` (its repr made neutral)."""
+    coro = asyncio.sleep(0)
+    try:
+        group.create_task(coro)
+    except RuntimeError as exc:
+        return str(exc).replace(repr(group), "<group>")
+    finally:
+        coro.close()
+    return "accepted"
+
+
 async def _create_after_close(group_cls: type[asyncio.TaskGroup]) -> Any:
     """create_task on a finished group or one never entered is TaskGroup's RuntimeError."""
     group = _group(group_cls)
-    errors = []
-    coro = asyncio.sleep(0)
-    try:
-        group.create_task(coro)
-    except RuntimeError as exc:
-        errors.append(str(exc).replace(repr(group), "<group>"))
-    coro.close()
+    errors = [_refusal(group)]
     async with group:
         pass
-    coro = asyncio.sleep(0)
-    try:
-        group.create_task(coro)
-    except RuntimeError as exc:
-        errors.append(str(exc).replace(repr(group), "<group>"))
-    coro.close()
+    errors.append(_refusal(group))
     try:
         async with group:
             pass
