@@ -24,6 +24,7 @@ from harn_async_trace import (
     TracedQueue,
     TracedTaskGroup,
     instrument_asyncio,
+    mock_time,
     run,
     span,
     traced_parallel,
@@ -454,6 +455,20 @@ class TestLoops:
         with asyncio.Runner(loop_factory=lambda: new_loop(kind, MockClock())) as runner:
             native = runner.run(_task_type())
         assert plain_type is wrapped_type is native
+
+
+def test_mock_time_entered_inside_an_instrumented_loop(instrumented: Any) -> None:
+    """A running loop made virtual in place by mock_time() makes its own tasks again."""
+
+    async def main() -> tuple[type[Any], type[Any]]:
+        with mock_time(), use_collector(SpanCollector()), span(SpanKind.PIPELINE, "m"):
+            wrapped = asyncio.create_task(asyncio.sleep(3600))
+            await wrapped
+            return type(wrapped), await _task_type()
+
+    wrapped_type, native = asyncio.run(main())
+    assert wrapped_type is native
+    assert wrapped_type is not asyncio.Task  # the virtual loop's own task class
 
 
 async def _task_type() -> type[Any]:

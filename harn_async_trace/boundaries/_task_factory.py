@@ -128,7 +128,9 @@ def new_task_factory(loop: asyncio.AbstractEventLoop, previous: Any) -> TaskFact
     task, and a plain function is the cheapest thing to call from C (about
     150 ns less per task, see benchmarks/RESULTS.md).
     """
-    plain = previous is None and _makes_plain_tasks(loop)
+    # Checked against the loop's class on each call: mock_time() may turn a
+    # running stock loop into a virtual one in place.
+    plain_class = type(loop) if previous is None and _makes_plain_tasks(loop) else None
     task_class = asyncio.Task
 
     def factory(
@@ -153,7 +155,7 @@ def new_task_factory(loop: asyncio.AbstractEventLoop, previous: Any) -> TaskFact
         if previous is not None:
             # Called as the loop would call it (no context= unless given).
             task: asyncio.Future[Any] = previous(loop, coro, **kwargs)
-        elif plain:
+        elif type(loop) is plain_class:
             task = task_class(coro, loop=loop, **kwargs)
         else:
             # Step aside while the loop makes the task it would make without us.
