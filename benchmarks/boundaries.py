@@ -11,10 +11,21 @@ tracing is disabled).
 * spawn:    ``traced_spawn`` vs ``loop.create_task``, then gather all;
 * parallel: ``traced_parallel`` vs ``asyncio.gather``;
 * capped:   ``traced_parallel(max_concurrent=64)`` vs gather behind a semaphore;
-* pool:     ``TracedPool(8, N)`` vs 8 workers on an ``asyncio.Queue``.
+* pool:     ``TracedPool(8, N)`` vs 8 workers on an ``asyncio.Queue``;
+* task group: ``TracedTaskGroup`` vs ``asyncio.TaskGroup``, N tasks;
+* queue:    ``TracedQueue`` (``put_nowait`` + ``async with receive()``) vs
+  ``asyncio.Queue`` (``put_nowait`` + ``get``), N items through one consumer;
+* instrumented, no span: N ``create_task`` with no span open, with and
+  without ``instrument_asyncio()`` (what the factory costs a task it leaves
+  alone);
+* instrumented, under a span: the same N tasks created inside an open span,
+  with and without ``instrument_asyncio()`` (each then gets a linked
+  ``spawn`` span; compare with ``traced_spawn`` in the spawn case).
 
 Run: ``.venv/bin/python benchmarks/boundaries.py`` (``BENCH_QUICK=1`` for a
-smoke run). uvloop is used for every contender with ``--uvloop``.
+smoke run). uvloop is used for every contender with ``--uvloop``;
+``--only TEXT`` runs the cases whose name contains TEXT, and ``--rounds N``
+takes the best of N rounds instead of 7.
 """
 
 from __future__ import annotations
@@ -34,15 +45,24 @@ from harn_async_trace import (
     SpanCollector,
     SpanKind,
     TracedPool,
+    TracedQueue,
+    TracedTaskGroup,
+    instrument_asyncio,
     span,
     traced_parallel,
     traced_spawn,
     use_collector,
 )
 
+
+def _option(flag: str) -> str | None:
+    return sys.argv[sys.argv.index(flag) + 1] if flag in sys.argv[:-1] else None
+
+
 N = 2_000 if quick() else 10_000
-ROUNDS = 3 if quick() else 7
+ROUNDS = 3 if quick() else int(_option("--rounds") or 7)
 USE_UVLOOP = "--uvloop" in sys.argv
+ONLY = _option("--only") or ""
 
 
 async def _unit(i: int) -> int:
@@ -110,11 +130,63 @@ async def _traced_pool() -> None:
         await asyncio.gather(*[pool.submit(_unit, i, name="unit") for i in range(N)])
 
 
-CASES: dict[str, tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]]]] = {
-    "spawn": (_plain_spawn, _traced_spawn),
-    "parallel": (_plain_gather, _traced_gather),
-    "parallel cap 64": (_plain_capped, _traced_capped),
-    "pool 8 workers": (_plain_pool, _traced_pool),
+async def _plain_group() -> None:
+    async with asyncio.TaskGroup() as group:
+        for i in range(N):
+            group.create_task(_unit(i))
+
+
+async def _traced_group() -> None:
+    async with TracedTaskGroup(name="bench") as group:
+        for i in range(N):
+            group.create_task(_unit(i))
+
+
+async def _plain_queue() -> None:
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(N):
+        queue.put_nowait(i)
+    for _ in range(N):
+        await _unit(await queue.get())
+
+
+async def _traced_queue() -> None:
+    queue: TracedQueue[int] = TracedQueue(name="bench")
+    for i in range(N):
+        queue.put_nowait(i)
+    for _ in range(N):
+        async with queue.receive() as i:
+            await _unit(i)
+
+
+async def _spawn_under_span() -> None:
+    with span(SpanKind.PIPELINE, "creator"):
+        await _plain_spawn()
+
+
+def _instrumented(work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        # Inside the loop: instrument_asyncio() puts its factory on the running loop.
+        with instrument_asyncio():
+            await work()
+
+    return run
+
+
+Case = tuple[Callable[[], Awaitable[None]], Callable[[], Awaitable[None]], str]
+CASES: dict[str, Case] = {
+    "spawn": (_plain_spawn, _traced_spawn, "boundary"),
+    "parallel": (_plain_gather, _traced_gather, "boundary"),
+    "parallel cap 64": (_plain_capped, _traced_capped, "boundary"),
+    "pool 8 workers": (_plain_pool, _traced_pool, "boundary"),
+    "task group": (_plain_group, _traced_group, "boundary"),
+    "queue": (_plain_queue, _traced_queue, "boundary"),
+    "create_task, no span open": (_plain_spawn, _instrumented(_plain_spawn), "instrumented"),
+    "create_task under a span": (
+        _spawn_under_span,
+        _instrumented(_spawn_under_span),
+        "instrumented",
+    ),
 }
 
 
@@ -133,13 +205,15 @@ def main() -> None:
 
     loop_name = "uvloop" if USE_UVLOOP else "asyncio"
     rows: list[Row] = []
-    for case, (plain, traced) in CASES.items():
+    for case, (plain, traced, ours_label) in CASES.items():
+        if ONLY not in case:
+            continue
         best = best_ns(
             {
                 "plain, tracing on": contender(plain, on),
-                "boundary, tracing on": contender(traced, on),
+                "ours, tracing on": contender(traced, on),
                 "plain, tracing off": contender(plain, off),
-                "boundary, tracing off": contender(traced, off),
+                "ours, tracing off": contender(traced, off),
             },
             number=1,
             rounds=ROUNDS,
@@ -148,11 +222,11 @@ def main() -> None:
         )
         for state in ("on", "off"):
             base = best[f"plain, tracing {state}"]
-            ours = best[f"boundary, tracing {state}"]
+            ours = best[f"ours, tracing {state}"]
             rows.append(Row(f"{case}: plain asyncio, tracing {state}", base, "ns/unit", ""))
             rows.append(
                 Row(
-                    f"{case}: boundary, tracing {state}",
+                    f"{case}: {ours_label}, tracing {state}",
                     ours,
                     "ns/unit",
                     f"{ours / base:.2f}x plain, +{ours - base:,.0f} ns/unit",

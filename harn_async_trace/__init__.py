@@ -8,7 +8,8 @@ Layers, bottom up (data flows one way):
 * ``collector`` - ids, per-task parent chains, storage of finished spans;
 * ``context``/``api``/``scoped``/``markers`` - the module API over the
   current collector;
-* ``boundaries`` - spawn, parallel, pool, step, channels, suspension, threads;
+* ``boundaries`` - spawn, parallel, pool, step, channels, suspension, threads,
+  and plain asyncio (``TracedTaskGroup``, ``instrument_asyncio``, ``TracedQueue``);
 * ``events`` - the start/end stream subscribers hear;
 * ``export`` - summary text, dicts, file formats, OpenTelemetry, traceparent;
 * ``testing``, ``pytest_plugin`` and ``cli`` - the test and command-line faces.
@@ -40,6 +41,7 @@ from .api import (
     take_spans,
 )
 from .boundaries import (
+    AsyncioInstrumentation,
     ChannelClosedError,
     ChannelTrigger,
     ContextThreadPoolExecutor,
@@ -51,8 +53,11 @@ from .boundaries import (
     SuspensionToken,
     TracedChannel,
     TracedPool,
+    TracedQueue,
+    TracedTaskGroup,
     carry_context,
     emit_drain_decision,
+    instrument_asyncio,
     step,
     traced_drain,
     traced_parallel,
@@ -61,6 +66,7 @@ from .boundaries import (
     traced_spawn,
     traced_start_soon,
     traced_suspension,
+    uninstrument_asyncio,
 )
 from .clock import (
     Clock,
@@ -103,6 +109,7 @@ from .model import LlmCallUsage, Span, SpanEvent, SpanLink
 __version__ = "0.1.0"
 
 __all__ = (
+    "AsyncioInstrumentation",
     "ChannelClosedError",
     "ChannelTrigger",
     "Clock",
@@ -130,6 +137,8 @@ __all__ = (
     "TraceParent",
     "TracedChannel",
     "TracedPool",
+    "TracedQueue",
+    "TracedTaskGroup",
     "__version__",
     "active_mock_clock",
     "advance_time",
@@ -148,6 +157,7 @@ __all__ = (
     "format_summary",
     "inject_traceparent",
     "install_override",
+    "instrument_asyncio",
     "is_tracing_enabled",
     "meta",
     "mock_time",
@@ -180,6 +190,7 @@ __all__ = (
     "traced_spawn",
     "traced_start_soon",
     "traced_suspension",
+    "uninstrument_asyncio",
     "unsubscribe",
     "use_collector",
     "virtual_loop_factory",

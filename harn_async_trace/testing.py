@@ -2,7 +2,8 @@
 
 * :func:`reset_tracing_state` gives every test a clean process: the default
   collector emptied and switched off, no clock override left installed, no
-  event listener left subscribed. Call it from an autouse fixture.
+  event listener left subscribed, ``instrument_asyncio`` off. Call it from an
+  autouse fixture.
 * :func:`render_trace_tree` renders spans as the readable tree that the
   pytest plugin's ``trace_snapshot`` compares with golden files.
 
@@ -23,13 +24,14 @@ from __future__ import annotations
 from . import clock as _clock
 from . import events as _events
 from ._snapshot import render_trace_tree
+from .boundaries import uninstrument_asyncio
 from .context import default_collector
 
 __all__ = ("render_trace_tree", "reset_tracing_state")
 
 
 def reset_tracing_state() -> None:
-    """Empty and disable the default collector, drop clock overrides and listeners.
+    """Empty and disable the default collector; drop clock overrides, listeners, instrumentation.
 
     Example:
         >>> from harn_async_trace import install_override, MockClock, active_mock_clock
@@ -42,3 +44,4 @@ def reset_tracing_state() -> None:
     collector.enabled = False
     del _clock._ACTIVE[1:]  # index 0 is the system clock
     _events.unsubscribe_all()
+    uninstrument_asyncio()

@@ -6,7 +6,10 @@
 * each span's parent is the one the interpreter expected from the program
   structure (so no span is parented to a sibling task's span), and its links
   point at exactly the spans the program handed work from;
-* every link points to a real span;
+* every link points to a real span, in the trace the link names;
+* trace ids: a ``new_trace`` span starts a trace of its own, a span work was
+  handed to (detached, linked) is in the trace of the span that handed it
+  off, any other root is in the collector's trace, children in their parent's;
 * children start no earlier than their parent and end no later than it
   (every parent edge in this library is an awaited structure: work handed to
   another task gets a detached root, not a parent);
@@ -16,7 +19,7 @@
 
 from __future__ import annotations
 
-from reliability_programs import Key, Run
+from reliability_programs import Expect, Key, Run
 
 from harn_async_trace import Span
 
@@ -97,7 +100,7 @@ def check(run: Run) -> list[str]:
                     problems.append(f"{where}: ends after its parent #{parent.span_id}")
         for link in span.links:
             target = by_id.get(int(link.span_id)) if link.span_id.isdigit() else None
-            if link.trace_id != collector.trace_id or target is None:
+            if target is None or link.trace_id != target.trace_id:
                 problems.append(f"{where}: link to a span that does not exist: {link}")
         # -- ground truth -----------------------------------------------------
         key = keys[span.span_id]
@@ -111,6 +114,7 @@ def check(run: Run) -> list[str]:
                 continue  # a handler cancelled before it ran: nothing to compare
             problems.append(f"{where}: the program never opened it (key {key})")
             continue
+        problems.extend(_trace_problems(span, expect, by_id, collector.trace_id, where))
         want_parent = by_key.get(expect.parent) if expect.parent is not None else None
         if expect.parent is not None and want_parent is None:
             problems.append(f"{where}: expected parent {expect.parent} is missing")
@@ -129,4 +133,27 @@ def check(run: Run) -> list[str]:
     for key, expect in run.truth.spans.items():
         if expect.required and key not in by_key:
             problems.append(f"lost span: the program opened {key}, the trace does not have it")
+    fresh = [by_key[k].trace_id for k, e in run.truth.spans.items() if e.new_trace and k in by_key]
+    if len(set(fresh)) != len(fresh):
+        problems.append("two new_trace spans share a trace id")
     return problems
+
+
+def _trace_problems(
+    span: Span, expect: Expect, by_id: dict[int, Span], default: str, where: str
+) -> list[str]:
+    """Whether a root span is in the trace the program implies (children: see the parent check)."""
+    if span.parent_id is not None:
+        return []
+    if expect.new_trace:
+        if span.trace_id == default:
+            return [f"{where}: new_trace span kept the collector's trace id"]
+        return []
+    if span.links:
+        target = by_id.get(int(span.links[0].span_id)) if span.links[0].span_id.isdigit() else None
+        if target is not None and span.trace_id != target.trace_id:
+            return [f"{where}: handed-off work is not in the trace of #{target.span_id}"]
+        return []
+    if span.trace_id != default:
+        return [f"{where}: a root in trace {span.trace_id}, expected the collector's"]
+    return []

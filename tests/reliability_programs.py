@@ -2,8 +2,10 @@
 
 Hypothesis draws a small tree of operations (:data:`Body` of :class:`Node`
 dataclasses); :class:`Interpreter` runs it with the library's public API
-(``span``, ``traced_spawn``, ``traced_parallel``, ``TracedPool``,
-``TracedChannel``, ``asyncio.timeout``, ``Task.cancel``, ``raise``) and, for
+(``span`` with and without ``new_trace``, ``traced_spawn``, plain
+``asyncio.create_task`` under ``instrument_asyncio``, ``traced_parallel``,
+``TracedTaskGroup``, ``TracedPool``, ``TracedChannel``, ``TracedQueue``,
+``asyncio.timeout``, ``Task.cancel``, ``raise``) and, for
 every span it makes the library open, writes down what it *expects* from its
 own knowledge of the program: the parent, the links and how the span ended.
 ``reliability_invariants.check`` then compares the finished trace against
@@ -12,11 +14,15 @@ self-consistent.
 
 Every span the interpreter names is unique per *execution* (``u3.1`` is the
 first run of node 3's span): a handler that fires twice gets two names.
+Every program runs with ``instrument_asyncio()`` on, so the library's own
+boundaries are checked not to be wrapped a second time by its task factory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +37,10 @@ from harn_async_trace import (
     SpanKind,
     TracedChannel,
     TracedPool,
+    TracedQueue,
+    TracedTaskGroup,
     install_override,
+    instrument_asyncio,
     span,
     traced_parallel,
     traced_spawn,
@@ -60,9 +69,10 @@ class Raise:
 
 @dataclass(frozen=True)
 class Span:
-    """``with span("step", name): body``."""
+    """``with span("step", name, new_trace=new_trace): body``."""
 
     body: Body
+    new_trace: bool = False
 
 
 @dataclass(frozen=True)
@@ -82,11 +92,16 @@ class Timeout:
 
 @dataclass(frozen=True)
 class Spawn:
-    """``traced_spawn(body)``, then await it, cancel it after ``ms``, or forget it."""
+    """Start ``body`` in a task, then await it, cancel it after ``ms``, or forget it.
+
+    ``via``: ``traced_spawn`` or a plain ``asyncio.create_task`` (traced by
+    ``instrument_asyncio``).
+    """
 
     body: Body
     mode: str  # "await" | "cancel" | "forget"
     ms: int
+    via: str = "traced_spawn"  # | "create_task"
 
 
 @dataclass(frozen=True)
@@ -108,6 +123,24 @@ class Pool:
 
 
 @dataclass(frozen=True)
+class Group:
+    """``async with TracedTaskGroup()``: a task per child, then the block's own ``body``."""
+
+    children: tuple[Body, ...]
+    body: Body
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A ``TracedQueue(maxsize)``: this task puts ``items``, a ``create_task`` consumer
+    handles each in ``async with queue.receive()`` (swallowing ProgramError)."""
+
+    items: int
+    maxsize: int
+    handler: Body
+
+
+@dataclass(frozen=True)
 class Channel:
     """A channel with one trigger (``batch``) running ``handler``; ``emits`` emits; aclose."""
 
@@ -116,7 +149,9 @@ class Channel:
     handler: Body
 
 
-Node: TypeAlias = Sleep | Raise | Span | Try | Timeout | Spawn | Parallel | Pool | Channel
+Node: TypeAlias = (
+    Sleep | Raise | Span | Try | Timeout | Spawn | Parallel | Group | Pool | Channel | Queue
+)
 Body: TypeAlias = tuple[Node, ...]
 
 
@@ -135,9 +170,12 @@ def _children(node: Node) -> Iterator[Body]:
         yield node.body
     elif isinstance(node, Parallel):
         yield from node.branches
+    elif isinstance(node, Group):
+        yield from node.children
+        yield node.body
     elif isinstance(node, Pool):
         yield from node.jobs
-    elif isinstance(node, Channel):
+    elif isinstance(node, Channel | Queue):
         yield node.handler
 
 
@@ -150,10 +188,16 @@ def _bodies(leaf: st.SearchStrategy[Node]) -> st.SearchStrategy[Body]:
     def extend(inner: st.SearchStrategy[Body]) -> st.SearchStrategy[Body]:
         node: st.SearchStrategy[Node] = st.one_of(
             leaf,
-            st.builds(Span, inner),
+            st.builds(Span, inner, st.sampled_from((False, False, False, True))),
             st.builds(Try, inner),
             st.builds(Timeout, _MS, inner),
-            st.builds(Spawn, inner, st.sampled_from(("await", "cancel", "forget")), _MS),
+            st.builds(
+                Spawn,
+                inner,
+                st.sampled_from(("await", "cancel", "forget")),
+                _MS,
+                st.sampled_from(("traced_spawn", "create_task")),
+            ),
             st.builds(
                 Parallel,
                 st.lists(inner, min_size=0, max_size=4).map(tuple),
@@ -167,6 +211,8 @@ def _bodies(leaf: st.SearchStrategy[Node]) -> st.SearchStrategy[Body]:
                 st.integers(0, 2),
             ),
             st.builds(Channel, st.integers(1, 4), st.integers(1, 3), inner),
+            st.builds(Group, st.lists(inner, min_size=0, max_size=3).map(tuple), inner),
+            st.builds(Queue, st.integers(1, 4), st.integers(0, 2), inner),
         )
         return st.lists(node, min_size=1, max_size=3).map(tuple)
 
@@ -199,6 +245,7 @@ class Expect:
     outcome: str | None = None  # "ok" | "error" | "cancelled" once known
     awaited: bool = True  # its children must end within it
     resolve_parent: Callable[[], Key | None] | None = None
+    new_trace: bool = False  # the root of a fresh trace id
 
 
 @dataclass
@@ -219,6 +266,17 @@ def _outcome(exc: BaseException | None) -> str:
     if exc is None:
         return "ok"
     return "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+
+
+@contextlib.contextmanager
+def _observed(expect: Expect) -> Iterator[None]:
+    """Write down on ``expect`` how the block ended, as the program saw it."""
+    try:
+        yield
+    except BaseException as exc:
+        expect.outcome = _outcome(exc)
+        raise
+    expect.outcome = "ok"
 
 
 class Interpreter:
@@ -254,14 +312,12 @@ class Interpreter:
             raise ProgramError("boom")
         elif isinstance(node, Span):
             name = self._name("u")
-            expect = self.truth.add(Expect(("step", name), parent))
-            try:
-                with span(SpanKind.STEP, name):
-                    await self.run(node.body, expect.key)
-            except BaseException as exc:
-                expect.outcome = _outcome(exc)
-                raise
-            expect.outcome = "ok"
+            # A new_trace span is a root of its own: no parent, a fresh trace id.
+            expect = self.truth.add(
+                Expect(("step", name), None if node.new_trace else parent, new_trace=node.new_trace)
+            )
+            with _observed(expect), span(SpanKind.STEP, name, new_trace=node.new_trace):
+                await self.run(node.body, expect.key)
         elif isinstance(node, Try):
             try:
                 await self.run(node.body, parent)
@@ -277,20 +333,27 @@ class Interpreter:
             await self._spawn(node, parent)
         elif isinstance(node, Parallel):
             await self._parallel(node, parent)
+        elif isinstance(node, Group):
+            await self._group(node, parent)
         elif isinstance(node, Pool):
             await self._pool(node, parent)
+        elif isinstance(node, Queue):
+            await self._queue(node, parent)
         else:
             await self._channel(node, parent)
 
     async def _spawn(self, node: Spawn, parent: Key | None) -> None:
-        name = self._name("sp")
+        name = self._name("sp" if node.via == "traced_spawn" else "tk")
         links = () if parent is None else (parent,)
         expect = self.truth.add(Expect(("spawn", name), None, links))
 
         async def body() -> None:
             await self.run(node.body, expect.key)
 
-        task = traced_spawn(body(), name=name)
+        if node.via == "traced_spawn":
+            task = traced_spawn(body(), name=name)
+        else:
+            task = asyncio.create_task(body(), name=name)
         task.add_done_callback(lambda t: _set_outcome(expect, t))
         if node.mode == "forget":
             return  # left running: the runner cancels it at the end if still alive
@@ -309,12 +372,58 @@ class Interpreter:
             key = ("spawn", f"{name}[{index}]")
             self.truth.add(Expect(key, None, (expect.key,), required=False))
             branches.append(_bind(self, branch, key))
-        try:
+        with _observed(expect):
             await traced_parallel(branches, max_concurrent=node.cap, settle=node.settle, name=name)
-        except BaseException as exc:
-            expect.outcome = _outcome(exc)
-            raise
-        expect.outcome = "ok"
+
+    async def _group(self, node: Group, parent: Key | None) -> None:
+        name = self._name("tg")
+        expect = self.truth.add(Expect(("parallel", name), parent))
+        try:
+            with _observed(expect):
+                async with TracedTaskGroup(name=name) as group:
+                    for index, child in enumerate(node.children):
+                        key = ("spawn", f"{name}[{index}]")
+                        child_expect = self.truth.add(Expect(key, None, (expect.key,)))
+                        task = group.create_task(_bind(self, child, key)())
+                        task.add_done_callback(functools.partial(_set_outcome, child_expect))
+                    await self.run(node.body, expect.key)
+        except BaseExceptionGroup as group_error:
+            # The program's own errors come out as one ProgramError (so Try
+            # catches them); anything else is a bug and goes on as it is.
+            _, rest = group_error.split((ProgramError, PoolFullError))
+            if rest is not None:
+                raise
+            raise ProgramError("task group failed") from None
+
+    async def _queue(self, node: Queue, parent: Key | None) -> None:
+        name = self._name("q")
+        consumer_key = ("spawn", self._name("qc"))
+        consumer = self.truth.add(Expect(consumer_key, None, () if parent is None else (parent,)))
+        emits = self.truth.channel_emits.setdefault(name, [])
+        queue: TracedQueue[str] = TracedQueue(node.maxsize, name=name)
+
+        async def consume() -> None:
+            for _ in range(node.items):
+                try:
+                    async with queue.receive() as item:
+                        key = ("channel_match", f"{name}@{item}")
+                        links = (("channel_emit", f"{name}/{item}"),)
+                        expect = self.truth.add(Expect(key, consumer_key, links))
+                        with _observed(expect):
+                            await self.run(node.handler, key)
+                except ProgramError:
+                    pass
+
+        task = asyncio.create_task(consume(), name=consumer_key[1])
+        task.add_done_callback(functools.partial(_set_outcome, consumer))
+        for _ in range(node.items):
+            emit_name = self._name("e")
+            await queue.put(emit_name)
+            # Recorded once the put went through: a put cancelled while the
+            # queue was full emits nothing.
+            emits.append(emit_name)
+            self.truth.add(Expect(("channel_emit", f"{name}/{emit_name}"), parent))
+        await asyncio.wait([task])
 
     async def _pool(self, node: Pool, parent: Key | None) -> None:
         name = self._name("pool")
@@ -353,12 +462,8 @@ class Interpreter:
             key = ("channel_match", f"{trigger}@{values[0]}")
             links = tuple(("channel_emit", f"{name}/{v}") for v in values)
             expect = self.truth.add(Expect(key, None, links))
-            try:
+            with _observed(expect):
                 await self.run(node.handler, key)
-            except BaseException as exc:
-                expect.outcome = _outcome(exc)
-                raise
-            expect.outcome = "ok"
 
         channel.trigger(handler, name=trigger, batch_size=node.batch)
         try:
@@ -379,12 +484,8 @@ def _bind(interp: Interpreter, body: Body, key: Key) -> Callable[[], Any]:
 
     async def run() -> None:
         expect.required = True  # the body ran, so its span must exist
-        try:
+        with _observed(expect):
             await interp.run(body, key)
-        except BaseException as exc:
-            expect.outcome = _outcome(exc)
-            raise
-        expect.outcome = "ok"
 
     return run
 
@@ -425,6 +526,6 @@ def run_program(program: Body, *, use_uvloop: bool, start_wall_ms: int = 1_700_0
             with use_collector(collector):
                 await interp.main(program)
 
-        with asyncio.Runner(loop_factory=factory) as runner:
+        with instrument_asyncio(), asyncio.Runner(loop_factory=factory) as runner:
             runner.run(bound())
     return Run(collector, interp.truth)

@@ -1,8 +1,10 @@
 """Fuzzed concurrency invariants: random programs on virtual asyncio and uvloop.
 
-Hypothesis draws programs (``reliability_programs``) of nested spans, sleeps,
-spawns (awaited, cancelled, forgotten), capped/settled parallel fan-outs,
-pool submits, channel emits with batching triggers, timeouts and raises.
+Hypothesis draws programs (``reliability_programs``) of nested spans (some
+starting a new trace), sleeps, spawns and plain ``create_task`` tasks under
+``instrument_asyncio`` (awaited, cancelled, forgotten), capped/settled
+parallel fan-outs, task groups, pool submits, channel emits with batching
+triggers, queues with a consumer task, timeouts and raises.
 Each runs under a MockClock on the virtual loop and its trace is checked
 against the interpreter's ground truth (``reliability_invariants``), then
 replayed: the second trace must be identical, ids and times included.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,8 +27,10 @@ from reliability_invariants import check
 from reliability_programs import (
     Body,
     Channel,
+    Group,
     Parallel,
     Pool,
+    Queue,
     Raise,
     Sleep,
     Span,
@@ -36,7 +41,7 @@ from reliability_programs import (
     run_program,
 )
 
-from harn_async_trace import SpanKind
+from harn_async_trace import SpanKind, SpanLink
 from harn_async_trace.export import span_to_dict
 
 settings.register_profile(
@@ -109,6 +114,29 @@ EDGE_PROGRAMS: dict[str, Body] = {
         Pool(((Channel(2, 1, (Spawn((Span((Sleep(1),)),), "await", 0),)),),), 1, 0),
     ),
     "raise escapes every level": (Span((Parallel(((Span((Raise(),)),),), None, False),)),),
+    "task group: a failing child cancels its siblings": (
+        Try((Group(((Sleep(1), Raise()), (Span((Sleep(10),)),), (Sleep(0),)), (Sleep(5),)),)),
+    ),
+    "task group: the block fails before any child ran": (
+        Try((Group(((Span((Sleep(1),)),), (Sleep(1),)), (Raise(),)),)),
+    ),
+    "queue: full buffer, failing handler": (Queue(4, 1, (Span((Sleep(1), Raise())),)),),
+    "queue: producer timed out while blocked": (Timeout(2, (Queue(4, 1, (Sleep(5),)),)),),
+    "create_task: cancelled, forgotten, failed": (
+        Spawn((Span((Sleep(10),)),), "cancel", 0, "create_task"),
+        Spawn((Sleep(3),), "forget", 0, "create_task"),
+        Try((Spawn((Raise(),), "await", 0, "create_task"),)),
+    ),
+    "new_trace request with tasks, a queue and a group under it": (
+        Span(
+            (
+                Spawn((Span(()),), "await", 0, "create_task"),
+                Queue(1, 0, (Span((Sleep(1),)),)),
+                Group(((Sleep(1),),), (Span(()),)),
+            ),
+            True,
+        ),
+    ),
 }
 
 
@@ -147,6 +175,50 @@ class TestCheckerCanFail:
         run = run_program((Span((Spawn((Span(()),), "await", 0),)),), use_uvloop=False)
         problems = check(run)
         assert any("parent is" in p and "expected ('spawn', 'sp2')" in p for p in problems)
+
+    def test_flags_a_boundary_wrapped_twice(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """If instrument_asyncio's factory wrapped a traced_spawn task again, it is flagged."""
+        from harn_async_trace.boundaries import _task_factory
+
+        monkeypatch.setattr(_task_factory, "BOUNDARY_TASK_CODES", set())
+        run = run_program((Span((Spawn((Span(()),), "await", 0),)),), use_uvloop=False)
+        assert any("two spans with key ('spawn', 'sp2')" in p for p in check(run))
+
+    def test_flags_a_new_trace_that_kept_the_trace(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A new_trace span opened as a plain root (same trace id) is flagged."""
+        from harn_async_trace.collector import SpanCollector
+
+        real = SpanCollector.open
+
+        def no_new_trace(
+            self: SpanCollector,
+            kind: SpanKind | str,
+            name: str,
+            links: list[SpanLink] | None = None,
+            detached: bool = False,
+            push: bool = True,
+            new_trace: bool = False,
+            metadata: dict[str, Any] | None = None,
+        ) -> int:
+            return real(self, kind, name, links, detached or new_trace, push, False, metadata)
+
+        monkeypatch.setattr(SpanCollector, "open", no_new_trace)
+        run = run_program((Span((Span(()),), True),), use_uvloop=False)
+        assert any("new_trace span kept the collector's trace id" in p for p in check(run))
+
+    def test_flags_a_queue_item_linked_to_the_wrong_emit(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """If a received item's link pointed anywhere but its emit, the checker says so."""
+        from harn_async_trace.boundaries import queue
+
+        def wrong(link: SpanLink, **attributes: str) -> SpanLink:
+            return SpanLink(link.trace_id, str(int(link.span_id) - 1), attributes)
+
+        monkeypatch.setattr(queue, "relink", wrong)
+        run = run_program((Queue(2, 0, ()),), use_uvloop=False)
+        problems = check(run)
+        assert any(p.startswith("lost span") and "channel_match" in p for p in problems)
 
     def test_flags_a_span_left_open(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """If cancelled boundary spans were never ended, the checker reports open and lost spans."""

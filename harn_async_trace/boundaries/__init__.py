@@ -1,4 +1,5 @@
-"""Async boundaries: spawn, parallel, pool, step, channels, suspension/drain, threads.
+"""Async boundaries: spawn, parallel, pool, step, channels, suspension/drain, threads,
+and plain asyncio traced (``TracedTaskGroup``, ``instrument_asyncio``, ``TracedQueue``).
 
 Each boundary hands work to another task (or thread) and keeps it causally
 connected: the new work runs under a *detached* span linked to where it came
@@ -10,8 +11,10 @@ One module per boundary; this package re-exports the public names.
 from __future__ import annotations
 
 from .channels import ChannelClosedError, ChannelTrigger, TracedChannel
+from .instrument import AsyncioInstrumentation, instrument_asyncio, uninstrument_asyncio
 from .parallel import traced_parallel
 from .pool import PoolClosedError, PoolFullError, TracedPool
+from .queue import TracedQueue
 from .spawn import traced_spawn, traced_start_soon
 from .step import step
 from .suspension import (
@@ -24,9 +27,11 @@ from .suspension import (
     traced_resume,
     traced_suspension,
 )
+from .taskgroup import TracedTaskGroup
 from .threads import ContextThreadPoolExecutor, carry_context, traced_run_in_executor
 
 __all__ = (
+    "AsyncioInstrumentation",
     "ChannelClosedError",
     "ChannelTrigger",
     "ContextThreadPoolExecutor",
@@ -38,8 +43,11 @@ __all__ = (
     "SuspensionToken",
     "TracedChannel",
     "TracedPool",
+    "TracedQueue",
+    "TracedTaskGroup",
     "carry_context",
     "emit_drain_decision",
+    "instrument_asyncio",
     "step",
     "traced_drain",
     "traced_parallel",
@@ -48,4 +56,5 @@ __all__ = (
     "traced_spawn",
     "traced_start_soon",
     "traced_suspension",
+    "uninstrument_asyncio",
 )

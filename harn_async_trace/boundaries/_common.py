@@ -6,13 +6,19 @@ start time is the moment the work was handed off), make that span the whole
 parent chain of the new task's context, and end it with a ``status`` however
 the task ends - including when the task is cancelled before its first step,
 in which case the wrapper never runs and a done-callback closes the span.
+
+The task bodies the boundaries create are registered with
+:func:`boundary_task`: ``instrument_asyncio``'s task factory leaves their
+tasks alone, since they already run under a boundary span of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Awaitable, Callable
+from types import CodeType
 from typing import Any, Final, TypeVar
 
 from .._scoped import is_cancellation, record_outcome
@@ -20,6 +26,9 @@ from ..collector import SpanCollector
 from ..model import SpanLink
 
 __all__ = (
+    "BOUNDARY_TASK_CODES",
+    "HANDING_OFF",
+    "boundary_task",
     "close_span_after_task",
     "close_unstarted",
     "end_with_status",
@@ -31,6 +40,33 @@ __all__ = (
 )
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The code objects of the coroutine functions boundaries run their tasks in.
+# A set of code objects, not a flag set around each create_task: checking it
+# costs nothing unless instrument_asyncio is on and a span is open.
+BOUNDARY_TASK_CODES: Final[set[CodeType]] = set()
+
+
+
+class _HandingOff(threading.local):
+    """``active`` while a boundary hands a task to code that wraps its coroutine.
+
+    anyio's task group runs each child in a coroutine of its own, so the code
+    check above cannot see ours. Per thread, not a ContextVar: the new task
+    copies the context, and a copied flag would hide the child's own tasks.
+    """
+
+    active = False
+
+
+HANDING_OFF: Final = _HandingOff()
+
+
+def boundary_task(func: F) -> F:
+    """Register ``func`` (a coroutine function) as the body of a boundary's tasks."""
+    BOUNDARY_TASK_CODES.add(func.__code__)
+    return func
 
 STATUS_OK: Final = "ok"
 STATUS_ERROR: Final = "error"
@@ -68,6 +104,7 @@ def end_with_status(collector: SpanCollector, span_id: int, exc: BaseException |
     collector.end(span_id)
 
 
+@boundary_task
 async def run_in_span(
     work: Awaitable[T] | Callable[[], Awaitable[T]],
     collector: SpanCollector | None,

@@ -29,6 +29,7 @@ from ..context import current_collector
 from ..kinds import SpanKind
 from ..model import SpanLink
 from ._common import (
+    boundary_task,
     close_span_after_task,
     close_unstarted,
     end_with_status,
@@ -239,6 +240,7 @@ class TracedPool:
             )
             self._worker_tasks.append(task)
 
+    @boundary_task
     async def _worker(self, index: int) -> None:
         loop = asyncio.get_running_loop()
         while True:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from ..context import current_collector
 from ..kinds import SpanKind
 from ..model import SpanLink
-from ._common import close_span_after_task, close_unstarted, link_to, run_in_span
+from ._common import HANDING_OFF, close_span_after_task, close_unstarted, link_to, run_in_span
 
 __all__ = ("traced_spawn", "traced_start_soon")
 
@@ -123,4 +123,10 @@ def traced_start_soon(
         )
         return await run_in_span(functools.partial(func, *args), collector, span_id)
 
-    group.start_soon(child, name=name)
+    # anyio wraps `child` in a coroutine of its own, so instrument_asyncio's
+    # task factory is told directly that this task has its span already.
+    handing_off, HANDING_OFF.active = HANDING_OFF.active, True
+    try:
+        group.start_soon(child, name=name)
+    finally:
+        HANDING_OFF.active = handing_off

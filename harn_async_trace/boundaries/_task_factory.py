@@ -1,0 +1,171 @@
+"""The task factory behind ``instrument_asyncio``: each loop it is set on gets one.
+
+A task created while a span of the current collector is open runs its
+coroutine inside :func:`_spawned`, which opens a detached ``spawn`` span
+linked to that span (``relation=spawned_from``), makes it the task's whole
+chain and ends it with ``status``. Everything else is handed on untouched:
+tasks created with no span open, tasks whose body is a boundary's own
+(``BOUNDARY_TASK_CODES``, ``HANDING_OFF``), and anything that is not a plain
+coroutine.
+
+The span opens at the task's first step, not in the factory: on Python 3.11
+(and on uvloop) the loop gives the factory no name and names the task after
+the factory returns, and the span is named after the task. A task cancelled
+before its first step never runs :func:`_spawned`; its done-callback
+(:class:`_Handoff`) records the span then, as cancelled, and closes the
+coroutine so Python does not warn that it was never awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import types
+from collections.abc import Callable
+from typing import Any, Final
+
+from ..collector import SpanCollector
+from ..context import current_collector
+from ..kinds import SpanKind
+from ..model import SpanLink
+from ._common import (
+    BOUNDARY_TASK_CODES,
+    HANDING_OFF,
+    boundary_task,
+    end_with_status,
+    link_to,
+    run_in_span,
+)
+
+__all__ = ("STATE", "TaskFactory", "new_task_factory")
+
+_COROUTINE: Final = types.CoroutineType
+_SPAWN: Final = SpanKind.SPAWN
+
+
+class _State:
+    """Whether instrumentation is on; every installed factory reads this one object."""
+
+    __slots__ = ("active",)
+
+    def __init__(self) -> None:
+        self.active = False
+
+
+STATE: Final = _State()
+
+
+def span_name(task: asyncio.Future[Any] | None, coro: types.CoroutineType[Any, Any, Any]) -> str:
+    """The task's name; for asyncio's default ``Task-N``, the coroutine's qualname.
+
+    ``N`` counts every task the process ever made, so it would give the same
+    program different span names from run to run.
+    """
+    if isinstance(task, asyncio.Task):
+        name = task.get_name()
+        if not (name.startswith("Task-") and name[5:].isdigit()):
+            return name
+    return coro.__qualname__
+
+
+class _Handoff:
+    """One task started under an open span: what its span needs.
+
+    Also the task's done-callback, which only has work to do when the task
+    was cancelled before :func:`_spawned` ever ran.
+    """
+
+    __slots__ = ("collector", "coro", "link", "started")
+
+    def __init__(
+        self, collector: SpanCollector, coro: types.CoroutineType[Any, Any, Any], link: SpanLink
+    ) -> None:
+        self.collector = collector
+        self.coro = coro
+        self.link = link
+        self.started = False
+
+    def open(self, task: asyncio.Future[Any] | None) -> int:
+        return self.collector.open(
+            _SPAWN, span_name(task, self.coro), [self.link], detached=True, push=False
+        )
+
+    def __call__(self, task: asyncio.Future[Any]) -> None:
+        if self.started:
+            return
+        self.coro.close()
+        exc = asyncio.CancelledError() if task.cancelled() else task.exception()
+        end_with_status(self.collector, self.open(task), exc)
+
+
+@boundary_task
+async def _spawned(handoff: _Handoff) -> Any:
+    handoff.started = True
+    span_id = handoff.open(asyncio.current_task())
+    return await run_in_span(handoff.coro, handoff.collector, span_id)
+
+
+def _makes_plain_tasks(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop.create_task`` with no factory is just ``asyncio.Task(...)``.
+
+    Then the factory builds the task itself; a loop that makes tasks of its
+    own (the virtual-time loops hash theirs by creation order) is asked to.
+    """
+    method = type(loop).create_task
+    if method is asyncio.BaseEventLoop.create_task:
+        return True
+    uvloop = sys.modules.get("uvloop")
+    return uvloop is not None and method is uvloop.Loop.create_task
+
+
+TaskFactory = Callable[..., "asyncio.Future[Any]"]
+
+
+def new_task_factory(loop: asyncio.AbstractEventLoop, previous: Any) -> TaskFactory:
+    """The factory to set on ``loop``, over ``previous`` (the factory found there, or None).
+
+    A closure, not an object with ``__call__``: the loop calls it for every
+    task, and a plain function is the cheapest thing to call from C (about
+    150 ns less per task, see benchmarks/RESULTS.md).
+    """
+    # Checked against the loop's class on each call: mock_time() may turn a
+    # running stock loop into a virtual one in place.
+    plain_class = type(loop) if previous is None and _makes_plain_tasks(loop) else None
+    task_class = asyncio.Task
+
+    def factory(
+        loop: asyncio.AbstractEventLoop, coro: Any, context: Any = None, **kwargs: Any
+    ) -> asyncio.Future[Any]:
+        handoff = None
+        # Ordered so that the common no-span case is rejected in a few steps.
+        if STATE.active and type(coro) is _COROUTINE:
+            collector = current_collector()
+            if collector.enabled:
+                parent = collector.current_span_id()
+                if (
+                    parent is not None
+                    and coro.cr_code not in BOUNDARY_TASK_CODES
+                    and not HANDING_OFF.active
+                ):
+                    link = link_to(collector, parent, relation="spawned_from")
+                    handoff = _Handoff(collector, coro, link)
+                    coro = _spawned(handoff)
+        if context is not None:
+            kwargs["context"] = context
+        if previous is not None:
+            # Called as the loop would call it (no context= unless given).
+            task: asyncio.Future[Any] = previous(loop, coro, **kwargs)
+        elif type(loop) is plain_class:
+            task = task_class(coro, loop=loop, **kwargs)
+        else:
+            # Step aside while the loop makes the task it would make without us.
+            loop.set_task_factory(None)
+            try:
+                task = loop.create_task(coro, **kwargs)
+            finally:
+                loop.set_task_factory(factory)
+        if handoff is not None:
+            task.add_done_callback(handoff)
+        return task
+
+    return factory
