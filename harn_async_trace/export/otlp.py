@@ -104,7 +104,13 @@ def default_resource() -> Resource:
 
 @functools.lru_cache(maxsize=8)
 def _resource_for(attributes: tuple[tuple[str, str], ...]) -> Resource:
-    resource: Resource = _sdk().Resource.create(dict(attributes))
+    Resource = _sdk().Resource  # noqa: N806  # the class, imported lazily
+    created = dict(Resource.create(dict(attributes)).attributes)
+    if "service.instance.id" not in dict(attributes):
+        # The SDK makes up a random one per process; files written under a
+        # mock clock must be byte-for-byte the same on every run.
+        created.pop("service.instance.id", None)
+    resource: Resource = Resource(created)
     return resource
 
 

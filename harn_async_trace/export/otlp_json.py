@@ -88,6 +88,8 @@ def _sdk_encoder() -> _Encoder | None:
     try:
         from google.protobuf.json_format import MessageToDict
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.trace import SpanContext
 
         from .otlp import _resource_for, to_otel_span
     except ImportError:
@@ -103,11 +105,10 @@ def _sdk_encoder() -> _Encoder | None:
         return _hex_ids(data)
 
     def encode_resource(attributes: dict[str, str]) -> dict[str, Any]:
-        from opentelemetry.sdk.trace import ReadableSpan
-
+        # The encoder encodes resources only as part of spans: encode a dummy one.
         resource = _resource_for(tuple(attributes.items()))
-        encoded = first(encode_spans([ReadableSpan("resource", resource=resource)]))
-        return dict(MessageToDict(encoded.resource))
+        dummy = ReadableSpan("resource", SpanContext(1, 1, False), resource=resource)
+        return dict(MessageToDict(first(encode_spans([dummy])).resource))
 
     return encode_span, encode_resource
 
