@@ -125,7 +125,8 @@ class TestSdkBridge:
         by_name = {s.name: s for s in spans}
         chat = otel[by_name["chat"].span_id].attributes
         assert chat is not None
-        assert "model" not in chat and "harn.model" not in chat
+        assert "model" not in chat
+        assert "harn.model" not in chat
         assert chat["harn.cost_usd"] == 0.0125
         assert chat["harn.span.kind"] == "llm_call"
         assert chat["gen_ai.usage.cache_read.input_tokens"] == by_name["chat"].metadata[
@@ -193,7 +194,9 @@ class TestSdkBridge:
         c.set_metadata(inner, "k", 1)
         c.end(inner)
         c.end(outer)
-        bridged = {s.name.removeprefix("invoke_workflow "): s for s in _exported(c.spans()).values()}
+        bridged = {
+            s.name.removeprefix("invoke_workflow "): s for s in _exported(c.spans()).values()
+        }
         for name in ("main", "a"):
             ours, theirs = json.loads(bridged[name].to_json()), json.loads(native[name].to_json())
             assert ours.keys() == theirs.keys()
@@ -345,7 +348,10 @@ class TestOtlpJson:
             want = {k: (tuple(v) if isinstance(v, tuple | list) else v)
                     for k, v in (ours.attributes or {}).items()}
             assert _attrs(data["attributes"]) == want
-            assert [(ln["spanId"], _attrs(ln.get("attributes", []))) for ln in data.get("links", [])] == [
+            links = [
+                (ln["spanId"], _attrs(ln.get("attributes", []))) for ln in data.get("links", [])
+            ]
+            assert links == [
                 (f"{ln.context.span_id:016x}", dict(ln.attributes or {})) for ln in ours.links
             ]
             assert [(int(e["timeUnixNano"]), e["name"]) for e in data.get("events", [])] == [

@@ -97,8 +97,10 @@ class LiveExport:
         self._api = api
         self.capture_content = capture_content
         self.local = _Local()
-        self.tracer: Any = provider.get_tracer(_SCOPE, __version__)
-        self.tracer.id_generator = _derived_ids(self.local)
+        tracer: Any = provider.get_tracer(_SCOPE, __version__)
+        # The SDK tracer draws ids from this attribute at each start_span.
+        tracer.id_generator = _derived_ids(self.local)
+        self.tracer = tracer
         self._sampled = api.TraceFlags(api.TraceFlags.SAMPLED)
         self._empty = _empty_context()
         # Open harn span -> the OTel span standing for it.

@@ -26,8 +26,8 @@ from ._otel_map import (
     attributes_for,
     clean_attributes,
     error_of,
-    exception_attributes,
     event_time_ns,
+    exception_attributes,
     is_client,
     link_context,
     otel_name,
@@ -104,13 +104,13 @@ def default_resource() -> Resource:
 
 @functools.lru_cache(maxsize=8)
 def _resource_for(attributes: tuple[tuple[str, str], ...]) -> Resource:
-    Resource = _sdk().Resource  # noqa: N806  # the class, imported lazily
-    created = dict(Resource.create(dict(attributes)).attributes)
+    resource_type = _sdk().Resource  # imported lazily
+    created = dict(resource_type.create(dict(attributes)).attributes)
     if "service.instance.id" not in dict(attributes):
         # The SDK makes up a random one per process; files written under a
         # mock clock must be byte-for-byte the same on every run.
         created.pop("service.instance.id", None)
-    resource: Resource = Resource(created)
+    resource: Resource = resource_type(created)
     return resource
 
 
