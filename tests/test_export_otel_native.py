@@ -239,6 +239,16 @@ class TestOtelSpansInTheHarnTrace:
         assert sorted(s.name for s in otel.finished()) == sorted(
             ["research", "chat gpt-4o", "execute_tool search", "GET"])
 
+    def test_time_to_first_chunk_becomes_a_first_token_event(self, otel: Otel) -> None:
+        """gen_ai.response.time_to_first_chunk (seconds) is a first_token event in ms."""
+        with span("step", "s"):
+            chat = otel.tracer.start_span("chat m", attributes={"gen_ai.operation.name": "chat"})
+            chat.set_attribute("gen_ai.response.time_to_first_chunk", 0.125)
+            chat.end()
+        record = next(s for s in otel.collector.spans() if s.name == "chat m")
+        (event,) = record.events
+        assert (event.name, event.attributes) == ("first_token", {"time_to_first_token_ms": 125.0})
+
     def test_error_status_becomes_error_metadata(self, otel: Otel) -> None:
         """An OTel span that ends with an ERROR status is an error span in the harn trace."""
         with span("step", "s"), contextlib.suppress(ValueError):
