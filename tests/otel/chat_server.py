@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 CHUNK_DELAY_S = 0.02
+MOCK_LATENCY_S = 0.12
 
 
 def _words(body: dict[str, Any]) -> list[str]:
@@ -61,7 +62,8 @@ def stream_chunks(body: dict[str, Any]) -> Iterator[bytes]:
     done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
     yield f"data: {json.dumps(done)}\n\n".encode()
     if (body.get("stream_options") or {}).get("include_usage"):
-        yield f"data: {json.dumps({**base, 'choices': [], 'usage': _usage(body, words)})}\n\n".encode()
+        usage = {**base, "choices": [], "usage": _usage(body, words)}
+        yield f"data: {json.dumps(usage)}\n\n".encode()
     yield b"data: [DONE]\n\n"
 
 
@@ -113,6 +115,7 @@ def mock_transport() -> httpx.MockTransport:
     """The same API in process (no sockets): for runs on virtual time."""
 
     async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(MOCK_LATENCY_S)  # virtual time: takes no real time
         if request.url.path.endswith("/docs"):
             return httpx.Response(200, text="docs")
         body = json.loads(request.content)

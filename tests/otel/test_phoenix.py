@@ -45,7 +45,7 @@ def _free_port() -> int:
 
 
 def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  # local Phoenix
+    with urllib.request.urlopen(url, timeout=10) as response:  # local Phoenix
         return json.loads(response.read())
 
 
@@ -66,7 +66,7 @@ def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if proc.poll() is not None:
                 pytest.fail(f"phoenix exited: {(workdir / 'phoenix.log').read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{url}/healthz", timeout=2):  # noqa: S310
+                with urllib.request.urlopen(f"{url}/healthz", timeout=2):
                     break
             except OSError:
                 if time.monotonic() > deadline:
