@@ -17,6 +17,7 @@ already exports the span they copy.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, final
@@ -48,6 +49,8 @@ __all__ = ("LiveExport",)
 _SCOPE: Final = "harn_async_trace"
 # Open harn span: (its trace id, its id).
 _Key = tuple[str, int]
+# The uuid parse behind trace_id_hex is a visible part of a live span's cost.
+_trace_int = functools.lru_cache(maxsize=256)(lambda trace_id: int(trace_id_hex(trace_id), 16))
 
 
 class _Local(threading.local):
@@ -108,6 +111,8 @@ class LiveExport:
         # OTel span id -> (collector, harn span id), for open spans only.
         self.harn_of: dict[int, tuple[SpanCollector, int]] = {}
         self.mirrors: set[_Key] = set()
+        # The attributes each open span started with: its end sets only what changed.
+        self._started_with: dict[_Key, dict[str, Any]] = {}
         self._subscription: _events.Subscription | None = _events.subscribe(
             on_start=self._on_start, on_end=self._on_end
         )
@@ -132,7 +137,7 @@ class LiveExport:
     def _stand_in(self, trace_id: str, span_id: int) -> Any:
         api = self._api
         context = api.SpanContext(
-            int(trace_id_hex(trace_id), 16), otel_span_id(trace_id, span_id), False, self._sampled
+            _trace_int(trace_id), otel_span_id(trace_id, span_id), False, self._sampled
         )
         return api.NonRecordingSpan(context)
 
@@ -160,7 +165,7 @@ class LiveExport:
     ) -> tuple[Any, int]:
         """(OTel context holding the parent, trace id to use when it has none)."""
         api = self._api
-        trace_int = int(trace_id_hex(trace_id), 16)
+        trace_int = _trace_int(trace_id)
         if parent_id is not None:
             parent = self.spans.get((trace_id, parent_id)) or self._stand_in(trace_id, parent_id)
             return api.set_span_in_context(parent, self._empty), trace_int
@@ -202,14 +207,15 @@ class LiveExport:
         local = self.local
         local.next_ids = (trace_int, otel_span_id(trace_id, span_id))
         local.exporting = True
+        attributes = attributes_for(
+            kind, name, metadata, span_id, capture_content=self.capture_content
+        )
         try:
             span = self.tracer.start_span(
                 otel_name(kind, name, metadata),
                 context=context,
                 kind=self._api.SpanKind.CLIENT if is_client(kind) else self._api.SpanKind.INTERNAL,
-                attributes=attributes_for(
-                    kind, name, metadata, span_id, capture_content=self.capture_content
-                ),
+                attributes=attributes,
                 links=self._links(links),
                 start_time=start_ns,
                 record_exception=False,
@@ -219,6 +225,7 @@ class LiveExport:
             local.exporting = False
             local.next_ids = None
         self.spans[key] = span
+        self._started_with[key] = attributes
         if collector is not None:
             self.harn_of[span.get_span_context().span_id] = (collector, span_id)
         return span
@@ -252,15 +259,17 @@ class LiveExport:
                 record.links, start, None,
             )
         self.harn_of.pop(span.get_span_context().span_id, None)
+        started_with = self._started_with.pop(key, {})
         if not span.is_recording():
             return
         span.update_name(otel_name(record.kind, record.name, metadata))
-        span.set_attributes(
-            attributes_for(
-                record.kind, record.name, metadata, record.span_id,
-                capture_content=self.capture_content,
-            )
+        final = attributes_for(
+            record.kind, record.name, metadata, record.span_id,
+            capture_content=self.capture_content,
         )
+        changed = {k: v for k, v in final.items() if started_with.get(k, final) != v}
+        if changed:
+            span.set_attributes(changed)
         for item in record.events:
             span.add_event(
                 item.name, clean_attributes(item.attributes),

@@ -193,6 +193,7 @@ def to_otel_spans(
         >>> list(to_otel_spans([]))
         []
     """
+    resource = resource if resource is not None else default_resource()  # once, not per span
     for span in spans:
         yield to_otel_span(span, resource=resource)
 
@@ -291,7 +292,7 @@ class OtelBridge:
         self.target = target
         self.collector = collector
         self.trace_id = trace_id
-        self.resource = resource
+        self.resource = resource if resource is not None else default_resource()
         self.count = 0
         self._subscription: _events.Subscription | None = _events.subscribe(on_end=self._on_event)
 
