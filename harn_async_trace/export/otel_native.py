@@ -136,10 +136,10 @@ def use_otel(
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider
-        >>> from harn_async_trace import SpanCollector
+        >>> from harn_async_trace import SpanCollector, use_collector
         >>> from opentelemetry import trace
         >>> c = SpanCollector()
-        >>> with use_otel(TracerProvider()):
+        >>> with use_collector(c), use_otel(TracerProvider()):
         ...     root = c.open("step", "plan")
         ...     inside = trace.get_current_span().get_span_context().span_id
         ...     _ = c.end(root)
