@@ -23,16 +23,16 @@ demo: $(STAMP)
 	$(PY) -m harn_async_trace.cli run examples/agent.harn --summary --mock-time 1700000000000
 
 test: $(STAMP)
-	$(PY) -m pytest -q --ignore=tests/otel
+	$(PY) -m pytest -q
 
-$(OTEL_STAMP): pyproject.toml tests/otel/requirements.txt
+$(OTEL_STAMP): pyproject.toml tests_otel/requirements.txt
 	test -x $(OTEL_PY) || $(PYTHON) -m venv $(OTEL_VENV)
 	$(OTEL_PY) -m pip install --quiet --upgrade pip
-	$(OTEL_PY) -m pip install --quiet -e '.[dev]' -r tests/otel/requirements.txt
+	$(OTEL_PY) -m pip install --quiet -e '.[dev]' -r tests_otel/requirements.txt
 	touch $(OTEL_STAMP)
 
 test-otel: $(OTEL_STAMP)
-	$(OTEL_PY) -m pytest -q tests/otel
+	$(OTEL_PY) -m pytest -q tests_otel
 
 # The HTML viewer in real headless Chromium. Kept out of `make test`'s
 # install: Debian's chromium (no browser download is possible here) and

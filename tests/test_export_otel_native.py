@@ -51,7 +51,7 @@ class Otel:
 
     def by_harn_id(self) -> dict[int, ReadableSpan]:
         return {
-            int(s.attributes["harn.span.id"]): s  # type: ignore[arg-type,index]
+            int(s.attributes["harn.span.id"]): s  # type: ignore[arg-type]
             for s in self.finished() if s.attributes and "harn.span.id" in s.attributes
         }
 
@@ -266,7 +266,9 @@ class TestOtelSpansInTheHarnTrace:
         content = {"gen_ai.input.messages": '[{"role":"user"}]', "gen_ai.prompt.0.content": "hi"}
         with use_collector(collector), use_otel(provider, capture_content=capture):
             tracer = provider.get_tracer("t")
-            with span("llm_call", "m", model="m", **content):
+            with span("llm_call", "m", model="m") as call:
+                for key, value in content.items():
+                    call.set_metadata(key, value)
                 tracer.start_span("chat m", attributes={
                     "gen_ai.operation.name": "chat", **content}).end()
         mirror = next(s for s in collector.spans() if s.name == "chat m")

@@ -95,7 +95,9 @@ class TestSdkBridge:
         assert names["a"] == "a"
         pipeline = next(s for s in spans if s.kind.value == "pipeline")
         assert otel[pipeline.span_id].name == f"invoke_workflow {pipeline.name}"
-        assert otel[pipeline.span_id].attributes["gen_ai.operation.name"] == "invoke_workflow"
+        attributes = otel[pipeline.span_id].attributes
+        assert attributes is not None
+        assert attributes["gen_ai.operation.name"] == "invoke_workflow"
 
     def test_timestamps_equal_ours(
         self, trace: tuple[list[Span], dict[int, ReadableSpan]]

@@ -44,16 +44,21 @@ def receiver() -> Iterator[Received]:
         yield received
 
 
+@pytest.fixture(scope="module")
+def plain() -> subprocess.CompletedProcess[str]:
+    """The same run without any live export, to compare outputs with."""
+    return _run(["examples/agent.harn", "--mock-time", MOCK])
+
+
 class TestCli:
     def test_every_span_of_the_run_arrives_as_in_the_jsonl(
-        self, receiver: Received, tmp_path: Path
+        self, receiver: Received, tmp_path: Path, plain: subprocess.CompletedProcess[str]
     ) -> None:
         """Count, names, ids, parents, trace, GenAI keys and status match the run's JSONL."""
         jsonl = tmp_path / "t.jsonl"
         env = {"OTEL_SERVICE_NAME": "agent-demo", "OTEL_RESOURCE_ATTRIBUTES": "team=ml"}
         sent = _run(["examples/agent.harn", "--mock-time", MOCK, "--jsonl", str(jsonl),
                      "--otlp-endpoint", receiver.url], env)
-        plain = _run(["examples/agent.harn", "--mock-time", MOCK])
         assert (sent.returncode, sent.stdout, sent.stderr) == (0, plain.stdout, "")
         spans = list(read_jsonl(jsonl))
         assert set(receiver.paths) == {"/v1/traces"}
@@ -88,14 +93,16 @@ class TestCli:
         assert set(receiver.paths) == {"/v1/traces"}
         assert receiver.resources[0]["service.name"] == "harn-async-trace"
 
-    def test_unreachable_endpoint_is_one_warning(self, tmp_path: Path) -> None:
+    def test_unreachable_endpoint_is_one_warning(
+        self, tmp_path: Path, plain: subprocess.CompletedProcess[str]
+    ) -> None:
         """Nothing listens: one warning line; status, stdout and the other files unchanged."""
         with otlp_receiver() as closed:
             url = closed.url  # a port that is free once the block ends
         jsonl = tmp_path / "t.jsonl"
+        # The standard timeout variable is honoured (shorter than the 3 s default here).
         result = _run(["examples/agent.harn", "--mock-time", MOCK, "--jsonl", str(jsonl),
-                       "--otlp-endpoint", url])
-        plain = _run(["examples/agent.harn", "--mock-time", MOCK])
+                       "--otlp-endpoint", url], {"OTEL_EXPORTER_OTLP_TIMEOUT": "1"})
         assert (result.returncode, result.stdout) == (0, plain.stdout)
         (line,) = result.stderr.splitlines()
         assert line.startswith(f"warning: could not send the trace to {url}/v1/traces")

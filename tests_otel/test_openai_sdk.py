@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 
 from chat_server import CHUNK_DELAY_S, chat_server
-from conftest import Instrumented
 from openai import AsyncOpenAI
 
+from conftest import Instrumented
 from harn_async_trace import span
 from harn_async_trace.export._otel_map import otel_span_id
 

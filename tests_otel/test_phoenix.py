@@ -21,7 +21,6 @@ import httpx
 import pytest
 from agent_program import agent
 from chat_server import chat_server
-from conftest import instrument, uninstrument
 from openai import AsyncOpenAI
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -29,12 +28,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from conftest import instrument, uninstrument
 from harn_async_trace import Span, SpanCollector, use_collector
 from harn_async_trace._trace_id import trace_id_hex
 from harn_async_trace.export import read_jsonl, use_otel
 from harn_async_trace.export._otel_map import otel_name, otel_span_id
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 STARTUP_S = 240.0
 
 
