@@ -24,6 +24,7 @@ from harn_async_trace.export import (
     OtelUnavailableError,
     export_to_otel,
     otlp_span_json,
+    to_otel_span,
     write_otlp_json,
 )
 from harn_async_trace.export import otlp as otlp_module
@@ -363,3 +364,45 @@ class TestOtlpJson:
             assert data["status"] == (
                 {"code": 2, "message": ours.status.description} if is_error else {}
             )
+
+
+def _normalized(data: dict[str, Any]) -> dict[str, Any]:
+    """An OTLP/JSON span with attribute lists as dicts and empty fields left out."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if key == "attributes":
+            value = _attrs(value)
+        elif key in ("events", "links"):
+            value = [_normalized(item) for item in value]
+        if value in ([], {}, None):
+            continue
+        out[key] = value
+    return out
+
+
+def test_hand_written_json_matches_the_sdk_encoder() -> None:
+    """Without the extra the file is written by hand: it must equal the SDK encoder's output."""
+    _, spans = rich_trace()
+    for span in spans:
+        by_sdk = _normalized(otlp_span_json(span))
+        by_hand = _normalized(otlp_json_module._plain_span_json(span))
+        assert by_hand == by_sdk
+
+
+def test_resource_follows_the_otel_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES name the service in the file and the bridge."""
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "research-agent")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test,team=ml%20ops")
+    _, spans = rich_trace()
+    buf = io.StringIO()
+    write_otlp_json(spans[:1], buf)
+    resource = _attrs(json.loads(buf.getvalue())["resourceSpans"][0]["resource"]["attributes"])
+    bridged = to_otel_span(spans[0]).resource.attributes
+    for attributes in (resource, bridged):
+        assert attributes["service.name"] == "research-agent"
+        assert attributes["deployment.environment"] == "test"
+        assert attributes["team"] == "ml ops"
+        assert "service.instance.id" not in attributes
+    monkeypatch.delenv("OTEL_SERVICE_NAME")
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES")
+    assert to_otel_span(spans[0]).resource.attributes["service.name"] == "harn-async-trace"
