@@ -313,6 +313,18 @@ class TestHandle:
         assert [s.name for s in exporter.get_finished_spans()] == ["once", "still", "plain"]
         assert [s.name for s in collector.spans()] == ["once", "still", "after"]
 
+    def test_reopening_on_a_provider_reuses_its_processor(self) -> None:
+        """Open/close cycles on one provider add one recording processor, not one each."""
+        provider, _, _ = _provider()
+        before = len(provider._active_span_processor._span_processors)
+        collector = SpanCollector()
+        with use_collector(collector):
+            for _ in range(3):
+                with use_otel(provider):
+                    provider.get_tracer("t").start_span("x").end()
+        assert len(provider._active_span_processor._span_processors) == before + 1
+        assert [s.name for s in collector.spans()] == ["x", "x", "x"]
+
     def test_another_provider_while_active_is_refused(self, otel: Otel) -> None:
         """Two providers at once would export every span twice: refused, naming the fix."""
         with pytest.raises(RuntimeError, match="close that handle first"):

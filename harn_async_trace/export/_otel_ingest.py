@@ -105,12 +105,18 @@ def make_ingest_processor(live: LiveExport) -> Any:
     open_mirrors: dict[int, tuple[Any, int]] = {}
 
     class HarnIngest(SpanProcessor):
-        """Records OTel spans as harn spans; added to the provider by ``use_otel``."""
+        """Records OTel spans as harn spans; added to the provider by ``use_otel``.
+
+        ``active`` switches it off (the SDK cannot remove a processor), and a
+        later ``use_otel`` on the same provider hands it its new ``live``.
+        """
 
         def __init__(self) -> None:
             self.active = True
+            self.live = live
 
         def on_start(self, span: Any, parent_context: Any = None) -> None:
+            live = self.live
             if not self.active or live.local.exporting:
                 return  # one of our own harn spans, already in the trace
             collector = _current.get()
@@ -148,7 +154,7 @@ def make_ingest_processor(live: LiveExport) -> Any:
             collector, span_id = entry
             attributes = dict(span.attributes or {})
             kind = harn_kind_of(attributes)
-            metadata = _metadata(attributes, live.capture_content)
+            metadata = _metadata(attributes, self.live.capture_content)
             metadata.update(usage_metadata(kind, attributes))
             for key, value in metadata.items():
                 collector.set_metadata(span_id, key, value)

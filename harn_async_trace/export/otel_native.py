@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import TYPE_CHECKING, Any, Final, final
 
 from .otlp import _sdk, default_resource
@@ -49,6 +50,9 @@ class _State:
 
 _lock: Final = threading.Lock()
 _active: _State | None = None
+# The recording processor each provider got: reused by a later use_otel on it
+# (the SDK cannot remove one, so a new one per call would pile up).
+_ingest_of: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
 
 @final
@@ -174,7 +178,12 @@ def use_otel(
         live = LiveExport(provider, capture_content=capture_content)
         overlay = ContextOverlay(live)
         overlay.install()
-        ingest = make_ingest_processor(live)
-        provider.add_span_processor(ingest)
+        ingest = _ingest_of.get(provider)
+        if ingest is None:
+            ingest = _ingest_of[provider] = make_ingest_processor(live)
+            provider.add_span_processor(ingest)
+        else:
+            ingest.live = live
+            ingest.active = True
         _active = _State(provider, live, overlay, ingest)
         return OtelHandle(_active)
