@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 from .. import events as _events
 from .._trace_id import trace_id_hex
 from ..model import SpanLink
+from ._encoding import safe_text
 from ._otel_map import (
     REMOTE_PARENT,
     attributes_for,
@@ -212,7 +213,7 @@ class LiveExport:
         )
         try:
             span = self.tracer.start_span(
-                otel_name(kind, name, metadata),
+                safe_text(otel_name(kind, name, metadata)),
                 context=context,
                 kind=self._api.SpanKind.CLIENT if is_client(kind) else self._api.SpanKind.INTERNAL,
                 attributes=attributes,
@@ -262,7 +263,7 @@ class LiveExport:
         started_with = self._started_with.pop(key, {})
         if not span.is_recording():
             return
-        span.update_name(otel_name(record.kind, record.name, metadata))
+        span.update_name(safe_text(otel_name(record.kind, record.name, metadata)))
         final = attributes_for(
             record.kind, record.name, metadata, record.span_id,
             capture_content=self.capture_content,
@@ -272,7 +273,7 @@ class LiveExport:
             span.set_attributes(changed)
         for item in record.events:
             span.add_event(
-                item.name, clean_attributes(item.attributes),
+                safe_text(item.name), clean_attributes(item.attributes),
                 event_time_ns(start, item.time_unix_ms),
             )
         error = error_of(metadata)
