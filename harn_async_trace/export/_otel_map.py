@@ -193,12 +193,13 @@ def otel_name(kind: SpanKind, name: str, metadata: Mapping[str, Any]) -> str:
         >>> otel_name(SpanKind.TOOL_CALL, "grep", {}), otel_name(SpanKind.STEP, "plan", {})
         ('execute_tool grep', 'plan')
     """
+    # Metadata may hold any object: text_of is the encoding rule's str().
     if kind is SpanKind.LLM_CALL:
-        operation = metadata.get(_OPERATION) or "chat"
+        operation = text_of(metadata.get(_OPERATION) or "chat")
         model = metadata.get(meta.MODEL) or metadata.get("gen_ai.request.model")
-        return f"{operation} {model}" if model else str(operation)
+        return f"{operation} {text_of(model)}" if model else operation
     if kind is SpanKind.TOOL_CALL:
-        return f"execute_tool {metadata.get(meta.TOOL_NAME) or name}"
+        return f"execute_tool {text_of(metadata.get(meta.TOOL_NAME) or name)}"
     if kind is SpanKind.PIPELINE:
         return f"invoke_workflow {name}"
     return name
@@ -221,7 +222,7 @@ def error_of(metadata: Mapping[str, Any]) -> tuple[str, str] | None:
     if error is None and metadata.get("status") != "error":
         return None
     kind = metadata.get("error_type") or metadata.get("error.type") or "_OTHER"
-    return str(kind), "" if error is None else str(error)
+    return safe_text(text_of(kind)), "" if error is None else safe_text(text_of(error))
 
 
 def exception_attributes(error: tuple[str, str]) -> dict[str, str]:
@@ -280,10 +281,10 @@ def attributes_for(
         out.setdefault(_OPERATION, "chat")
     elif kind is SpanKind.TOOL_CALL:
         out.setdefault(_OPERATION, "execute_tool")
-        out.setdefault("gen_ai.tool.name", name)
+        out.setdefault("gen_ai.tool.name", safe_text(name))
     elif kind is SpanKind.PIPELINE:
         out.setdefault(_OPERATION, "invoke_workflow")
-        out.setdefault("gen_ai.workflow.name", name)
+        out.setdefault("gen_ai.workflow.name", safe_text(name))
     error = error_of(metadata)
     if error is not None:
         out["error.type"] = error[0]
