@@ -5,7 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-browser bench lint clean test-plugin-matrix
+# `make test-otel`: heavy test-only components (Phoenix ~850 MB, the openai
+# SDK and its instrumentation) in a venv of their own, cached like .venv.
+OTEL_VENV := .venv-otel
+OTEL_PY := $(OTEL_VENV)/bin/python
+OTEL_STAMP := $(OTEL_VENV)/.installed
+
+.PHONY: demo test test-otel test-browser bench lint clean test-plugin-matrix
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +24,15 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+$(OTEL_STAMP): pyproject.toml tests_otel/requirements.txt
+	test -x $(OTEL_PY) || $(PYTHON) -m venv $(OTEL_VENV)
+	$(OTEL_PY) -m pip install --quiet --upgrade pip
+	$(OTEL_PY) -m pip install --quiet -e '.[dev]' -r tests_otel/requirements.txt
+	touch $(OTEL_STAMP)
+
+test-otel: $(OTEL_STAMP)
+	$(OTEL_PY) -m pytest -q tests_otel
 
 # The HTML viewer in real headless Chromium. Kept out of `make test`'s
 # install: Debian's chromium (no browser download is possible here) and
@@ -62,4 +77,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) $(MATRIX) build *.egg-info
+	rm -rf $(VENV) $(OTEL_VENV) $(MATRIX) build *.egg-info

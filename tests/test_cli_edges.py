@@ -57,8 +57,10 @@ def _spans_by_output(paths: dict[str, Path]) -> dict[str, list[dict[str, Any]]]:
         for e in chrome if e["ph"] == "X"
     ]
     otlp = json.loads(paths["--otlp"].read_text())
+    # OTel output names pipelines by the GenAI convention and puts harn keys under harn.
     found["--otlp"] = [
-        {"name": s["name"], "metadata": {a["key"]: a["value"] for a in s["attributes"]}}
+        {"name": s["name"].removeprefix("invoke_workflow "),
+         "metadata": {a["key"].removeprefix("harn."): a["value"] for a in s["attributes"]}}
         for s in otlp["resourceSpans"][0]["scopeSpans"][0]["spans"]
     ]
     return found

@@ -241,8 +241,9 @@ class TestEveryExporter:
         """OTLP/JSON: NaN is the proto3 string "NaN", a huge int a string value."""
         data = strict_json(dumps(otlp_span_json(hostile_spans()[0])))
         attributes = {a["key"]: a["value"] for a in data["attributes"]}
-        assert attributes["cost_usd"] == {"doubleValue": "NaN"}
-        assert attributes["input_tokens"]["stringValue"].startswith("0x")
+        # Plain harn keys go under harn. in OTel output (issue 17).
+        assert attributes["harn.cost_usd"] == {"doubleValue": "NaN"}
+        assert attributes["gen_ai.usage.input_tokens"]["stringValue"].startswith("0x")
 
     def test_live_stream_writes_every_span(self) -> None:
         """JsonlStreamWriter writes a line for every hostile span as it ends."""

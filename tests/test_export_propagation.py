@@ -30,6 +30,7 @@ from harn_async_trace.export import (
     otlp_span_json,
     read_jsonl,
 )
+from harn_async_trace.export._otel_map import otel_span_id
 
 REPO = Path(__file__).resolve().parents[1]
 VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -47,7 +48,7 @@ class TestRoundTrip:
         assert parsed is not None
         assert parsed.trace_id == c.trace_id
         assert parsed.trace_id_hex == trace_id_hex(c.trace_id)
-        assert parsed.span_id == handle.span_id
+        assert parsed.span_id == otel_span_id(c.trace_id, handle.span_id)
         assert parsed.sampled
         assert parsed.header() == value
 
@@ -60,7 +61,7 @@ class TestRoundTrip:
         by_link = inject_traceparent(span=SpanLink(record.trace_id, str(record.span_id)))
         assert by_span == by_link
         assert by_span is not None
-        assert by_span.endswith(f"-{record.span_id:016x}-01")
+        assert by_span.endswith(f"-{otel_span_id(record.trace_id, record.span_id):016x}-01")
         assert inject_traceparent(span=SpanLink(record.trace_id, "not-an-id")) is None
 
     def test_inject_without_current_span(self) -> None:
@@ -160,7 +161,7 @@ class TestContinueTrace:
         assert all(0 < i < 1 << 64 for i in down_ids)
         exporter = InMemorySpanExporter()
         export_to_otel(upstream.spans() + downstream.spans(), exporter)
-        otel = {s.name: s for s in exporter.get_finished_spans()}
+        otel = {s.name.removeprefix("invoke_workflow "): s for s in exporter.get_finished_spans()}
         server = otel["server"]
         assert server.parent is not None
         assert server.parent.is_remote
@@ -169,7 +170,8 @@ class TestContinueTrace:
         assert otel["work"].parent is not None
         assert otel["work"].parent.span_id == server.context.span_id
         server_span = next(s for s in downstream.spans() if s.name == "server")
-        assert otlp_span_json(server_span)["parentSpanId"] == f"{up_root:016x}"
+        want = f"{otel_span_id(upstream.trace_id, up_root):016x}"
+        assert otlp_span_json(server_span)["parentSpanId"] == want
 
     def test_deterministic_under_mock_clock(self) -> None:
         """Under equal mock clocks, continuing gives equal span ids (replays stay stable)."""
@@ -204,5 +206,5 @@ class TestContinueTrace:
         subprocess.run([sys.executable, "-c", script], cwd=REPO, check=True, timeout=60)
         (child,) = read_jsonl(out)
         assert child.trace_id == c.trace_id
-        assert child.links[0].span_id == str(root)
+        assert child.links[0].span_id == str(otel_span_id(c.trace_id, root))
         assert child.links[0].attributes == {"relation": "remote_parent"}

@@ -6,6 +6,8 @@
 * :func:`stream_exports` streams ``--jsonl`` while the program runs (so a
   crash loses no ended span), and :func:`write_exports` writes the rest once
   it finished; one output failing never stops the others;
+* :func:`live_otlp` sends spans live to ``--otlp-endpoint URL`` (or the
+  ``OTEL_EXPORTER_OTLP_*`` endpoint variables) and flushes them before exit;
 * :func:`summary_command` is ``harn-trace summary TRACE.jsonl``; :func:`load_trace`
   reads a saved trace for it and the other file subcommands.
 
@@ -45,11 +47,13 @@ __all__ = (
     "EXPORT_DESTS",
     "add_export_arguments",
     "check_export_paths",
+    "live_otlp",
     "load_trace",
     "mock_time_ms",
     "stream_exports",
     "stream_problem",
     "summary_command",
+    "wants_live_otlp",
     "write_exports",
 )
 
@@ -136,6 +140,7 @@ def _os_error(path: str, exc: OSError) -> str:
         name = errno.errorcode.get(exc.errno, "")
         reason += f" (errno {exc.errno}, {name})" if name else f" (errno {exc.errno})"
     return f"cannot write {path}: {reason}"
+_LIVE_FAILED: Final = "_harn_otlp_endpoint_failed"
 
 
 def add_export_arguments(run_parser: argparse.ArgumentParser) -> None:
@@ -153,6 +158,63 @@ def add_export_arguments(run_parser: argparse.ArgumentParser) -> None:
             group.add_argument(
                 flag, dest=dest, metavar="PATH", default=None, type=_output_path, help=text
             )
+    if "--otlp-endpoint" not in existing:
+        group.add_argument(
+            "--otlp-endpoint", dest="otlp_endpoint", metavar="URL", default=None,
+            help="send spans live as OTLP/HTTP protobuf to URL (/v1/traces is added when URL "
+            "has no path), e.g. http://127.0.0.1:4318; OTEL_EXPORTER_OTLP_ENDPOINT does the same",
+        )
+
+
+def wants_live_otlp(args: argparse.Namespace) -> bool:
+    """Whether the run sends spans live (``--otlp-endpoint`` or the OTLP endpoint variables).
+
+    Example:
+        >>> wants_live_otlp(argparse.Namespace(otlp_endpoint="http://127.0.0.1:4318"))
+        True
+    """
+    from ..export._otlp_http import endpoint_from_environment
+
+    return bool(getattr(args, "otlp_endpoint", None)) or endpoint_from_environment()
+
+
+@contextmanager
+def live_otlp(args: argparse.Namespace, *, stderr: TextIO | None = None) -> Iterator[None]:
+    """While the block runs, send spans live over OTLP/HTTP (when asked), flushed at its end.
+
+    The end comes on Ctrl-C too. Without the ``[otel]`` extra, or with a bad
+    URL, it is one error line and the run goes on untraced-live; a failing
+    endpoint is one warning line after the run, never a traceback, and the
+    exit status and the other outputs stay as they are.
+
+    Example:
+        >>> with live_otlp(argparse.Namespace(otlp_endpoint=None)):
+        ...     pass
+    """
+    if not wants_live_otlp(args):
+        yield
+        return
+    try:
+        from ..export._otlp_http import LiveOtlp
+
+        live = LiveOtlp(getattr(args, "otlp_endpoint", None))
+    except ImportError:
+        _error("--otlp-endpoint needs the OpenTelemetry exporter: "
+               "pip install 'harn-async-trace[otel]'", stderr)
+        setattr(args, _LIVE_FAILED, True)  # the run goes on; write_exports keeps the status
+        yield
+        return
+    except ValueError as exc:
+        _error(str(exc), stderr)
+        setattr(args, _LIVE_FAILED, True)
+        yield
+        return
+    try:
+        yield
+    finally:
+        warning = live.finish()
+        if warning is not None:
+            print(warning, file=stderr if stderr is not None else sys.stderr)
 
 
 def _error(message: str, stderr: TextIO | None) -> None:
@@ -227,7 +289,7 @@ def write_exports(
         >>> write_exports(argparse.Namespace(), [])
         0
     """
-    status = 0
+    status = 1 if getattr(args, _LIVE_FAILED, False) else 0
     for _flag, dest, _text, writer in _EXPORTS:
         path: Any = getattr(args, dest, None)
         if dest == "jsonl" and getattr(args, _STREAM_FAILED, False):

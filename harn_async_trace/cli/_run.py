@@ -29,9 +29,11 @@ from ._exports import (
     EXPORT_DESTS,
     add_export_arguments,
     check_export_paths,
+    live_otlp,
     mock_time_ms,
     stream_exports,
     stream_problem,
+    wants_live_otlp,
     write_exports,
 )
 from ._progress import live_progress
@@ -80,7 +82,10 @@ def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 
 def _wants_tracing(args: argparse.Namespace) -> bool:
-    return bool(args.trace or args.summary or any(getattr(args, e, None) for e in EXPORT_DESTS))
+    return bool(
+        args.trace or args.summary or any(getattr(args, e, None) for e in EXPORT_DESTS)
+        or wants_live_otlp(args)
+    )
 
 
 def _load(path: str, stderr: TextIO) -> str | None:
@@ -127,7 +132,8 @@ class _Run:
         """Run the program, then close everything it left open (Ctrl-C included)."""
         args = self.args
         clock = MockClock.at_wall_ms(args.mock_time) if args.mock_time is not None else None
-        with self.outputs, self.interrupts:
+        # live_otlp outermost: it flushes after finish() ended what was left open.
+        with live_otlp(args, stderr=self.stderr), self.outputs, self.interrupts:
             try:
                 self.status = loop_run(self.main(), clock=clock, use_uvloop=args.uvloop)
             except KeyboardInterrupt:  # a second Ctrl-C, or one before the loop ran

@@ -13,6 +13,8 @@ never reach into a collector's internals. Modules:
 * ``chrome`` - Chrome trace event format (Perfetto, chrome://tracing);
 * ``otlp`` - OpenTelemetry SDK bridge (``[otel]`` extra, imported lazily);
   ``otlp_json`` - OTLP/JSON files (no SDK needed);
+* ``otel_native`` - ``use_otel()``: live export, OTel context and OTel spans
+  in the harn trace (``_otel_live``, ``_otel_context``, ``_otel_ingest``);
 * ``propagation`` - W3C ``traceparent`` inject/extract.
 """
 
@@ -31,6 +33,7 @@ from .jsonl import (
     write_json,
     write_jsonl,
 )
+from .otel_native import OtelHandle, use_otel
 from .otlp import OtelBridge, OtelUnavailableError, export_to_otel, to_otel_span, to_otel_spans
 from .otlp_json import otlp_span_json, write_otlp_json
 from .profile import llm_totals, profile_totals, write_profile_json
@@ -48,6 +51,7 @@ __all__ = (
     "CausalTree",
     "JsonlStreamWriter",
     "OtelBridge",
+    "OtelHandle",
     "OtelUnavailableError",
     "SpanChange",
     "TraceDiff",
@@ -78,6 +82,7 @@ __all__ = (
     "span_usage",
     "to_otel_span",
     "to_otel_spans",
+    "use_otel",
     "write_chrome_trace",
     "write_html",
     "write_json",

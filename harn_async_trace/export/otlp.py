@@ -23,13 +23,17 @@ from ..model import Span
 from ._encoding import safe_text
 from ._io import check_filter, check_span, ended_span_of
 from ._otel_map import (
-    CLIENT_KINDS,
+    attributes_for,
     clean_attributes,
+    error_of,
     event_time_ns,
+    exception_attributes,
+    is_client,
     link_context,
-    otel_attributes,
+    otel_name,
+    otel_span_id,
     remote_parent,
-    status_of,
+    resource_attributes,
     times_ns,
 )
 
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = (
     "OtelBridge",
     "OtelUnavailableError",
+    "default_resource",
     "export_to_otel",
     "to_otel_span",
     "to_otel_spans",
@@ -78,30 +83,62 @@ def _sdk() -> Any:
     ns.api = api  # type: ignore[attr-defined]  # ad-hoc namespace of lazily imported names
     ns.sdk = sdk  # type: ignore[attr-defined]
     ns.scope = InstrumentationScope(_SCOPE_NAME, __version__)  # type: ignore[attr-defined]
-    ns.resource = Resource.create({"service.name": "harn-async-trace"})  # type: ignore[attr-defined]
+    ns.Resource = Resource  # type: ignore[attr-defined]
     ns.sampled = api.TraceFlags(api.TraceFlags.SAMPLED)  # type: ignore[attr-defined]
     return ns
 
 
-def to_otel_span(span: Span, *, resource: Resource | None = None) -> ReadableSpan:
-    """One finished span as an OTel SDK ``ReadableSpan`` (see module doc for the mapping).
+def default_resource() -> Resource:
+    """The resource of harn spans: ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES``.
+
+    ``service.name`` is ``harn-async-trace`` unless the environment names
+    one; read at each call, so a changed environment is seen.
+
+    Example:
+        >>> default_resource().attributes["service.name"]
+        'harn-async-trace'
+    """
+    attributes = tuple(resource_attributes().items())
+    return _resource_for(attributes)
+
+
+@functools.lru_cache(maxsize=8)
+def _resource_for(attributes: tuple[tuple[str, str], ...]) -> Resource:
+    resource_type = _sdk().Resource  # imported lazily
+    created = dict(resource_type.create(dict(attributes)).attributes)
+    if "service.instance.id" not in dict(attributes):
+        # The SDK makes up a random one per process; files written under a
+        # mock clock must be byte-for-byte the same on every run.
+        created.pop("service.instance.id", None)
+    resource: Resource = resource_type(created)
+    return resource
+
+
+def to_otel_span(
+    span: Span, *, resource: Resource | None = None, capture_content: bool = False
+) -> ReadableSpan:
+    """One finished span as an OTel SDK ``ReadableSpan`` (mapping: ``_otel_map``).
 
     Example:
         >>> s = Span(trace_id="trace_0190a3b4-0000-7000-8000-000000000000", span_id=1,
         ...          parent_id=None, kind="tool_call", name="grep", start_ms=0,
         ...          start_unix_ms=1_000, duration_ms=5)
-        >>> to_otel_span(s).kind.name
-        'CLIENT'
+        >>> r = to_otel_span(s); (r.name, r.kind.name)
+        ('execute_tool grep', 'INTERNAL')
     """
     check_span(span, "to_otel_span")
     otel = _sdk()
     api = otel.api
     trace_hex = trace_id_hex(span.trace_id)
     trace_int = int(trace_hex, 16)
-    context = api.SpanContext(trace_int, span.span_id, False, otel.sampled)
+    context = api.SpanContext(
+        trace_int, otel_span_id(span.trace_id, span.span_id), False, otel.sampled
+    )
     parent = None
     if span.parent_id is not None:
-        parent = api.SpanContext(trace_int, span.parent_id, False, otel.sampled)
+        parent = api.SpanContext(
+            trace_int, otel_span_id(span.trace_id, span.parent_id), False, otel.sampled
+        )
     else:
         remote = remote_parent(span)
         if remote is not None:
@@ -121,19 +158,24 @@ def to_otel_span(span: Span, *, resource: Resource | None = None) -> ReadableSpa
         )
         for event in span.events
     ]
-    is_error, message = status_of(span)
-    status = (
-        api.Status(api.StatusCode.ERROR, message) if is_error else api.Status(api.StatusCode.UNSET)
-    )
+    metadata = span.metadata
+    error = error_of(metadata)
+    if error is not None:
+        events.append(otel.sdk.Event("exception", exception_attributes(error), end))
+        status = api.Status(api.StatusCode.ERROR, error[1] or error[0])
+    else:
+        status = api.Status(api.StatusCode.UNSET)
     readable: ReadableSpan = otel.sdk.ReadableSpan(
-        name=safe_text(span.name),
+        name=safe_text(otel_name(span.kind, span.name, metadata)),
         context=context,
         parent=parent,
-        resource=resource if resource is not None else otel.resource,
-        attributes=otel_attributes(span),
+        resource=resource if resource is not None else default_resource(),
+        attributes=attributes_for(
+            span.kind, span.name, metadata, span.span_id, capture_content=capture_content
+        ),
         events=events,
         links=links,
-        kind=api.SpanKind.CLIENT if span.kind in CLIENT_KINDS else api.SpanKind.INTERNAL,
+        kind=api.SpanKind.CLIENT if is_client(span.kind) else api.SpanKind.INTERNAL,
         status=status,
         start_time=start,
         end_time=end,
@@ -151,6 +193,7 @@ def to_otel_spans(
         >>> list(to_otel_spans([]))
         []
     """
+    resource = resource if resource is not None else default_resource()  # once, not per span
     for span in spans:
         yield to_otel_span(span, resource=resource)
 
@@ -249,7 +292,7 @@ class OtelBridge:
         self.target = target
         self.collector = collector
         self.trace_id = trace_id
-        self.resource = resource
+        self.resource = resource if resource is not None else default_resource()
         self.count = 0
         self._subscription: _events.Subscription | None = _events.subscribe(on_end=self._on_event)
 

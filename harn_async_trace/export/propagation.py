@@ -1,8 +1,10 @@
 """W3C Trace Context: ``traceparent`` inject/extract, so a trace crosses processes.
 
 ``traceparent: 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>``. Our trace
-id maps to the 32-hex form of its uuid7 and back (``trace_<uuid>``), and a span
-id is its integer in 16 hex. In the receiving process::
+id maps to the 32-hex form of its uuid7 and back (``trace_<uuid>``), and the
+span id is the span's OTel id (``_otel_map.otel_span_id``, the id every OTel
+export gives it), so an OTel-instrumented service that receives the header
+parents its spans on the very span our export sends. In the receiving process::
 
     parent = extract_traceparent(request.headers)   # None if absent/malformed
     if parent is not None:
@@ -28,7 +30,7 @@ from .._trace_id import trace_id_hex
 from ..clock import _ACTIVE, MockClock
 from ..collector import SpanCollector
 from ..model import Span, SpanLink
-from ._otel_map import REMOTE_PARENT, link_context, span_id_hex
+from ._otel_map import REMOTE_PARENT, link_context, otel_span_id, span_id_hex
 
 __all__ = (
     "TRACEPARENT",
@@ -83,13 +85,14 @@ class TraceParent:
 
 
 def format_traceparent(trace_id: str, span_id: int | str, *, sampled: bool = True) -> str:
-    """The ``traceparent`` value for one of our spans.
+    """The ``traceparent`` value for one of our spans (harn span ``span_id`` of ``trace_id``).
 
     Example:
         >>> format_traceparent("trace_0190a3b4-0000-7000-8000-000000000000", 3)
-        '00-0190a3b4000070008000000000000000-0000000000000003-01'
+        '00-0190a3b4000070008000000000000000-53a16c8e4c6741ab-01'
     """
-    return f"00-{trace_id_hex(trace_id)}-{span_id_hex(int(span_id))}-{'01' if sampled else '00'}"
+    span_hex = span_id_hex(otel_span_id(trace_id, int(span_id)))
+    return f"00-{trace_id_hex(trace_id)}-{span_hex}-{'01' if sampled else '00'}"
 
 
 def inject_traceparent(

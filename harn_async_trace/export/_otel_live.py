@@ -1,0 +1,304 @@
+"""Live export: every harn span, as it starts and ends, to an OTel provider's span processors.
+
+Listens to the span event stream (``events.subscribe``). At a harn span's
+start it starts an SDK span through a tracer of the provider, so the
+provider's sampler and processors see it as they see any OTel span
+(``on_start`` now, ``on_end`` at the end); at the harn span's end it sets the
+final name, attributes, events and status and ends it. The OTel ids are the
+ones every other export uses (``_otel_map.otel_span_id``): the tracer's id
+generator is handed them just before each start.
+
+This module also keeps the registry both directions read: which OTel span
+stands for each open harn span, and which harn span for each OTel span id
+(harn spans exported here and the harn copies of OTel spans, "mirrors",
+recorded by ``_otel_ingest``). Mirrors are never exported again: OTel
+already exports the span they copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Final, final
+
+from .. import events as _events
+from .._trace_id import trace_id_hex
+from ..model import SpanLink
+from ._encoding import safe_text
+from ._otel_map import (
+    REMOTE_PARENT,
+    attributes_for,
+    clean_attributes,
+    error_of,
+    event_time_ns,
+    exception_attributes,
+    is_client,
+    link_context,
+    otel_name,
+    otel_span_id,
+    times_ns,
+)
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from ..collector import SpanCollector
+
+__all__ = ("LiveExport",)
+
+_SCOPE: Final = "harn_async_trace"
+# Open harn span: (its trace id, its id).
+_Key = tuple[str, int]
+# The uuid parse behind trace_id_hex is a visible part of a live span's cost.
+_trace_int = functools.lru_cache(maxsize=256)(lambda trace_id: int(trace_id_hex(trace_id), 16))
+
+
+class _Local(threading.local):
+    # Set while this thread starts one of our spans (ingest must skip it) and
+    # while it opens a mirror (the live export must skip that harn span).
+    exporting = False
+    mirroring = False
+    next_ids: tuple[int, int] | None = None
+
+
+def _derived_ids(local: _Local) -> Any:
+    from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+
+    fallback = RandomIdGenerator()
+
+    class DerivedIds(IdGenerator):
+        """Hands the tracer the ids the live export computed for the span it starts."""
+
+        def generate_span_id(self) -> int:
+            ids = local.next_ids
+            return fallback.generate_span_id() if ids is None else ids[1]
+
+        def generate_trace_id(self) -> int:
+            ids = local.next_ids
+            return fallback.generate_trace_id() if ids is None else ids[0]
+
+        def is_trace_id_random(self) -> bool:
+            return False  # derived from the uuid7 (time-ordered), not random
+
+    return DerivedIds()
+
+
+@final
+class LiveExport:
+    """Harn spans to ``provider`` while subscribed; see the module doc.
+
+    Example:
+        >>> from opentelemetry.sdk.trace import TracerProvider
+        >>> live = LiveExport(TracerProvider(), capture_content=False); live.close()
+    """
+
+    def __init__(self, provider: TracerProvider, *, capture_content: bool) -> None:
+        from opentelemetry import trace as api
+
+        from .. import __version__
+
+        self._api = api
+        self.capture_content = capture_content
+        self.local = _Local()
+        tracer: Any = provider.get_tracer(_SCOPE, __version__)
+        # The SDK tracer draws ids from this attribute at each start_span.
+        tracer.id_generator = _derived_ids(self.local)
+        self.tracer = tracer
+        self._sampled = api.TraceFlags(api.TraceFlags.SAMPLED)
+        self._empty = _empty_context()
+        # Open harn span -> the OTel span standing for it.
+        self.spans: dict[_Key, Any] = {}
+        # OTel span id -> (collector, harn span id), for open spans only.
+        self.harn_of: dict[int, tuple[SpanCollector, int]] = {}
+        self.mirrors: set[_Key] = set()
+        # The attributes each open span started with: its end sets only what changed.
+        self._started_with: dict[_Key, dict[str, Any]] = {}
+        self._subscription: _events.Subscription | None = _events.subscribe(
+            on_start=self._on_start, on_end=self._on_end
+        )
+
+    # -- the registry ------------------------------------------------------------
+
+    def otel_span_of(self, collector: SpanCollector, span_id: int) -> Any:
+        """The OTel span of an open harn span (a non-recording stand-in if it was not exported)."""
+        trace_id = collector.open_details(span_id)[0]
+        span = self.spans.get((trace_id, span_id))
+        if span is None:
+            span = self._stand_in(trace_id, span_id)
+        return span
+
+    def add_mirror(self, collector: SpanCollector, span_id: int, otel_span: Any) -> None:
+        """Record that harn span ``span_id`` copies ``otel_span`` (so it is not exported)."""
+        key = (collector.open_details(span_id)[0], span_id)
+        self.mirrors.add(key)
+        self.spans[key] = otel_span
+        self.harn_of[otel_span.get_span_context().span_id] = (collector, span_id)
+
+    def _stand_in(self, trace_id: str, span_id: int) -> Any:
+        api = self._api
+        context = api.SpanContext(
+            _trace_int(trace_id), otel_span_id(trace_id, span_id), False, self._sampled
+        )
+        return api.NonRecordingSpan(context)
+
+    # -- harn -> OTel ------------------------------------------------------------
+
+    def _links(self, links: Sequence[SpanLink]) -> list[Any]:
+        api = self._api
+        out = []
+        for link in links:
+            known = None
+            if link.attributes.get("relation") != REMOTE_PARENT and link.span_id.isdigit():
+                known = self.spans.get((link.trace_id, int(link.span_id)))
+            if known is not None:
+                context = known.get_span_context()
+            else:
+                ids = link_context(link)
+                if ids is None:
+                    continue
+                context = api.SpanContext(int(ids[0], 16), ids[1], False, self._sampled)
+            out.append(api.Link(context, clean_attributes(link.attributes)))
+        return out
+
+    def _parent_context(
+        self, trace_id: str, parent_id: int | None, links: Sequence[SpanLink], foreign: Any
+    ) -> tuple[Any, int]:
+        """(OTel context holding the parent, trace id to use when it has none)."""
+        api = self._api
+        trace_int = _trace_int(trace_id)
+        if parent_id is not None:
+            parent = self.spans.get((trace_id, parent_id)) or self._stand_in(trace_id, parent_id)
+            return api.set_span_in_context(parent, self._empty), trace_int
+        for link in links:
+            if link.attributes.get("relation") == REMOTE_PARENT and link.trace_id == trace_id:
+                ids = link_context(link)
+                if ids is not None:
+                    remote = api.SpanContext(int(ids[0], 16), ids[1], True, self._sampled)
+                    return api.set_span_in_context(api.NonRecordingSpan(remote), self._empty), 0
+        if links:
+            # Work handed to another task stays in the OTel trace of the span
+            # that handed it off (which may be a foreign trace, see below).
+            first = links[0]
+            known = self.spans.get((first.trace_id, int(first.span_id))) if (
+                first.span_id.isdigit()
+            ) else None
+            if known is not None:
+                return self._empty, known.get_span_context().trace_id
+            return self._empty, trace_int
+        if foreign is not None:
+            # A harn root opened inside an OTel span of someone else: its child.
+            return api.set_span_in_context(foreign, self._empty), trace_int
+        return self._empty, trace_int
+
+    def _start(
+        self,
+        key: _Key,
+        collector: SpanCollector | None,
+        kind: Any,
+        name: str,
+        metadata: Any,
+        parent_id: int | None,
+        links: Sequence[SpanLink],
+        start_ns: int,
+        foreign: Any,
+    ) -> Any:
+        trace_id, span_id = key
+        context, trace_int = self._parent_context(trace_id, parent_id, links, foreign)
+        local = self.local
+        local.next_ids = (trace_int, otel_span_id(trace_id, span_id))
+        local.exporting = True
+        attributes = attributes_for(
+            kind, name, metadata, span_id, capture_content=self.capture_content
+        )
+        try:
+            span = self.tracer.start_span(
+                safe_text(otel_name(kind, name, metadata)),
+                context=context,
+                kind=self._api.SpanKind.CLIENT if is_client(kind) else self._api.SpanKind.INTERNAL,
+                attributes=attributes,
+                links=self._links(links),
+                start_time=start_ns,
+                record_exception=False,
+                set_status_on_exception=False,
+            )
+        finally:
+            local.exporting = False
+            local.next_ids = None
+        self.spans[key] = span
+        self._started_with[key] = attributes
+        if collector is not None:
+            self.harn_of[span.get_span_context().span_id] = (collector, span_id)
+        return span
+
+    def _on_start(self, event: _events.SpanStartEvent) -> None:
+        if self.local.mirroring:
+            return  # a copy of an OTel span: _otel_ingest registers it
+        foreign = None
+        if event.parent_id is None and not event.links:
+            foreign = _foreign_current_span(self._api)
+        self._start(
+            (event.trace_id, event.span_id), event.collector, event.kind, event.name,
+            event.metadata, event.parent_id, event.links, event.start_unix_ns, foreign,
+        )
+
+    def _on_end(self, event: _events.SpanEndEvent) -> None:
+        record = event.span
+        key = (record.trace_id, record.span_id)
+        if key in self.mirrors:
+            self.mirrors.discard(key)
+            span = self.spans.pop(key, None)
+            if span is not None:
+                self.harn_of.pop(span.get_span_context().span_id, None)
+            return
+        metadata = record.metadata
+        start, end = times_ns(record)
+        span = self.spans.pop(key, None)
+        if span is None:  # opened before the export began: send it whole now
+            span = self._start(
+                key, None, record.kind, record.name, metadata, record.parent_id,
+                record.links, start, None,
+            )
+        self.harn_of.pop(span.get_span_context().span_id, None)
+        started_with = self._started_with.pop(key, {})
+        if not span.is_recording():
+            return
+        span.update_name(safe_text(otel_name(record.kind, record.name, metadata)))
+        final = attributes_for(
+            record.kind, record.name, metadata, record.span_id,
+            capture_content=self.capture_content,
+        )
+        changed = {k: v for k, v in final.items() if started_with.get(k, final) != v}
+        if changed:
+            span.set_attributes(changed)
+        for item in record.events:
+            span.add_event(
+                safe_text(item.name), clean_attributes(item.attributes),
+                event_time_ns(start, item.time_unix_ms),
+            )
+        error = error_of(metadata)
+        if error is not None:
+            api = self._api
+            span.add_event("exception", exception_attributes(error), end)
+            span.set_status(api.Status(api.StatusCode.ERROR, error[1] or error[0]))
+        span.end(end_time=end)
+
+    def close(self) -> None:
+        """Stop exporting (idempotent); spans still open are not exported."""
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            subscription.close()
+
+
+def _empty_context() -> Any:
+    from opentelemetry.context import Context
+
+    return Context()
+
+
+def _foreign_current_span(api: Any) -> Any:
+    """The span OTel's own context holds right now (not the harn overlay), if valid."""
+    from ._otel_context import underlying_context
+
+    span = api.get_current_span(underlying_context())
+    return span if span.get_span_context().is_valid else None
