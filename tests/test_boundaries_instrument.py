@@ -23,6 +23,7 @@ from harn_async_trace import (
     TracedPool,
     TracedQueue,
     TracedTaskGroup,
+    install_override,
     instrument_asyncio,
     mock_time,
     run,
@@ -391,48 +392,54 @@ class TestLoops:
         """Every loop made from now on gets the factory, whoever makes it."""
         collector = SpanCollector()
         program = self._program(collector)
-        if how == "asyncio.run":
-            asyncio.run(program)
-        elif how == "asyncio.Runner()":
-            with asyncio.Runner() as runner:
-                runner.run(program)
-        elif how == "new_event_loop":
-            loop = asyncio.new_event_loop()
-            try:
-                loop.run_until_complete(program)
-            finally:
-                loop.close()
-        elif how == "uvloop.run":
-            uvloop.run(program)
-        elif how == "Runner(uvloop)":
-            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                runner.run(program)
-        elif how == "uvloop policy":
-            previous = asyncio.get_event_loop_policy()
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-            try:
+        # Spans read a mock clock on the real loops too (exact durations).
+        with install_override(MockClock()):
+            if how == "asyncio.run":
                 asyncio.run(program)
-            finally:
-                asyncio.set_event_loop_policy(previous)
-        elif how == "harn run":
-            run(program, clock=MockClock())
-        else:
-            with asyncio.Runner(loop_factory=virtual_loop_factory(MockClock())) as runner:
-                runner.run(program)
+            elif how == "asyncio.Runner()":
+                with asyncio.Runner() as runner:
+                    runner.run(program)
+            elif how == "new_event_loop":
+                loop = asyncio.new_event_loop()
+                try:
+                    loop.run_until_complete(program)
+                finally:
+                    loop.close()
+            elif how == "uvloop.run":
+                uvloop.run(program)
+            elif how == "Runner(uvloop)":
+                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                    runner.run(program)
+            elif how == "uvloop policy":
+                previous = asyncio.get_event_loop_policy()
+                asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+                try:
+                    asyncio.run(program)
+                finally:
+                    asyncio.set_event_loop_policy(previous)
+            elif how == "harn run":
+                run(program, clock=MockClock())
+            else:
+                with asyncio.Runner(loop_factory=virtual_loop_factory(MockClock())) as runner:
+                    runner.run(program)
         self._check(collector)
 
     @pytest.mark.parametrize("kind", LOOPS)
     def test_instrumenting_inside_a_running_loop(self, kind: str) -> None:
         """A loop built by hand is covered by calling instrument_asyncio() inside it."""
         collector = SpanCollector()
-        loop = new_loop(kind, MockClock())
+        clock = MockClock()
+        loop = new_loop(kind, clock)
 
         async def main() -> None:
             with instrument_asyncio():
                 await self._program(collector)
 
+        # Spans read the mock on the real loops too: durations are exact, not
+        # "0 ms unless the machine is busy".
         try:
-            loop.run_until_complete(main())
+            with install_override(clock):
+                loop.run_until_complete(main())
         finally:
             loop.close()
         self._check(collector)
