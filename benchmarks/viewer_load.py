@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "tests_browser"))
 
 from shapes import fan_out_trace  # noqa: E402  # after the path tweak
 
-from harn_async_trace.export._viewer_data import viewer_json  # noqa: E402
+from harn_async_trace.export._viewer.data import viewer_json  # noqa: E402
 from harn_async_trace.export.html import write_html  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"

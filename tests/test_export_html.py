@@ -18,7 +18,7 @@ import pytest
 from harn_async_trace import Span, SpanLink
 from harn_async_trace.cli import main
 from harn_async_trace.export import html_page, write_html
-from harn_async_trace.export._viewer_data import safe_value, viewer_json, viewer_payload
+from harn_async_trace.export._viewer.data import safe_value, viewer_json, viewer_payload
 
 REPO = Path(__file__).resolve().parents[1]
 MOCK = ["--mock-time", "1700000000000"]
@@ -210,7 +210,7 @@ class TestCli:
         assert payload_of((tmp_path / "x.html").read_text())["title"] == "x.html"
 
 
-@pytest.mark.parametrize("module", ["export.html", "export._viewer_data", "cli._view"])
+@pytest.mark.parametrize("module", ["export.html", "export._viewer.data", "cli._view"])
 def test_docstring_examples(module: str) -> None:
     """The modules' docstring examples run and give what they show."""
     import doctest

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from harn_async_trace import SpanCollector, span, traced_parallel, traced_spawn, use_collector
 from harn_async_trace._trace_id import trace_id_hex
 from harn_async_trace.export import OtelHandle, use_otel
-from harn_async_trace.export._otel_map import otel_span_id
+from harn_async_trace.export._otel.mapping import otel_span_id
 
 
 class StartLog(SpanProcessor):

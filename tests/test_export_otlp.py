@@ -29,7 +29,7 @@ from harn_async_trace.export import (
 )
 from harn_async_trace.export import otlp as otlp_module
 from harn_async_trace.export import otlp_json as otlp_json_module
-from harn_async_trace.export._otel_map import otel_span_id
+from harn_async_trace.export._otel.mapping import otel_span_id
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -23,7 +23,7 @@ from otlp_receiver import Received, otlp_receiver
 from harn_async_trace import SpanCollector, span, use_collector
 from harn_async_trace._trace_id import trace_id_hex
 from harn_async_trace.export import read_jsonl, use_otel
-from harn_async_trace.export._otel_map import otel_name, otel_span_id
+from harn_async_trace.export._otel.mapping import otel_name, otel_span_id
 
 REPO = Path(__file__).resolve().parents[1]
 MOCK = "1700000000000"

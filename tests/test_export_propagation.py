@@ -30,7 +30,7 @@ from harn_async_trace.export import (
     otlp_span_json,
     read_jsonl,
 )
-from harn_async_trace.export._otel_map import otel_span_id
+from harn_async_trace.export._otel.mapping import otel_span_id
 
 REPO = Path(__file__).resolve().parents[1]
 VALID = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"

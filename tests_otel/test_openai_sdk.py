@@ -11,7 +11,7 @@ from openai import AsyncOpenAI
 
 from conftest import Instrumented
 from harn_async_trace import span
-from harn_async_trace.export._otel_map import otel_span_id
+from harn_async_trace.export._otel.mapping import otel_span_id
 
 MESSAGES = [{"role": "user", "content": "Explain trace context in two words"}]
 

@@ -32,7 +32,7 @@ from conftest import instrument, uninstrument
 from harn_async_trace import Span, SpanCollector, use_collector
 from harn_async_trace._trace_id import trace_id_hex
 from harn_async_trace.export import read_jsonl, use_otel
-from harn_async_trace.export._otel_map import otel_name, otel_span_id
+from harn_async_trace.export._otel.mapping import otel_name, otel_span_id
 
 REPO = Path(__file__).resolve().parents[1]
 STARTUP_S = 240.0

@@ -173,7 +173,7 @@ def wants_live_otlp(args: argparse.Namespace) -> bool:
         >>> wants_live_otlp(argparse.Namespace(otlp_endpoint="http://127.0.0.1:4318"))
         True
     """
-    from ..export._otlp_http import endpoint_from_environment
+    from ..export._otel.http import endpoint_from_environment
 
     return bool(getattr(args, "otlp_endpoint", None)) or endpoint_from_environment()
 
@@ -195,7 +195,7 @@ def live_otlp(args: argparse.Namespace, *, stderr: TextIO | None = None) -> Iter
         yield
         return
     try:
-        from ..export._otlp_http import LiveOtlp
+        from ..export._otel.http import LiveOtlp
 
         live = LiveOtlp(getattr(args, "otlp_endpoint", None))
     except ImportError:

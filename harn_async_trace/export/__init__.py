@@ -14,7 +14,7 @@ never reach into a collector's internals. Modules:
 * ``otlp`` - OpenTelemetry SDK bridge (``[otel]`` extra, imported lazily);
   ``otlp_json`` - OTLP/JSON files (no SDK needed);
 * ``otel_native`` - ``use_otel()``: live export, OTel context and OTel spans
-  in the harn trace (``_otel_live``, ``_otel_context``, ``_otel_ingest``);
+  in the harn trace (``_otel.live``, ``_otel.context``, ``_otel.ingest``);
 * ``propagation`` - W3C ``traceparent`` inject/extract.
 """
 

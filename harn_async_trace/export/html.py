@@ -10,7 +10,7 @@ detached work counts once (``causal.py``).
 Everything is inline (the page's Content-Security-Policy even forbids
 fetching), so it works from ``file://`` with the network off. The script
 and style live beside this module in ``_viewer/``; the data is one JSON
-object from ``_viewer_data.py``.
+object from ``_viewer/data.py``.
 
 Element contract (tested in headless Chromium): each span *drawn as an
 element* has ``data-span-id="<id>"``, each link arrow in view has
@@ -30,7 +30,7 @@ from importlib import resources
 
 from ..model import Span
 from ._io import Target, open_target
-from ._viewer_data import viewer_json
+from ._viewer.data import viewer_json
 
 __all__ = ("html_page", "write_html")
 

@@ -3,13 +3,13 @@
 While the handle is open (needs the ``[otel]`` extra):
 
 1. every harn span goes live to the provider's span processors (``on_start``
-   when it starts, ``on_end`` when it ends; ``_otel_live``);
+   when it starts, ``on_end`` when it ends; ``_otel.live``);
 2. inside an open harn span, ``opentelemetry.trace.get_current_span()`` is
    that span, so OTel instrumentations (httpx, openai, ...) make their spans
-   its children (``_otel_context``);
+   its children (``_otel.context``);
 3. spans that tracers of the provider start are recorded in the current harn
    collector too, as ``llm_call``/``tool_call``/``fn_call`` by their
-   ``gen_ai.operation.name`` (``_otel_ingest``), and never exported twice;
+   ``gen_ai.operation.name`` (``_otel.ingest``), and never exported twice;
 4. a harn root opened while an OTel span is current (and no harn span is
    open) is that span's child;
 5. message content is dropped from harn spans and exports unless
@@ -147,7 +147,7 @@ def use_otel(
         ...     root = c.open("step", "plan")
         ...     inside = trace.get_current_span().get_span_context().span_id
         ...     _ = c.end(root)
-        >>> from harn_async_trace.export._otel_map import otel_span_id
+        >>> from harn_async_trace.export._otel.mapping import otel_span_id
         >>> inside == otel_span_id(c.trace_id, root)
         True
     """
@@ -161,9 +161,9 @@ def use_otel(
         )
     if not isinstance(capture_content, bool):
         raise TypeError(f"capture_content must be a bool, got {capture_content!r}")
-    from ._otel_context import ContextOverlay
-    from ._otel_ingest import make_ingest_processor
-    from ._otel_live import LiveExport
+    from ._otel.context import ContextOverlay
+    from ._otel.ingest import make_ingest_processor
+    from ._otel.live import LiveExport
 
     with _lock:
         state = _active

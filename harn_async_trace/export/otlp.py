@@ -5,7 +5,7 @@ is imported lazily, on first use, so ``import harn_async_trace`` never needs
 it. The spans go to any OTel ``SpanExporter`` (``export(batch)``) or
 ``SpanProcessor`` (``on_end(span)``), e.g. a ``BatchSpanProcessor`` around an
 OTLP exporter. The mapping (ids, kinds, GenAI attributes, status, remote
-parent) lives in ``_otel_map.py`` and is shared with the OTLP/JSON writer.
+parent) lives in ``_otel/mapping.py`` and is shared with the OTLP/JSON writer.
 
 ``OtelBridge`` does it live: subscribed to the event stream, it converts
 each span the moment it ends.
@@ -22,7 +22,7 @@ from .._trace_id import trace_id_hex
 from ..model import Span
 from ._encoding import safe_text
 from ._io import check_filter, check_span, ended_span_of
-from ._otel_map import (
+from ._otel.mapping import (
     attributes_for,
     clean_attributes,
     error_of,
@@ -117,7 +117,7 @@ def _resource_for(attributes: tuple[tuple[str, str], ...]) -> Resource:
 def to_otel_span(
     span: Span, *, resource: Resource | None = None, capture_content: bool = False
 ) -> ReadableSpan:
-    """One finished span as an OTel SDK ``ReadableSpan`` (mapping: ``_otel_map``).
+    """One finished span as an OTel SDK ``ReadableSpan`` (mapping: ``_otel.mapping``).
 
     Example:
         >>> s = Span(trace_id="trace_0190a3b4-0000-7000-8000-000000000000", span_id=1,

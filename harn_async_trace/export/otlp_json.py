@@ -12,7 +12,7 @@ With the ``[otel]`` extra installed, each span is the SDK bridge's
 ``ReadableSpan`` put through the SDK's own OTLP protobuf encoder, then the
 protobuf JSON mapping (ids turned from base64 to hex, as OTLP asks): the
 file and the live export cannot drift apart. Without it, the same mapping
-(``_otel_map``) is written by hand.
+(``_otel.mapping``) is written by hand.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .._trace_id import trace_id_hex
 from ..model import Span
 from ._encoding import safe_text, text_of
 from ._io import Target, check_span, dumps, open_target
-from ._otel_map import (
+from ._otel.mapping import (
     clean_attributes,
     error_of,
     event_time_ns,
@@ -196,7 +196,7 @@ def write_otlp_json(
 ) -> int:
     """Write spans as an OTLP/JSON ``ExportTraceServiceRequest``; returns the span count.
 
-    The resource is :func:`~._otel_map.resource_attributes` (the OTel
+    The resource is :func:`~._otel.mapping.resource_attributes` (the OTel
     environment variables); ``service_name`` overrides its ``service.name``.
 
     Example:

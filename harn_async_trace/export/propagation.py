@@ -2,7 +2,7 @@
 
 ``traceparent: 00-<32 hex trace id>-<16 hex span id>-<2 hex flags>``. Our trace
 id maps to the 32-hex form of its uuid7 and back (``trace_<uuid>``), and the
-span id is the span's OTel id (``_otel_map.otel_span_id``, the id every OTel
+span id is the span's OTel id (``_otel.mapping.otel_span_id``, the id every OTel
 export gives it), so an OTel-instrumented service that receives the header
 parents its spans on the very span our export sends. In the receiving process::
 
@@ -30,7 +30,7 @@ from .._trace_id import trace_id_hex
 from ..clock import _ACTIVE, MockClock
 from ..collector import SpanCollector
 from ..model import Span, SpanLink
-from ._otel_map import REMOTE_PARENT, link_context, otel_span_id, span_id_hex
+from ._otel.mapping import REMOTE_PARENT, link_context, otel_span_id, span_id_hex
 
 __all__ = (
     "TRACEPARENT",

@@ -1,5 +1,5 @@
 // harn-trace viewer: one self-contained page, no network. The Python side
-// (export/_viewer_data.py) has already laid spans out in rows; this script
+// (export/_viewer/data.py) has already laid spans out in rows; this script
 // only culls and draws what is in view, so 100k spans stay interactive:
 // spans in view become elements (data-span-id), up to MAX_DOM of them (the
 // widest win); the rest of what is in view is painted on a canvas, and

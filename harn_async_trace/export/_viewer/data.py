@@ -21,9 +21,9 @@ import math
 from collections.abc import Sequence
 from typing import Any, Final
 
-from ..model import Span
-from ._lanes import layout_lanes
-from .causal import causal_tree
+from ...model import Span
+from .._lanes import layout_lanes
+from ..causal import causal_tree
 
 __all__ = ("safe_value", "viewer_json", "viewer_payload")
 

@@ -21,12 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from ..context import _current
-from ..kinds import SpanKind, meta
-from ._otel_map import is_content_key
+from ...context import _current
+from ...kinds import SpanKind, meta
+from .mapping import is_content_key
 
 if TYPE_CHECKING:
-    from ._otel_live import LiveExport
+    from .live import LiveExport
 
 __all__ = ("harn_kind_of", "make_ingest_processor", "usage_metadata")
 
@@ -92,7 +92,7 @@ def make_ingest_processor(live: LiveExport) -> Any:
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider
-        >>> from harn_async_trace.export._otel_live import LiveExport
+        >>> from harn_async_trace.export._otel.live import LiveExport
         >>> live = LiveExport(TracerProvider(), capture_content=False)
         >>> type(make_ingest_processor(live)).__name__
         'HarnIngest'

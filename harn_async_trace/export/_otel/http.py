@@ -112,8 +112,8 @@ class LiveOtlp:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-        from .otel_native import use_otel
-        from .otlp import default_resource
+        from ..otel_native import use_otel
+        from ..otlp import default_resource
 
         self.url = None if url is None else traces_url(url)
         timeout = None if any(os.environ.get(v) for v in _ENV_TIMEOUTS) else _TIMEOUT_S

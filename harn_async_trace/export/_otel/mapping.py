@@ -31,11 +31,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 from urllib.parse import unquote
 
-from .._trace_id import trace_id_hex
-from ..kinds import SpanKind, meta
-from ..model import Span, SpanLink
-from ._encoding import dumps, json_int, safe_text, text_of
-from ._io import start_unix_ns
+from ..._trace_id import trace_id_hex
+from ...kinds import SpanKind, meta
+from ...model import Span, SpanLink
+from .._encoding import dumps, json_int, safe_text, text_of
+from .._io import start_unix_ns
 
 __all__ = (
     "CONTENT_KEYS",

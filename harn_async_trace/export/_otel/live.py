@@ -5,13 +5,13 @@ start it starts an SDK span through a tracer of the provider, so the
 provider's sampler and processors see it as they see any OTel span
 (``on_start`` now, ``on_end`` at the end); at the harn span's end it sets the
 final name, attributes, events and status and ends it. The OTel ids are the
-ones every other export uses (``_otel_map.otel_span_id``): the tracer's id
+ones every other export uses (``_otel.mapping.otel_span_id``): the tracer's id
 generator is handed them just before each start.
 
 This module also keeps the registry both directions read: which OTel span
 stands for each open harn span, and which harn span for each OTel span id
 (harn spans exported here and the harn copies of OTel spans, "mirrors",
-recorded by ``_otel_ingest``). Mirrors are never exported again: OTel
+recorded by ``_otel.ingest``). Mirrors are never exported again: OTel
 already exports the span they copy.
 """
 
@@ -22,11 +22,11 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, final
 
-from .. import events as _events
-from .._trace_id import trace_id_hex
-from ..model import SpanLink
-from ._encoding import safe_text
-from ._otel_map import (
+from ... import events as _events
+from ..._trace_id import trace_id_hex
+from ...model import SpanLink
+from .._encoding import safe_text
+from .mapping import (
     REMOTE_PARENT,
     attributes_for,
     clean_attributes,
@@ -43,7 +43,7 @@ from ._otel_map import (
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
 
-    from ..collector import SpanCollector
+    from ...collector import SpanCollector
 
 __all__ = ("LiveExport",)
 
@@ -96,7 +96,7 @@ class LiveExport:
     def __init__(self, provider: TracerProvider, *, capture_content: bool) -> None:
         from opentelemetry import trace as api
 
-        from .. import __version__
+        from ... import __version__
 
         self._api = api
         self.capture_content = capture_content
@@ -233,7 +233,7 @@ class LiveExport:
 
     def _on_start(self, event: _events.SpanStartEvent) -> None:
         if self.local.mirroring:
-            return  # a copy of an OTel span: _otel_ingest registers it
+            return  # a copy of an OTel span: _otel.ingest registers it
         foreign = None
         if event.parent_id is None and not event.links:
             foreign = _foreign_current_span(self._api)
@@ -298,7 +298,7 @@ def _empty_context() -> Any:
 
 def _foreign_current_span(api: Any) -> Any:
     """The span OTel's own context holds right now (not the harn overlay), if valid."""
-    from ._otel_context import underlying_context
+    from .context import underlying_context
 
     span = api.get_current_span(underlying_context())
     return span if span.get_span_context().is_valid else None

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final, final
 
-from ..context import _current
+from ...context import _current
 
 if TYPE_CHECKING:
-    from ._otel_live import LiveExport
+    from .live import LiveExport
 
 __all__ = ("ContextOverlay", "underlying_context")
 
@@ -55,7 +55,7 @@ class ContextOverlay:
 
     Example:
         >>> from opentelemetry.sdk.trace import TracerProvider
-        >>> from harn_async_trace.export._otel_live import LiveExport
+        >>> from harn_async_trace.export._otel.live import LiveExport
         >>> live = LiveExport(TracerProvider(), capture_content=False)
         >>> overlay = ContextOverlay(live); overlay.install(); overlay.uninstall(); live.close()
     """
