@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from ._vtime.loops import new_virtual_loop
 from ._vtime.mixin import VirtualTimeMixin
-from .clock import MockClock, active_mock_clock
+from .clock import MockClock, _check_autojump_threshold, active_mock_clock
 
 if TYPE_CHECKING:  # uvloop is optional at run time
     import uvloop
@@ -71,8 +71,7 @@ def virtual_loop_factory(
         60.0
     """
     _check_clock(clock)
-    if autojump_threshold < 0:
-        raise ValueError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
+    autojump_threshold = _check_autojump_threshold(autojump_threshold)
 
     def factory() -> asyncio.AbstractEventLoop:
         return new_virtual_loop(
@@ -112,8 +111,7 @@ def run(
         clock = active_mock_clock()
     else:
         _check_clock(clock)
-    if autojump_threshold < 0:
-        raise ValueError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
+    autojump_threshold = _check_autojump_threshold(autojump_threshold)
     chosen = clock
 
     def factory() -> asyncio.AbstractEventLoop:

@@ -176,7 +176,6 @@ def new_virtual_loop(
     clock: MockClock | None,
     *,
     use_uvloop: bool = False,
-    activate: bool = True,
     autojump_threshold: float = 0.0,
 ) -> asyncio.AbstractEventLoop:
     """A new loop on ``clock`` (``loop.time()`` == its monotonic seconds), or dormant on real time.
@@ -189,7 +188,7 @@ def new_virtual_loop(
     """
     cls = _uvloop_class() if use_uvloop else VirtualEventLoop
     loop = cls()
-    loop._v_setup(activate=activate, autojump_threshold=autojump_threshold)
+    loop._v_setup(autojump_threshold=autojump_threshold)
     if clock is not None:
         loop._v_attach(clock, offset_ns=0)
     return cast(asyncio.AbstractEventLoop, loop)
@@ -222,7 +221,7 @@ def adopt_new_loop(
     if isinstance(loop, asyncio.BaseEventLoop):
         raw: Any = loop
         raw.__class__ = virtual_class_for(type(loop))
-        raw._v_setup(activate=True, autojump_threshold=autojump_threshold)
+        raw._v_setup(autojump_threshold=autojump_threshold)
         _take_base_timers(raw)
         raw._v_attach(clock, offset_ns=0)
         return loop
@@ -243,7 +242,7 @@ def virtualise_in_place(
     raw: Any = loop
     original = type(loop)
     raw.__class__ = virtual_class_for(original)
-    raw._v_setup(activate=False, autojump_threshold=autojump_threshold)
+    raw._v_setup(autojump_threshold=autojump_threshold)
     _take_base_timers(raw)
     raw._v_attach(clock)
 

@@ -32,7 +32,13 @@ import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Final, cast
 
-from ..clock import MockClock, OverrideGuard, install_override
+from ..clock import (
+    Clock,
+    MockClock,
+    _bind_thread_clock,
+    _check_autojump_threshold,
+    _restore_thread_clock,
+)
 from .tasks import OrderedTask
 from .timeline import _NEVER, _NS, TimelineMixin, _seconds_to_ns
 from .timers import TimerQueue
@@ -49,6 +55,15 @@ _new_timer_handle: Final = asyncio.TimerHandle.__new__
 _copy_context: Final = contextvars.copy_context
 # Stands in for the pump's handle while a pass runs (kicks are then no-ops).
 _RUNNING: Final[Any] = object()
+
+
+def _job_on_clock(clock: MockClock, func: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """An executor job of a virtual loop: spans in the worker read the loop's clock."""
+    saved = _bind_thread_clock(clock)
+    try:
+        return func(*args)
+    finally:
+        _restore_thread_clock(saved)
 
 
 class VirtualTimeMixin(TimelineMixin):
@@ -89,11 +104,10 @@ class VirtualTimeMixin(TimelineMixin):
 
     # -- state ----------------------------------------------------------------
 
-    def _v_setup(self, *, activate: bool, autojump_threshold: float) -> None:
+    def _v_setup(self, *, autojump_threshold: float) -> None:
         self._v_timers = TimerQueue()
         self._v_clock = None
         self._v_offset_ns = 0
-        self._v_activate = activate
         self._v_set_threshold(autojump_threshold)
         self._v_pump_handle: asyncio.Handle | None = None
         self._v_real_armed: tuple[int, asyncio.Handle] | None = None
@@ -105,7 +119,9 @@ class VirtualTimeMixin(TimelineMixin):
         self._v_tasks_made = 0
         self._v_waker: threading.Timer | None = None
         self._v_thread: int | None = None
-        self._v_guard: OverrideGuard | None = None
+        # This thread's clock binding from before the loop bound its own (see clock.py).
+        self._v_thread_saved: Clock | None = None
+        self._v_thread_bound = False
         # The pump runs in one fixed empty context instead of a fresh copy per pass.
         self._v_ctx = contextvars.Context()
 
@@ -177,9 +193,7 @@ class VirtualTimeMixin(TimelineMixin):
 
     def _v_set_threshold(self, seconds: float) -> None:
         """Set the autojump threshold (real seconds; 0 = jump as soon as idle)."""
-        if not seconds >= 0:
-            raise ValueError(f"autojump_threshold must be >= 0, got {seconds!r}")
-        self._v_threshold_ns = _seconds_to_ns(seconds)
+        self._v_threshold_ns = _seconds_to_ns(_check_autojump_threshold(seconds))
         if self._v_counts_by_class:
             return
         # Stock loops see their ready queue, so they count call_soon only when
@@ -194,8 +208,15 @@ class VirtualTimeMixin(TimelineMixin):
             slots.pop("call_soon_threadsafe", None)
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
-        """``loop.run_in_executor``, tracked: time never jumps while such work is in flight."""
-        future = super().run_in_executor(executor, func, *args)  # type: ignore[misc]
+        """``loop.run_in_executor``, tracked: time never jumps while such work is in flight.
+
+        On virtual time the job reads this loop's clock in its worker thread.
+        """
+        clock = self._v_clock
+        if clock is not None and callable(func) and not asyncio.iscoroutinefunction(func):
+            future = super().run_in_executor(executor, _job_on_clock, clock, func, args)  # type: ignore[misc]
+        else:  # real time, or something the base method rejects with its own message
+            future = super().run_in_executor(executor, func, *args)  # type: ignore[misc]
         self._v_executor_pending += 1
         future.add_done_callback(self._v_executor_done)
         return future
@@ -223,18 +244,30 @@ class VirtualTimeMixin(TimelineMixin):
         )
 
     def run_forever(self) -> None:
-        """Run the loop; a loop made for a clock makes it the active mock meanwhile."""
+        """Run the loop; spans in this thread read its clock meanwhile (if it has one)."""
         self._v_thread = threading.get_ident()
-        clock = self._v_clock
-        guard = install_override(clock) if clock is not None and self._v_activate else None
+        if self._v_clock is not None:
+            self._v_bind_thread()
         if self._v_timers:
             self._v_kick()
         try:
             super().run_forever()  # type: ignore[misc]
         finally:
             self._v_thread = None
-            if guard is not None:
-                guard.restore()
+            self._v_unbind_thread()
+
+    def _v_bind_thread(self) -> None:
+        """Make this loop's clock the one spans read in the loop's thread (loop thread only)."""
+        if self._v_thread_bound:
+            return
+        self._v_thread_saved = _bind_thread_clock(self._v_clock)
+        self._v_thread_bound = True
+
+    def _v_unbind_thread(self) -> None:
+        if self._v_thread_bound:
+            self._v_thread_bound = False
+            _restore_thread_clock(self._v_thread_saved)
+            self._v_thread_saved = None
 
     def close(self) -> None:
         """Close the loop and let go of its clock."""
