@@ -1,0 +1,250 @@
+"""``WorkWatch``: the real work a virtual loop can see, and whether any of it is running.
+
+The loop may jump to its next deadline only when nothing is ready on it and
+none of this work is really running (docs/virtual-time.md, "When time
+jumps"). The work a loop can see:
+
+* executor jobs it submitted (``run_in_executor``, so ``asyncio.to_thread``
+  and stock asyncio's ``getaddrinfo``), in whichever thread runs them; a job
+  still queued counts for a short real grace, then it is taken to wait
+  behind work that waits on the loop;
+* Python threads started since the loop began running (anyio's worker
+  threads, plain threads that will ``call_soon_threadsafe``, server threads
+  of a test), except threads running a virtual loop of their own;
+* child processes started through the loop (subprocess transports, so
+  anyio's ``run_process``/``to_process``) until the loop has seen them exit;
+* operations in flight that the loop drives itself: connections being made
+  (with their TLS handshake) and uvloop's DNS lookups in libuv's pool.
+
+A thread or process *runs* while it is on a CPU, sleeping on real time
+(``time.sleep``) or waiting for a child process. One blocked on a lock, a
+condition, a queue, a pipe, a socket or a poll is waiting for someone
+else: the loop (which may then jump: no deadlock) or another party, which
+is itself looked at. On Linux the kernel says which
+(``/proc/self/task/<tid>/syscall``); elsewhere a thread runs unless its
+innermost Python frame is one of threading's, queue's or selectors' waits,
+and a child process runs until its exit is seen.
+
+One case looks like waiting and is not: a thread the loop has just woken
+(say by completing the future it blocked on) that now waits for the GIL.
+So when anything was looked at, :attr:`WorkWatch.looked` is set, and the
+loop lets the GIL go for a moment of real time before it jumps
+(``VirtualTimeMixin._v_may_jump``): the woken thread runs, and what it does
+next (call back, block again) is seen.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import queue
+import selectors
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import thread as _futures_thread
+from typing import Any, Final
+
+__all__ = ["LOOP_THREADS", "Job", "WorkWatch"]
+
+# Idents of threads running a virtual loop right now: each such loop is its
+# own world (it holds its own time still for its own work).
+LOOP_THREADS: set[int] = set()
+
+# A queued executor job holds time this long (real ns) before it is taken to
+# wait behind jobs that wait on the loop (a pool full of those would
+# otherwise never let time move).
+_QUEUED_GRACE_NS: Final = 1_000_000_000
+
+# Syscalls in which a blocked task waits for a peer (data on a pipe or a
+# socket, room to write, a lock, a poll, a signal). A task blocked in any
+# other (sleeping on real time, waiting for a child, opening a file...) runs
+# on its own, and so does one waiting on the disk (state D).
+_WAITING_SYSCALLS: Final[dict[str, frozenset[int]]] = {
+    "x86_64": frozenset({
+        0, 1, 7, 17, 19, 20, 23, 34, 43, 44, 45, 46, 47, 65, 70, 128, 130, 202, 220, 232,
+        270, 271, 281, 288, 441, 449,
+    }),
+    "aarch64": frozenset({
+        22, 63, 64, 65, 66, 67, 72, 73, 98, 133, 137, 188, 192, 193, 202, 206, 207, 211,
+        212, 242, 441, 449,
+    }),
+}  # fmt: skip
+_MACHINE: Final = platform.machine()
+_PROC: Final = (
+    sys.platform == "linux"
+    and _MACHINE in _WAITING_SYSCALLS
+    and os.path.isdir("/proc/self/task")
+)
+_WAITING: Final = _WAITING_SYSCALLS.get(_MACHINE, frozenset())
+
+
+def _proc_runs(task_dir: str) -> bool | None:
+    """For a ``/proc`` task directory: True running, False waiting, None gone/unreadable."""
+    try:
+        with open(task_dir + "/syscall", "rb") as file:
+            data = file.read(32)
+    except OSError:
+        return None
+    if not data or data.startswith(b"running"):
+        return True
+    try:
+        number = int(data.split(b" ", 1)[0])
+    except ValueError:
+        return True
+    if number not in _WAITING:
+        return True
+    try:
+        with open(task_dir + "/stat", "rb") as file:
+            state = file.read(512).rpartition(b")")[2][1:2]
+    except OSError:
+        return None
+    return state in (b"R", b"D", b"Z")  # Z: a child whose exit is on its way
+
+
+def _wait_codes() -> frozenset[Any]:
+    codes = [
+        threading.Condition.wait,
+        threading.Thread._wait_for_tstate_lock,  # type: ignore[attr-defined]  # join()
+        queue.Queue.get,
+        _futures_thread._worker,  # an idle pool worker blocks in its queue's C get()
+    ]
+    codes += [
+        cls.select for cls in vars(selectors).values()
+        if isinstance(cls, type) and issubclass(cls, selectors.BaseSelector)
+        and "select" in vars(cls)
+    ]  # fmt: skip
+    return frozenset(getattr(fn, "__code__", None) for fn in codes) - {None}
+
+
+_WAIT_CODES: Final = _wait_codes()
+
+
+def _thread_runs(thread: threading.Thread, frames: dict[int, Any] | None) -> bool:
+    if _PROC:
+        runs = _proc_runs(f"/proc/self/task/{thread.native_id}")
+        return bool(runs)  # gone: not running
+    frame = (frames or {}).get(thread.ident or -1)
+    return frame is not None and frame.f_code not in _WAIT_CODES
+
+
+class Job:
+    """One executor job of a loop: which thread runs it (once started)."""
+
+    __slots__ = ("native_id", "submitted_ns", "thread")
+
+    def __init__(self) -> None:
+        self.submitted_ns = time.monotonic_ns()
+        self.thread: threading.Thread | None = None
+        self.native_id: int | None = None
+
+
+class WorkWatch:
+    """The work one virtual loop can see in flight (see the module doc)."""
+
+    __slots__ = ("_baseline", "_children", "_inflight", "_jobs", "looked")
+
+    def __init__(self) -> None:
+        # True when the last running() call found work to look at (all waiting).
+        self.looked = False
+        self._baseline: frozenset[int] = frozenset()
+        self._jobs: set[Job] = set()
+        self._children: list[Any] = []  # subprocess transports
+        self._inflight = 0
+
+    def start(self) -> None:
+        """The loop starts running: threads alive now are not its work."""
+        self._baseline = frozenset(t.ident for t in threading.enumerate() if t.ident)
+
+    # -- what the loop reports -------------------------------------------------
+
+    def job_submitted(self) -> Job:
+        job = Job()
+        self._jobs.add(job)
+        return job
+
+    def job_done(self, job: Job) -> None:
+        self._jobs.discard(job)
+
+    def child_started(self, transport: Any) -> None:
+        self._children.append(transport)
+
+    def hold(self) -> Callable[[], None]:
+        """Count an operation in flight; call the result once when it is over."""
+        self._inflight += 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._inflight -= 1
+
+        return release
+
+    # -- the question ------------------------------------------------------------
+
+    def running(self, loop_thread: int | None) -> bool:
+        """True while some work the loop can see is really running (time must hold still)."""
+        self.looked = False
+        if self._inflight:
+            return True
+        if self._children and self._children_run():
+            return True
+        jobs = self._jobs
+        if not jobs and threading.active_count() <= 1:
+            return False
+        threads = threading.enumerate()
+        frames = None if _PROC else sys._current_frames()
+        seen: set[int] = set()
+        now_ns = 0
+        for job in jobs:
+            thread = job.thread
+            if thread is None:
+                now_ns = now_ns or time.monotonic_ns()
+                if now_ns - job.submitted_ns < _QUEUED_GRACE_NS:
+                    return True
+                continue
+            seen.add(thread.ident or 0)
+            if _thread_runs(thread, frames):
+                return True
+        baseline = self._baseline
+        for thread in threads:
+            ident = thread.ident
+            if (
+                ident is None
+                or ident in baseline
+                or ident in seen
+                or ident == loop_thread
+                or ident in LOOP_THREADS
+            ):
+                continue
+            seen.add(ident)
+            if _thread_runs(thread, frames):
+                return True
+        self.looked = bool(seen) or bool(self._children)
+        return False
+
+    def _children_run(self) -> bool:
+        kept = []
+        running = False
+        for transport in self._children:
+            try:
+                done = transport.get_returncode() is not None
+            except Exception:  # a transport in an odd state: no longer ours to wait for
+                done = True
+            if done:
+                continue
+            kept.append(transport)
+            if running:
+                continue
+            if not _PROC:
+                running = True
+                continue
+            pid = transport.get_pid()
+            # Gone or a zombie (unreadable): its exit is on its way to the loop.
+            runs = _proc_runs(f"/proc/{pid}") if pid else None
+            running = runs is None or runs
+        self._children = kept
+        return running
