@@ -920,3 +920,101 @@ def test_local_socket_round_trips_are_not_skipped(use_uvloop: bool) -> None:
         return echoed, asyncio.get_running_loop().time()
 
     assert run_virtual(use_uvloop, main) == (100, 0.0)
+
+
+class TestRealWorkIsSeen:
+    """Issue 15: work the loop started holds virtual time still; what waits on the loop does not."""
+
+    def test_anyio_worker_threads_hold_time(self, use_uvloop: bool) -> None:
+        """anyio.to_thread has its own threads (not run_in_executor): timeouts around them hold."""
+
+        async def main() -> tuple[int, int]:
+            with anyio.fail_after(5):
+                await anyio.to_thread.run_sync(time.sleep, 0.05)
+            before = now_ms()
+
+            def waits_on_the_loop() -> None:
+                anyio.from_thread.run(anyio.sleep, 2)
+
+            with anyio.fail_after(10):
+                await anyio.to_thread.run_sync(waits_on_the_loop)
+            return before, now_ms()
+
+        clock = MockClock(start_wall_ms=0)
+        options = anyio_backend_options(clock, use_uvloop=use_uvloop)
+
+        async def in_anyio() -> tuple[int, int]:
+            return await main()
+
+        assert anyio.run(in_anyio, backend_options=options) == (0, 2_000)
+
+    def test_executor_job_waiting_on_the_loop_times_out_like_a_real_loop(
+        self, use_uvloop: bool
+    ) -> None:
+        """wait_for(job needing 4 loop seconds, timeout=1) times out at virtual 1 s; no deadlock."""
+
+        async def main() -> tuple[str, int, int]:
+            loop = asyncio.get_running_loop()
+
+            def job() -> int:
+                for _ in range(4):
+                    asyncio.run_coroutine_threadsafe(asyncio.sleep(1), loop).result(30)
+                return 4
+
+            future = loop.run_in_executor(None, job)
+            try:
+                await asyncio.wait_for(asyncio.shield(future), timeout=1)
+                outcome = "done"
+            except TimeoutError:
+                outcome = "timeout"
+            at_timeout = now_ms()
+            assert await future == 4
+            return outcome, at_timeout, now_ms()
+
+        assert run_virtual(use_uvloop, main) == ("timeout", 1_000, 4_000)
+
+    def test_connecting_to_localhost_holds_time(self, use_uvloop: bool) -> None:
+        """DNS for "localhost" (libuv pool on uvloop) and the connect take no virtual time."""
+
+        async def main() -> int:
+            server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            ticks = asyncio.create_task(asyncio.sleep(3600))
+            for _ in range(20):
+                async with asyncio.timeout(0.5):
+                    _, writer = await asyncio.open_connection("localhost", port)
+                writer.close()
+            ticks.cancel()
+            server.close()
+            await server.wait_closed()
+            return now_ms()
+
+        assert run_virtual(use_uvloop, main) == 0
+
+    def test_debug_mode_logs_no_jump_and_reprs_name_the_caller(
+        self, use_uvloop: bool, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """In debug mode no 'Executing ... took 3600 s' is logged, and tasks are created here."""
+
+        async def main() -> str:
+            task = asyncio.get_running_loop().create_task(asyncio.sleep(1))
+            await asyncio.sleep(3600)
+            await task
+            return repr(task)
+
+        caplog.set_level("WARNING", logger="asyncio")
+        factory = virtual_loop_factory(MockClock(), use_uvloop=use_uvloop)
+        with asyncio.Runner(debug=True, loop_factory=factory) as runner:
+            text = runner.run(main())
+        assert "took" not in caplog.text
+        assert "_vtime" not in text
+        assert __file__.rsplit("/", 1)[-1] in text
+
+    def test_virtual_uvloop_looks_like_uvloop(self) -> None:
+        """Code that tells uvloop apart by module (anyio does) sees uvloop."""
+        loop = virtual_loop_factory(MockClock(), use_uvloop=True)()
+        try:
+            assert type(loop).__module__ == uvloop.Loop.__module__
+            assert isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()

@@ -12,7 +12,9 @@ jumps"). The work a loop can see:
   threads, plain threads that will ``call_soon_threadsafe``, server threads
   of a test), except threads running a virtual loop of their own;
 * child processes started through the loop (subprocess transports, so
-  anyio's ``run_process``/``to_process``) until the loop has seen them exit;
+  anyio's ``run_process``/``to_process``) until the loop has seen them exit,
+  and, while a finished child's pipes are still open, whatever else in our
+  process group may still write to them (a grandchild that inherited them);
 * operations in flight that the loop drives itself: connections being made
   (with their TLS handshake) and uvloop's DNS lookups in libuv's pool.
 
@@ -228,13 +230,20 @@ class WorkWatch:
 
     def _children_run(self) -> bool:
         kept = []
-        running = False
+        running = draining = False
         for transport in self._children:
             try:
-                done = transport.get_returncode() is not None
+                exited = transport.get_returncode() is not None
+                pipes_open = any(
+                    pipe is not None and not pipe.is_closing()
+                    for pipe in (transport.get_pipe_transport(1), transport.get_pipe_transport(2))
+                )
             except Exception:  # a transport in an odd state: no longer ours to wait for
-                done = True
-            if done:
+                continue
+            if exited:
+                if pipes_open:
+                    kept.append(transport)
+                    draining = True
                 continue
             kept.append(transport)
             if running:
@@ -247,4 +256,27 @@ class WorkWatch:
             runs = _proc_runs(f"/proc/{pid}") if pid else None
             running = runs is None or runs
         self._children = kept
-        return running
+        return running or (draining and _group_runs())
+
+
+def _group_runs() -> bool:
+    """True if another process of our process group runs (Linux; elsewhere: assume not)."""
+    if not _PROC:
+        return False
+    group, me = os.getpgrp(), os.getpid()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as file:
+                fields = file.read(512).rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 3 and int(fields[2]) == group and fields[0] != b"Z":
+            if _proc_runs(f"/proc/{entry}"):
+                return True
+    return False
