@@ -101,14 +101,15 @@ class SeesWorkMixin:
         """``loop.start_tls``; time holds still during the handshake."""
         return await self._v_holding("start_tls", *args, **kwargs)
 
-    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
-        """``loop.subprocess_exec``; time holds still while the child runs."""
-        transport, protocol = await self._v_holding("subprocess_exec", *args, **kwargs)
+    async def _v_spawn(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        transport, protocol = await self._v_holding(method, *args, **kwargs)
         self._v_work.child_started(transport)
         return transport, protocol
 
+    async def subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
+        """``loop.subprocess_exec``; time holds still while the child runs."""
+        return await self._v_spawn("subprocess_exec", *args, **kwargs)
+
     async def subprocess_shell(self, *args: Any, **kwargs: Any) -> Any:
         """``loop.subprocess_shell``; time holds still while the child runs."""
-        transport, protocol = await self._v_holding("subprocess_shell", *args, **kwargs)
-        self._v_work.child_started(transport)
-        return transport, protocol
+        return await self._v_spawn("subprocess_shell", *args, **kwargs)
