@@ -151,7 +151,8 @@ def run_suite(root: Path, extra: list[str]) -> dict[str, str]:
         "-p", "harn_suite_plugin", "--timeout-method=thread", "--tb=native",
         "-k", "not trio", *extra,
     ]  # fmt: skip
-    env = {**os.environ, "HARN_SUITE_RESULTS": str(results), "PYTHONPATH": str(root)}
+    path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "HARN_SUITE_RESULTS": str(results), "PYTHONPATH": path}
     outcomes: dict[str, str] = {}
     for _ in range(50):  # each pass either finishes or marks one hung test
         print("$", " ".join(cmd), flush=True)
