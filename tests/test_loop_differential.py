@@ -171,10 +171,15 @@ async def task_group_failure(log: Log) -> float:
     return 0.01
 
 
+def _sleepy_job() -> str:
+    time.sleep(0.02)
+    return "job"
+
+
 @program
 async def executor_job_that_sleeps(log: Log) -> float:
     async with asyncio.timeout(5):
-        log(await asyncio.to_thread(lambda: (time.sleep(0.02), "job")[1]))
+        log(await asyncio.to_thread(_sleepy_job))
     loop = asyncio.get_running_loop()
     log(await asyncio.wait_for(loop.run_in_executor(None, time.sleep, 0.02), 5))
     return 0.0
