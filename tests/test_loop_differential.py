@@ -185,6 +185,21 @@ async def executor_job_that_sleeps(log: Log) -> float:
     return 0.0
 
 
+def _python_busy_job() -> str:
+    # Pure Python: the thread keeps wanting the GIL, which the loop holds when it looks.
+    until = time.perf_counter() + 0.05
+    while time.perf_counter() < until:
+        pass
+    return "busy"
+
+
+@program
+async def executor_job_running_python(log: Log) -> float:
+    async with asyncio.timeout(5):
+        log(await asyncio.to_thread(_python_busy_job))
+    return 0.0
+
+
 @program
 async def executor_job_that_waits_on_the_loop(log: Log) -> float:
     loop = asyncio.get_running_loop()

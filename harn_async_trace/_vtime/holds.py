@@ -8,9 +8,12 @@ jumps"). The work a loop can see:
   and stock asyncio's ``getaddrinfo``), in whichever thread runs them; a job
   still queued counts for a short real grace, then it is taken to wait
   behind work that waits on the loop;
-* Python threads started since the loop began running (anyio's worker
-  threads, plain threads that will ``call_soon_threadsafe``, server threads
-  of a test), except threads running a virtual loop of their own;
+* Python threads (anyio's worker threads, plain threads that will
+  ``call_soon_threadsafe``, server threads of a test, the thread that drives
+  a loop running in another thread through a blocking portal), except
+  threads running a virtual loop of their own and daemon threads that were
+  already running when the loop started (a heartbeat or watchdog that
+  sleeps forever would otherwise hold time forever);
 * child processes started through the loop (subprocess transports, so
   anyio's ``run_process``/``to_process``) until the loop has seen them exit,
   and, while a finished child's pipes are still open, whatever else in our
@@ -27,16 +30,20 @@ is itself looked at. On Linux the kernel says which
 innermost Python frame is one of threading's, queue's or selectors' waits,
 and a child process runs until its exit is seen.
 
-One case looks like waiting and is not: a thread the loop has just woken
-(say by completing the future it blocked on) that now waits for the GIL.
-So when anything was looked at, :attr:`WorkWatch.looked` is set, and the
-loop lets the GIL go for a moment of real time before it jumps
-(``VirtualTimeMixin._v_may_jump``): the woken thread runs, and what it does
-next (call back, block again) is seen.
+One case looks like waiting and is not: a thread that wants the GIL (it
+runs Python code, or the loop has just woken it) waits on the GIL's futex
+while the loop, holding the GIL, looks at it. The GIL's futex addresses are
+learnt once per process (a helper thread spins in Python while we read its
+state without letting the GIL go) and count as running. And a thread the
+loop has just woken may not have been scheduled yet, so when anything was
+looked at, :attr:`WorkWatch.looked` is set and the loop lets the GIL go for
+a moment of real time before it jumps (``VirtualTimeMixin._v_may_jump``).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import platform
 import queue
@@ -80,6 +87,7 @@ _PROC: Final = (
     and os.path.isdir("/proc/self/task")
 )
 _WAITING: Final = _WAITING_SYSCALLS.get(_MACHINE, frozenset())
+_FUTEX: Final = {"x86_64": 202, "aarch64": 98}.get(_MACHINE, -1)
 
 
 def _proc_runs(task_dir: str) -> bool | None:
@@ -97,12 +105,73 @@ def _proc_runs(task_dir: str) -> bool | None:
         return True
     if number not in _WAITING:
         return True
+    if number == _FUTEX and _waits_for_the_gil(data):
+        return True
     try:
         with open(task_dir + "/stat", "rb") as file:
             state = file.read(512).rpartition(b")")[2][1:2]
     except OSError:
         return None
     return state in (b"R", b"D", b"Z")  # Z: a child whose exit is on its way
+
+
+# Futex addresses a thread waits on while it waits for the GIL; learnt on first need.
+_GIL_FUTEXES: list[frozenset[int]] = []
+
+
+def _waits_for_the_gil(syscall_line: bytes) -> bool:
+    if not _GIL_FUTEXES:
+        _GIL_FUTEXES.append(_learn_gil_futexes())
+    try:
+        address = int(syscall_line.split(b" ", 2)[1], 16)
+    except (IndexError, ValueError):
+        return False
+    # The GIL's condition variable and mutex sit together in one struct.
+    return any(abs(address - known) < 128 for known in _GIL_FUTEXES[0])
+
+
+def _learn_gil_futexes() -> frozenset[int]:
+    """The futexes of a thread that only ever waits for the GIL, read while we hold it."""
+    try:
+        libc = ctypes.PyDLL(ctypes.util.find_library("c") or "libc.so.6")  # keeps the GIL
+        pread = libc.pread
+    except (OSError, AttributeError):
+        return frozenset()
+    pread.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_long]
+    pread.restype = ctypes.c_ssize_t
+    stop: list[bool] = []
+
+    def spin() -> None:
+        while not stop:
+            pass
+
+    helper = threading.Thread(target=spin, name="harn-gil-probe", daemon=True)
+    helper.start()
+    seen: set[int] = set()
+    sightings = 0
+    buffer = ctypes.create_string_buffer(128)
+    try:
+        fd = os.open(f"/proc/self/task/{helper.native_id}/syscall", os.O_RDONLY)
+    except OSError:
+        fd = -1
+    try:
+        for _ in range(200):
+            if fd < 0 or sightings >= 3:
+                break
+            size = pread(fd, buffer, 127, 0)
+            fields = buffer.raw[: max(size, 0)].split(b" ", 2)
+            if len(fields) > 1 and fields[0] == str(_FUTEX).encode():
+                seen.add(int(fields[1], 16))
+                sightings += 1
+            until = time.perf_counter() + 0.0002  # hold the GIL a moment: it waits for it
+            while time.perf_counter() < until:
+                pass
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        stop.append(True)
+        helper.join()
+    return frozenset(seen)
 
 
 def _wait_codes() -> frozenset[Any]:
@@ -156,8 +225,10 @@ class WorkWatch:
         self._inflight = 0
 
     def start(self) -> None:
-        """The loop starts running: threads alive now are not its work."""
-        self._baseline = frozenset(t.ident for t in threading.enumerate() if t.ident)
+        """The loop starts running: daemon threads alive now are not its work."""
+        self._baseline = frozenset(
+            t.ident for t in threading.enumerate() if t.ident and t.daemon
+        )
 
     # -- what the loop reports -------------------------------------------------
 

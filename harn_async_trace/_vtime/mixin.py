@@ -70,7 +70,7 @@ _RECHECK_FIRST_NS: Final = 100_000
 _RECHECK_MAX_NS: Final = 10_000_000
 # Before a jump with threads or processes about, the GIL is let go this long
 # (real ns) so a thread the loop just woke can run (see holds.py).
-_SETTLE_NS: Final = 300_000
+_SETTLE_NS: Final = 1_000_000
 _OUR_DIR: Final = __file__.rsplit("/", 1)[0]
 
 
