@@ -16,6 +16,12 @@ per virtual flavour, every test that passes on the plain loop but not on the
 virtual one, and the totals. Exit status 0 when nothing regressed apart from
 the tests listed in ``EXPECTED`` below (they measure real elapsed time).
 
+``ResourceWarning`` is ignored (``-W``): with the suite's warnings-as-errors a
+socket leaked by one test fails whichever test the garbage collector happens
+to run in, which differs from run to run and from loop to loop. A test that
+exists for the plain loop only (it pins its own backend parameters) is not
+compared.
+
 A test that hangs past anyio's own 20 s timeout in a way pytest-timeout's
 signal method cannot interrupt (blocked inside libuv) would stop the run:
 pytest runs with ``--timeout-method=thread`` (which ends the process), a
@@ -47,7 +53,13 @@ PLAIN = {"virtual": "asyncio", "virtual+uvloop": "asyncio+uvloop"}
 
 # Tests that pass on a plain loop and are expected not to on virtual time,
 # with the reason. Keyed by the test id without its backend parameter.
-EXPECTED: dict[str, str] = {}
+EXPECTED: dict[str, str] = {
+    "tests.test_to_process::test_cancel_during": (
+        "needs a loop timer to fire during real work: wait_all_tasks_blocked() polls with "
+        "sleep(0.1) while the worker process sleeps 5 real seconds; on virtual time that "
+        "work takes no time, so it finishes before the poll and the cancel finds it done"
+    ),
+}
 
 _FIXTURE = '''
 
@@ -149,7 +161,7 @@ def run_suite(root: Path, extra: list[str]) -> dict[str, str]:
     cmd = [
         sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider",
         "-p", "harn_suite_plugin", "--timeout-method=thread", "--tb=native",
-        "-k", "not trio", *extra,
+        "-W", "ignore::ResourceWarning", "-k", "not trio", *extra,
     ]  # fmt: skip
     path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "HARN_SUITE_RESULTS": str(results), "PYTHONPATH": path}
@@ -166,7 +178,7 @@ def run_suite(root: Path, extra: list[str]) -> dict[str, str]:
             elif record["nodeid"] not in outcomes or record["outcome"] != "passed":
                 outcomes[record["nodeid"]] = record["outcome"]
         hung = [nodeid for nodeid in started if nodeid not in outcomes]
-        if done.returncode in (0, 1, 5) or not hung:
+        if not hung:
             break
         print(f"  hung: {hung[-1]} (pytest exited {done.returncode}); running the rest", flush=True)
         with results.open("a", encoding="utf-8") as out:
@@ -204,7 +216,9 @@ def compare(outcomes: dict[str, str]) -> int:
         )
     for virtual, plain in PLAIN.items():
         ours, theirs = by_flavour.get(virtual, {}), by_flavour.get(plain, {})
-        lost = sorted(t for t, o in theirs.items() if o == "passed" and ours.get(t) != "passed")
+        lost = sorted(
+            t for t, o in theirs.items() if o == "passed" and t in ours and ours[t] != "passed"
+        )
         gained = sorted(t for t, o in ours.items() if o == "passed" and theirs.get(t) != "passed")
         unexpected = [t for t in lost if t not in EXPECTED]
         print(f"\n{virtual} vs {plain}: {len(lost)} pass on {plain} only, {len(gained)} on "

@@ -68,8 +68,10 @@ _QUEUED_GRACE_NS: Final = 1_000_000_000
 
 # Syscalls in which a blocked task waits for a peer (data on a pipe or a
 # socket, room to write, a lock, a poll, a signal). A task blocked in any
-# other (sleeping on real time, waiting for a child, opening a file...) runs
-# on its own, and so does one waiting on the disk (state D).
+# other (sleeping on real time, opening a file...) runs on its own, and so
+# does one waiting on the disk (state D). One waiting for a child process
+# (wait4/waitid: asyncio's child watcher threads, subprocess.run) runs while
+# one of its children runs.
 _WAITING_SYSCALLS: Final[dict[str, frozenset[int]]] = {
     "x86_64": frozenset({
         0, 1, 7, 17, 19, 20, 23, 34, 43, 44, 45, 46, 47, 65, 70, 128, 130, 202, 220, 232,
@@ -88,9 +90,12 @@ _PROC: Final = (
 )
 _WAITING: Final = _WAITING_SYSCALLS.get(_MACHINE, frozenset())
 _FUTEX: Final = {"x86_64": 202, "aarch64": 98}.get(_MACHINE, -1)
+_WAIT_CHILD: Final = {"x86_64": frozenset({61, 247}), "aarch64": frozenset({260, 95})}.get(
+    _MACHINE, frozenset()
+)
 
 
-def _proc_runs(task_dir: str) -> bool | None:
+def _proc_runs(task_dir: str, depth: int = 0) -> bool | None:
     """For a ``/proc`` task directory: True running, False waiting, None gone/unreadable."""
     try:
         with open(task_dir + "/syscall", "rb") as file:
@@ -103,6 +108,8 @@ def _proc_runs(task_dir: str) -> bool | None:
         number = int(data.split(b" ", 1)[0])
     except ValueError:
         return True
+    if number in _WAIT_CHILD:
+        return _children_run(task_dir, depth)
     if number not in _WAITING:
         return True
     if number == _FUTEX and _waits_for_the_gil(data):
@@ -113,6 +120,24 @@ def _proc_runs(task_dir: str) -> bool | None:
     except OSError:
         return None
     return state in (b"R", b"D", b"Z")  # Z: a child whose exit is on its way
+
+
+def _children_run(task_dir: str, depth: int) -> bool:
+    """Whether a child of the task at ``task_dir`` (a thread's or a process's) runs."""
+    if depth > 3:
+        return True
+    name = task_dir.rstrip("/").rsplit("/", 1)[-1]
+    path = f"{task_dir}/children" if "/task/" in task_dir else f"{task_dir}/task/{name}/children"
+    try:
+        with open(path, "rb") as file:
+            pids = file.read().split()
+    except OSError:
+        return True  # cannot tell: a child that may run holds time
+    for pid in pids:
+        runs = _proc_runs(f"/proc/{int(pid)}", depth + 1)
+        if runs is None or runs:
+            return True
+    return False
 
 
 # Futex addresses a thread waits on while it waits for the GIL; learnt on first need.
