@@ -93,6 +93,9 @@ _FUTEX: Final = {"x86_64": 202, "aarch64": 98}.get(_MACHINE, -1)
 _WAIT_CHILD: Final = {"x86_64": frozenset({61, 247}), "aarch64": frozenset({260, 95})}.get(
     _MACHINE, frozenset()
 )
+# A blocking call resumed after a signal (a timed futex wait, usually): what
+# it waits in is told by the kernel function it sleeps in.
+_RESTART: Final = {"x86_64": 219, "aarch64": 128}.get(_MACHINE, -1)
 
 
 def _proc_runs(task_dir: str, depth: int = 0) -> bool | None:
@@ -110,6 +113,12 @@ def _proc_runs(task_dir: str, depth: int = 0) -> bool | None:
         return True
     if number in _WAIT_CHILD:
         return _children_run(task_dir, depth)
+    if number == _RESTART:
+        try:
+            with open(task_dir + "/wchan", "rb") as file:
+                return b"nanosleep" in file.read(64)
+        except OSError:
+            return None
     if number not in _WAITING:
         return True
     if number == _FUTEX and _waits_for_the_gil(data):
