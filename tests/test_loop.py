@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -1006,7 +1007,9 @@ class TestRealWorkIsSeen:
         factory = virtual_loop_factory(MockClock(), use_uvloop=use_uvloop)
         with asyncio.Runner(debug=True, loop_factory=factory) as runner:
             text = runner.run(main())
-        assert "took" not in caplog.text
+        # A loaded machine may really take 0.1 s somewhere; a jump would say 3600 s.
+        took = [float(x) for x in re.findall(r"took ([0-9.]+) seconds", caplog.text)]
+        assert all(seconds < 100 for seconds in took), caplog.text
         assert "_vtime" not in text
         assert __file__.rsplit("/", 1)[-1] in text
 
