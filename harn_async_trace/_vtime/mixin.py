@@ -323,7 +323,8 @@ class VirtualTimeMixin(SeesWorkMixin, TimelineMixin):
             self._v_recheck_ns = recheck
             return recheck
         self._v_recheck_ns = 0
-        if work.looked and not self._v_settled:
+        if work.looked and (not work.still() or not self._v_settled):
+            # Look again after letting the GIL go: a thread about to call back moves.
             self._v_settled = True
             return _SETTLE_NS
         if self._v_threshold_ns:
@@ -342,6 +343,7 @@ class VirtualTimeMixin(SeesWorkMixin, TimelineMixin):
         self._v_idle_since = None
         self._v_recheck_ns = 0
         self._v_settled = False
+        self._v_work.forget_looks()
 
     def _v_on_time_moved(self) -> None:
         """Clock listener: someone else moved time (advance_time, another loop)."""
