@@ -20,8 +20,8 @@ pair and OpenTelemetry's no-op tracer.
 
 (c) the per-thread clock read (issue 14): the collector pair again, with the
 span clock read as ``clock.current_clock()`` (now) and as the inline
-``_ACTIVE[-1]`` it replaced (the same ``_open_span`` source recompiled with
-that one line swapped back), with no virtual loop running and with one
+``_ACTIVE[-1]`` it replaced (the collector's span-opening method recompiled
+with that one line swapped back), with no virtual loop running and with one
 running in another thread (which makes every thread do the lookup).
 """
 
@@ -188,20 +188,29 @@ def empty_call_pair() -> None:
 
 
 def make_inline_clock_collector() -> type[h.SpanCollector] | None:
-    """SpanCollector with its span-start clock read as the old inline ``_ACTIVE[-1]``."""
+    """SpanCollector whose span-opening method reads the clock as the old inline ``_ACTIVE[-1]``.
+
+    The method is whichever collector method makes the one ``current_clock()``
+    read per span start (``open`` today); None if there is no such single read.
+    """
     import inspect
     import textwrap
 
     from harn_async_trace import clock as clock_module
     from harn_async_trace import collector as collector_module
 
-    source = textwrap.dedent(inspect.getsource(h.SpanCollector._open_span))
     now, before = "clock = current_clock()", "clock = _ACTIVE[-1]"
-    if source.count(now) != 1:
-        return None  # the collector changed shape: nothing to compare
-    namespace = dict(vars(collector_module), _ACTIVE=clock_module._ACTIVE)
-    exec(compile(source.replace(now, before), collector_module.__file__, "exec"), namespace)
-    return type("InlineClockCollector", (h.SpanCollector,), {"_open_span": namespace["_open_span"]})
+    for name in ("open", "_open_span"):
+        method = getattr(h.SpanCollector, name, None)
+        if method is None:
+            continue
+        source = textwrap.dedent(inspect.getsource(method))
+        if source.count(now) != 1:
+            continue
+        namespace = dict(vars(collector_module), _ACTIVE=clock_module._ACTIVE)
+        exec(compile(source.replace(now, before), collector_module.__file__, "exec"), namespace)
+        return type("InlineClockCollector", (h.SpanCollector,), {name: namespace[name]})
+    return None
 
 
 def clock_read_rows(number: int, rounds: int) -> list[Row]:
