@@ -11,13 +11,26 @@ OTEL_VENV := .venv-otel
 OTEL_PY := $(OTEL_VENV)/bin/python
 OTEL_STAMP := $(OTEL_VENV)/.installed
 
-.PHONY: demo test test-otel test-browser bench lint clean test-plugin-matrix
+.PHONY: demo test test-otel test-browser test-extended bench lint clean test-plugin-matrix
+
+# anyio's own test suite on plain and virtual-time loops (benchmarks/anyio_suite.py):
+# too slow for `make test`, so it has its own venv with anyio's test dependencies.
+EXT_VENV := .venv-extended
+EXT_PY := $(EXT_VENV)/bin/python
+EXT_STAMP := $(EXT_VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(EXT_STAMP): pyproject.toml
+	test -x $(EXT_PY) || $(PYTHON) -m venv $(EXT_VENV)
+	$(EXT_PY) -m pip install --quiet --upgrade pip
+	$(EXT_PY) -m pip install --quiet -e . uvloop trio hypothesis 'pytest>=9' pytest-mock \
+		pytest-timeout trustme truststore psutil blockbuster
+	touch $(EXT_STAMP)
 
 demo: $(STAMP)
 	$(PY) -m harn_async_trace.cli run examples/agent.harn --summary --mock-time 1700000000000
@@ -48,6 +61,9 @@ $(BROWSER_STAMP): $(STAMP)
 test-browser: $(BROWSER_STAMP)
 	$(PY) -m pytest -q tests_browser
 
+test-extended: $(EXT_STAMP)
+	$(EXT_PY) benchmarks/anyio_suite.py
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy --strict harn_async_trace vm_demo
@@ -77,4 +93,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) $(OTEL_VENV) $(MATRIX) build *.egg-info
+	rm -rf $(VENV) $(OTEL_VENV) $(MATRIX) $(EXT_VENV) build *.egg-info

@@ -17,10 +17,17 @@ interleaved round by round:
 
 (b) the disabled path: tracing off, per span, next to an empty Python call
 pair and OpenTelemetry's no-op tracer.
+
+(c) the per-thread clock read (issue 14): the collector pair again, with the
+span clock read as ``clock.current_clock()`` (now) and as the inline
+``_ACTIVE[-1]`` it replaced (the collector's span-opening method recompiled
+with that one line swapped back), with no virtual loop running and with one
+running in another thread (which makes every thread do the lookup).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from contextvars import ContextVar
@@ -177,6 +184,83 @@ def empty_call_pair() -> None:
     _noop_end(_noop_start("step", "outer"))
 
 
+# -- (c) the clock read, before and after ------------------------------------
+
+
+def make_inline_clock_collector() -> type[h.SpanCollector] | None:
+    """SpanCollector whose span-opening method reads the clock as the old inline ``_ACTIVE[-1]``.
+
+    The method is whichever collector method makes the one ``current_clock()``
+    read per span start (``open`` today); None if there is no such single read.
+    """
+    import inspect
+    import textwrap
+
+    from harn_async_trace import clock as clock_module
+    from harn_async_trace import collector as collector_module
+
+    now, before = "clock = current_clock()", "clock = _ACTIVE[-1]"
+    for name in ("open", "_open_span"):
+        method = getattr(h.SpanCollector, name, None)
+        if method is None:
+            continue
+        source = textwrap.dedent(inspect.getsource(method))
+        if source.count(now) != 1:
+            continue
+        namespace = dict(vars(collector_module), _ACTIVE=clock_module._ACTIVE)
+        exec(compile(source.replace(now, before), collector_module.__file__, "exec"), namespace)
+        return type("InlineClockCollector", (h.SpanCollector,), {name: namespace[name]})
+    return None
+
+
+def clock_read_rows(number: int, rounds: int) -> list[Row]:
+    """(c): the collector pair, current_clock() vs inline _ACTIVE[-1], without/with a loop."""
+    import threading
+
+    from harn_async_trace.loop import run
+
+    inline_cls = make_inline_clock_collector()
+    if inline_cls is None:
+        return []
+    now_c, before_c = h.SpanCollector(max_spans=10**9), inline_cls(max_spans=10**9)
+
+    def drop() -> None:
+        now_c.take_spans()
+        before_c.take_spans()
+
+    def measure() -> dict[str, float]:
+        return best_ns(
+            {"before": make_collector_pair(before_c), "now": make_collector_pair(now_c)},
+            number=number, rounds=rounds, per_call=2, between=drop,
+        )
+
+    idle = measure()
+    release = threading.Event()
+    started = threading.Event()
+
+    async def hold() -> None:
+        started.set()
+        await asyncio.get_running_loop().run_in_executor(None, release.wait)
+
+    other = threading.Thread(target=run, args=(hold(),), kwargs={"clock": h.MockClock()})
+    other.start()
+    started.wait(10)
+    try:
+        busy = measure()
+    finally:
+        release.set()
+        other.join(10)
+    return [
+        Row("no virtual loop: inline _ACTIVE[-1] (before)", idle["before"], "ns", "1.00x"),
+        Row("no virtual loop: current_clock() (now)", idle["now"], "ns",
+            f"{idle['now'] / idle['before']:.3f}x before"),
+        Row("virtual loop in another thread: inline _ACTIVE[-1]", busy["before"], "ns",
+            "1.00x"),
+        Row("virtual loop in another thread: current_clock()", busy["now"], "ns",
+            f"{busy['now'] / busy['before']:.3f}x before"),
+    ]
+
+
 # -- main --------------------------------------------------------------------
 
 
@@ -266,6 +350,12 @@ def main() -> list[str]:
                 f"{off['otel_noop'] / 2 / off['empty']:.2f}x empty call pair"),
         ],
     )
+    clock_rows = clock_read_rows(number, rounds)
+    if clock_rows:
+        print_table(
+            "(c) span clock read, SpanCollector.start/set_metadata/end (ns per span)",
+            clock_rows,
+        )
     print()
     return [
         check("enabled span >= 40x cheaper than OTel Simple+InMemory",

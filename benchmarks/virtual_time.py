@@ -16,13 +16,19 @@ the selector of a stock loop, which uvloop does not have, so it is reported
 as failing (with its error) rather than timed.
 
 Run: ``.venv/bin/python benchmarks/virtual_time.py`` (``BENCH_QUICK=1`` for
-a 1k-task smoke run).
+a 1k-task smoke run). ``BENCH_TASKS=100000 BENCH_ROUNDS=3`` runs the issue's
+100k-task size. ``VTIME_BEFORE=DIR`` (a directory holding another version's
+``harn_async_trace`` package, e.g. from ``git archive main``) adds that
+version's loops as "before" contenders in the same run, for a before/after
+ratio measured under the same load.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
+import os
 import statistics
 import sys
 import time
@@ -41,8 +47,8 @@ from _harness import machine_line, quick
 from harn_async_trace import MockClock
 from harn_async_trace.loop import virtual_loop_factory
 
-TASKS = 1_000 if quick() else 10_000
-ROUNDS = 3 if quick() else 15
+TASKS = int(os.environ.get("BENCH_TASKS", 1_000 if quick() else 10_000))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", 3 if quick() else 15))
 END_S = 3600 + 99 + 5
 
 
@@ -128,6 +134,40 @@ def trio_mock_clock(workload: Callable[[], Any] = _trio_main) -> tuple[int, floa
     return cast(tuple[int, float], trio.run(workload, clock=clock))
 
 
+def load_before() -> Any:
+    """Another version's package (``VTIME_BEFORE``) under its own name, or None."""
+    root = os.environ.get("VTIME_BEFORE")
+    if not root:
+        return None
+    package = Path(root) / "harn_async_trace"
+    spec = importlib.util.spec_from_file_location(
+        "harn_before", package / "__init__.py", submodule_search_locations=[str(package)]
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["harn_before"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def before_contenders(workload: Callable[[], Any]) -> dict[str, Callable[[], Any]]:
+    before = load_before() if "harn_before" not in sys.modules else sys.modules["harn_before"]
+    if before is None:
+        return {}
+
+    def stock() -> Any:
+        factory = before.virtual_loop_factory(before.MockClock())
+        with asyncio.Runner(loop_factory=factory) as runner:
+            return runner.run(workload())
+
+    def uv() -> Any:
+        factory = before.virtual_loop_factory(before.MockClock(), use_uvloop=True)
+        return uvloop.run(workload(), loop_factory=factory)
+
+    return {"before, stock asyncio": stock, "before, uvloop": uv}
+
+
 def looptime_uvloop_error() -> str:
     """Try looptime on uvloop; return why it does not work."""
     loop = uvloop.new_event_loop()
@@ -148,6 +188,7 @@ def main() -> None:
         "ours, uvloop": ours_uvloop,
         "looptime, stock asyncio": looptime_asyncio,
         "trio MockClock(autojump_threshold=0)": trio_mock_clock,
+        **before_contenders(_asyncio_main),
     }
     wall: dict[str, list[float]] = {label: [] for label in contenders}
     cpu: dict[str, list[float]] = {label: [] for label in contenders}
@@ -185,8 +226,15 @@ def main() -> None:
           f"wall {ours_wall * 1000:.0f} vs {base_wall * 1000:.0f} ms "
           f"({base_wall / ours_wall:.2f}x)")  # fmt: skip
     _print_jumps()
-    print("- goal MET: ours runs on uvloop (virtual end time 3704 s, 10k timeouts checked)"
-          if TASKS == 10_000 else "- quick run: uvloop result checked")  # fmt: skip
+    print(f"- goal MET: ours runs on uvloop (virtual end time 3704 s, {TASKS:,} timeouts "
+          "checked)")  # fmt: skip
+    for flavour in ("stock asyncio", "uvloop"):
+        before = cpu.get(f"before, {flavour}")
+        if before:
+            ratio = min(cpu[f"ours, {flavour}"]) / min(before)
+            verdict = "MET" if ratio <= 1.10 else "MISS"
+            print(f"- goal {verdict}: {flavour} no more than 10% slower than before: CPU best "
+                  f"{ratio:.3f}x before")  # fmt: skip
 
 
 
@@ -196,6 +244,7 @@ def _print_jumps() -> None:
         "ours, uvloop": lambda: ours_uvloop(_asyncio_jumps),
         "looptime, stock asyncio": lambda: looptime_asyncio(_asyncio_jumps),
         "trio MockClock(autojump_threshold=0)": lambda: trio_mock_clock(_trio_jumps),
+        **before_contenders(_asyncio_jumps),
     }
     cpu: dict[str, list[float]] = {label: [] for label in contenders}
     for _ in range(max(3, ROUNDS // 3)):

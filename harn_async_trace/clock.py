@@ -1,11 +1,17 @@
 """Where spans read time: the ``Clock`` seam, the real clock and the mock.
 
-Only :class:`SystemClock` reads real time. Everything else asks the active
-clock, which is the innermost installed override or the system clock.
+Only :class:`SystemClock` reads real time. Everything else asks
+:func:`current_clock`, which resolves, in order: the clock of the virtual
+loop running in the calling thread (or of the loop an executor job in this
+thread works for), else the innermost process-wide :func:`install_override`,
+else the system clock. Two threads each running their own virtual loop so
+record each their own times.
 
 :func:`mock_time` is the user-facing switch: it installs a fresh
-:class:`MockClock` and makes asyncio time virtual (see ``loop.py`` and
-docs/virtual-time.md); :func:`advance_time` moves the active mock.
+:class:`MockClock` process wide, and the loop layer (``harn_async_trace.loop``,
+which registers its part here when imported: this module imports nothing of
+the package) makes asyncio time virtual (see docs/virtual-time.md);
+:func:`advance_time` moves the active mock.
 """
 
 from __future__ import annotations
@@ -148,7 +154,13 @@ class MockClock:
         self.advance_ns(_delta_to_ns(delta))
 
     def advance_ns(self, delta_ns: int) -> None:
-        """Move time forward by an exact number of nanoseconds."""
+        """Move time forward by an exact number of nanoseconds (an int).
+
+        Example:
+            >>> c = MockClock(); c.advance_ns(1_500_000); c.now_monotonic_ms()
+            1
+        """
+        _check_ns("delta_ns", delta_ns)
         if delta_ns < 0:
             raise ValueError(f"time can't go backwards: advance by {delta_ns} ns")
         with self._lock:
@@ -158,6 +170,7 @@ class MockClock:
 
     def set_monotonic_ns(self, value_ns: int) -> None:
         """Jump monotonic time to ``value_ns`` (never backwards); used by the virtual loop."""
+        _check_ns("value_ns", value_ns)
         with self._lock:
             if value_ns < self._monotonic_ns:
                 raise ValueError(
@@ -210,6 +223,27 @@ class MockClock:
         return f"MockClock(wall_ms={self.now_wall_ms()}, monotonic_ms={self.now_monotonic_ms()})"
 
 
+def _check_ns(label: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{label} must be an int number of nanoseconds, got {value!r}")
+
+
+def _check_autojump_threshold(value: object) -> float:
+    """``value`` as a float if it is a valid autojump threshold (finite real seconds >= 0).
+
+    Example:
+        >>> _check_autojump_threshold(0)
+        0.0
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"autojump_threshold must be a number of seconds, got {value!r}")
+    if not 0 <= value < float("inf"):  # also rejects NaN
+        raise ValueError(
+            f"autojump_threshold must be a finite number of seconds >= 0, got {value!r}"
+        )
+    return float(value)
+
+
 def _delta_to_ns(delta: float | timedelta) -> int:
     if isinstance(delta, timedelta):
         # timedelta is exact in microseconds; avoid float rounding.
@@ -224,29 +258,63 @@ def _delta_to_ns(delta: float | timedelta) -> int:
 
 
 _SYSTEM: Final = SystemClock()
-# The active-clock stack. Index -1 is the clock spans read; index 0 is always
-# the system clock. A plain list (not a ContextVar): overrides are process wide.
+# The process-wide override stack. Index -1 is the clock spans read in a
+# thread with no clock of its own; index 0 is always the system clock.
 _ACTIVE: list[Clock] = [_SYSTEM]
+# Thread ident -> the clock of the virtual loop running in that thread (or
+# of the loop an executor job there works for). Empty unless some virtual
+# loop runs, so the common case costs one truth test.
+_THREAD_CLOCKS: dict[int, Clock] = {}
+_get_ident: Final = threading.get_ident
 
 
 def current_clock() -> Clock:
-    """The clock spans read now: the innermost override, else the system clock.
+    """The clock spans read now, in this thread.
+
+    The clock of the virtual loop running in this thread, else the innermost
+    :func:`install_override`, else the system clock. This is the one read the
+    collector makes per span start (keep it this cheap).
 
     Example:
         >>> isinstance(current_clock(), Clock)
         True
     """
+    if _THREAD_CLOCKS:
+        clock = _THREAD_CLOCKS.get(_get_ident())
+        if clock is not None:
+            return clock
     return _ACTIVE[-1]
 
 
+def _bind_thread_clock(clock: Clock | None) -> Clock | None:
+    """Make ``clock`` (None: none) this thread's own clock; returns the previous binding.
+
+    For the loop layer: a virtual loop binds its clock while it runs, an
+    executor job for the duration of the job. Undo with
+    :func:`_restore_thread_clock` and the value returned.
+    """
+    ident = _get_ident()
+    previous = _THREAD_CLOCKS.get(ident)
+    if clock is None:
+        _THREAD_CLOCKS.pop(ident, None)
+    else:
+        _THREAD_CLOCKS[ident] = clock
+    return previous
+
+
+def _restore_thread_clock(previous: Clock | None) -> None:
+    """Undo :func:`_bind_thread_clock` (``previous`` is what it returned)."""
+    _bind_thread_clock(previous)
+
+
 def active_mock_clock() -> MockClock | None:
-    """The active mock clock, or None when time is real.
+    """The mock clock spans read now in this thread, or None when time is real.
 
     Example:
         >>> active_mock_clock() is None
         True
     """
-    clock = _ACTIVE[-1]
+    clock = current_clock()
     return clock if isinstance(clock, MockClock) else None
 
 
@@ -323,6 +391,20 @@ def advance_time(seconds: float | timedelta) -> None:
     clock.advance(delta=seconds)
 
 
+# What mock_time() does to event loops (and, with patch_wall, the wall clock):
+# registered by harn_async_trace._vtime.session when the loop layer is
+# imported (the package does), since this module may import nothing above it.
+# An effect takes (clock, autojump_threshold, patch_wall), applies itself and
+# returns its undo; it raises (having undone itself) when it cannot apply.
+LoopEffect = Callable[[MockClock, float, bool], Callable[[], None]]
+_LOOP_EFFECTS: list[LoopEffect] = []
+
+
+def _register_loop_effect(effect: LoopEffect) -> None:
+    """Called once by the loop layer at import; the last registered effect is used."""
+    _LOOP_EFFECTS.append(effect)
+
+
 class mock_time:  # lower-case: reads like the function it stands for (cf. contextlib.suppress)
     """Run a block (or each call of a function) under a fresh :class:`MockClock`.
 
@@ -354,9 +436,8 @@ class mock_time:  # lower-case: reads like the function it stands for (cf. conte
         autojump_threshold: float = 0.0,
     ) -> None:
         MockClock(start_wall_ms)  # validate now, not at __enter__
-        if autojump_threshold < 0:
-            raise ValueError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
-        self._options = (start_wall_ms, bool(patch_wall), float(autojump_threshold))
+        threshold = _check_autojump_threshold(autojump_threshold)
+        self._options = (start_wall_ms, bool(patch_wall), threshold)
         self._clock: MockClock | None = None
         self._guard: OverrideGuard | None = None
         self._undo: list[Callable[[], None]] = []
@@ -366,20 +447,16 @@ class mock_time:  # lower-case: reads like the function it stands for (cf. conte
             raise MockClockError(
                 "this mock_time() is already active; use a new mock_time() for a nested block"
             )
-        from ._vtime import session as session  # lazy: the loop machinery imports this module
-
         start_wall_ms, patch_wall, threshold = self._options
         clock = MockClock(start_wall_ms)
-        # Virtualise the running loop first: it is the step that can refuse.
-        undo = [session.virtualise_running_loop(clock, threshold)]
-        try:
-            undo.append(session.install_loop_policy(clock, threshold))
-            if patch_wall:
-                undo.append(session.patch_wall_clock(clock))
-        except BaseException:
-            for step in reversed(undo):
-                step()
-            raise
+        if _LOOP_EFFECTS:
+            undo = [_LOOP_EFFECTS[-1](clock, threshold, patch_wall)]
+        elif patch_wall:
+            raise MockClockError(
+                "mock_time(patch_wall=True) needs the loop layer: import harn_async_trace"
+            )
+        else:
+            undo = []
         self._undo = undo
         self._clock = clock
         self._guard = install_override(clock)

@@ -57,7 +57,7 @@ from typing import Any, Final
 
 from . import events as _events
 from ._trace_id import new_trace_id
-from .clock import _ACTIVE, Clock, SystemClock
+from .clock import Clock, SystemClock, current_clock
 from .kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
 from .model import Span, SpanEvent, SpanLink, _ClockBinding, _LiveSpan, _SpanSlots
 
@@ -139,7 +139,7 @@ class SpanCollector:
     # -- state ---------------------------------------------------------------
 
     def _reset_state(self, first_id: int) -> None:
-        clock = _ACTIVE[-1]
+        clock = current_clock()
         self.trace_id: str = new_trace_id(clock)
         self._id_counter = itertools.count(first_id)
         self._next_id = self._id_counter.__next__
@@ -249,7 +249,7 @@ class SpanCollector:
             kind = (_KIND_BY_VALUE.get(kind) if type(kind) is str else None) or coerce_kind(kind)
         if type(name) is not str and not isinstance(name, str):
             raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
-        clock = _ACTIVE[-1]
+        clock = current_clock()
         binding = (
             self._last_binding if clock is self._last_clock else self._binding_for(clock)
         )

@@ -1,8 +1,10 @@
 """Virtual-time event loops for stock asyncio and uvloop: the public entry points.
 
 ``asyncio.sleep``, ``wait_for``, ``asyncio.timeout`` and ``call_later`` /
-``call_at`` run against a :class:`~harn_async_trace.MockClock`; when every
-task is idle the loop jumps straight to the next deadline, so a test that
+``call_at`` run against a :class:`~harn_async_trace.MockClock`; when the
+loop is quiescent (nothing ready, and none of the real work it can see -
+executor jobs, threads it started, subprocesses, connections in flight -
+really running) it jumps straight to the next deadline, so a test that
 sleeps an hour finishes in milliseconds and its spans say exactly one hour.
 
 * :func:`run` - like ``asyncio.run``, optionally on a mock clock;
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from ._vtime.loops import new_virtual_loop
 from ._vtime.mixin import VirtualTimeMixin
-from .clock import MockClock, active_mock_clock
+from .clock import MockClock, _check_autojump_threshold, active_mock_clock
 
 if TYPE_CHECKING:  # uvloop is optional at run time
     import uvloop
@@ -58,9 +60,10 @@ def virtual_loop_factory(
 
     ``loop.time()`` is the clock's monotonic time in seconds. With
     ``use_uvloop=True`` the loops are ``uvloop.Loop`` subclasses.
-    ``autojump_threshold``: real seconds of idleness to wait before jumping,
-    for work the loop cannot see (threads not started via
-    ``run_in_executor``/``asyncio.to_thread``, sockets to other processes).
+    ``autojump_threshold``: real seconds of quiescence to wait before
+    jumping, for work the loop cannot see (threads that were running before
+    the loop started, replies from other processes; see
+    docs/virtual-time.md, "When time jumps").
 
     Example:
         >>> async def main():
@@ -71,8 +74,7 @@ def virtual_loop_factory(
         60.0
     """
     _check_clock(clock)
-    if autojump_threshold < 0:
-        raise ValueError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
+    autojump_threshold = _check_autojump_threshold(autojump_threshold)
 
     def factory() -> asyncio.AbstractEventLoop:
         return new_virtual_loop(
@@ -112,8 +114,7 @@ def run(
         clock = active_mock_clock()
     else:
         _check_clock(clock)
-    if autojump_threshold < 0:
-        raise ValueError(f"autojump_threshold must be >= 0, got {autojump_threshold!r}")
+    autojump_threshold = _check_autojump_threshold(autojump_threshold)
     chosen = clock
 
     def factory() -> asyncio.AbstractEventLoop:

@@ -292,3 +292,133 @@ class TestDeterministicSpans:
         events = next(s["events"] for s in first if s["name"] == "child3")
         assert events == [{"name": "tick", "time_unix_ms": 1_750, "offset_ms": 750,
                            "attributes": {"i": 3}}]  # fmt: skip
+
+
+class TestClockPerThread:
+    """Issue 14 part 1: a span reads its own thread's virtual loop clock."""
+
+    @pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio", "uvloop"])
+    def test_two_threads_two_virtual_loops_record_their_own_times(
+        self, use_uvloop: bool
+    ) -> None:
+        """Overlapping spans in two threads, each on its own loop's clock, are exact."""
+        from harn_async_trace.loop import run
+
+        collector = SpanCollector()
+        both_open = threading.Barrier(2, timeout=10)
+        results: dict[str, list[dict[str, object]]] = {}
+        errors: list[BaseException] = []
+
+        async def work(label: str, seconds: float) -> None:
+            with use_collector(collector):
+                with span(SpanKind.STEP, f"outer-{label}"):
+                    # Both outer spans are open (in real time) at once here.
+                    await asyncio.get_running_loop().run_in_executor(None, both_open.wait)
+                    with span(SpanKind.STEP, f"inner-{label}"):
+                        await asyncio.sleep(seconds)
+                    await asyncio.sleep(seconds)
+
+        def thread_main(label: str, start_ms: int, seconds: float) -> None:
+            try:
+                run(work(label, seconds), clock=MockClock(start_ms), use_uvloop=use_uvloop)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [
+            threading.Thread(target=thread_main, args=("a", 1_000_000, 5.0)),
+            threading.Thread(target=thread_main, args=("b", 9_000_000, 0.25)),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert not errors
+        for record in collector.spans():
+            results.setdefault(record.name, []).append(span_to_dict(record))
+        got = {name: (r[0]["start_unix_ms"], r[0]["duration_ms"]) for name, r in results.items()}
+        assert got == {
+            "outer-a": (1_000_000, 10_000),
+            "inner-a": (1_000_000, 5_000),
+            "outer-b": (9_000_000, 500),
+            "inner-b": (9_000_000, 250),
+        }
+
+    def test_thread_without_a_loop_reads_the_override(self) -> None:
+        """A plain thread reads the process-wide override while another thread runs a loop."""
+        from harn_async_trace.loop import run
+
+        override = MockClock(start_wall_ms=123)
+        loop_clock = MockClock(start_wall_ms=999)
+        seen: dict[str, object] = {}
+        loop_running = threading.Event()
+        checked = threading.Event()
+
+        async def hold_loop() -> None:
+            seen["loop"] = current_clock()
+            loop_running.set()
+            await asyncio.get_running_loop().run_in_executor(None, checked.wait, 10)
+
+        with install_override(override):
+            runner = threading.Thread(target=run, args=(hold_loop(),), kwargs={"clock": loop_clock})
+            runner.start()
+            assert loop_running.wait(10)
+            seen["plain"] = current_clock()
+            checked.set()
+            runner.join(10)
+            seen["after"] = current_clock()
+        assert seen == {"loop": loop_clock, "plain": override, "after": override}
+        assert current_clock() is not override
+
+    def test_executor_job_reads_its_loops_clock(self) -> None:
+        """Work a virtual loop hands to an executor thread reads that loop's clock."""
+        from harn_async_trace.loop import run
+
+        clock = MockClock()
+
+        async def main() -> object:
+            await asyncio.sleep(2)
+            return await asyncio.to_thread(lambda: active_mock_clock())
+
+        assert run(main(), clock=clock) is clock
+        assert active_mock_clock() is None
+
+    def test_loop_clock_wins_over_an_override_in_its_thread(self) -> None:
+        """Inside a virtual loop's thread its clock is read, even under another override."""
+        from harn_async_trace.loop import run
+
+        clock, other = MockClock(), MockClock()
+
+        async def main() -> object:
+            with install_override(other):
+                return current_clock()
+
+        assert run(main(), clock=clock) is clock
+
+
+class TestRejectedUpFront:
+    """Issue 13: bad arguments are refused when given, naming the argument."""
+
+    @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, "1", True])
+    def test_mock_time_autojump_threshold(self, bad: object) -> None:
+        with pytest.raises((TypeError, ValueError), match="autojump_threshold"):
+            mock_time(autojump_threshold=bad)  # type: ignore[arg-type]
+
+    @pytest.mark.parametrize("bad", [float("nan"), -0.5])
+    def test_loop_entry_points_autojump_threshold(self, bad: float) -> None:
+        from harn_async_trace.loop import run, virtual_loop_factory
+
+        with pytest.raises(ValueError, match="autojump_threshold"):
+            virtual_loop_factory(MockClock(), autojump_threshold=bad)
+        coro = asyncio.sleep(0)
+        with pytest.raises(ValueError, match="autojump_threshold"):
+            run(coro, clock=MockClock(), autojump_threshold=bad)
+        coro.close()
+
+    @pytest.mark.parametrize("bad", [1.5, "3", None, True])
+    def test_advance_ns_needs_an_int(self, bad: object) -> None:
+        clock = MockClock()
+        with pytest.raises(TypeError, match="delta_ns"):
+            clock.advance_ns(bad)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="value_ns"):
+            clock.set_monotonic_ns(bad)  # type: ignore[arg-type]
+        assert clock.monotonic_ns() == 0

@@ -13,3 +13,6 @@
 """
 
 from __future__ import annotations
+
+# Registers what mock_time() does to loops with the clock (which sits below us).
+from . import session as session

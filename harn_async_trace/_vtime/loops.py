@@ -12,16 +12,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import heapq
 from collections.abc import Callable
 from typing import Any, Final, cast
 
 from ..clock import MockClock, MockClockError
-from .mixin import _FAST_HANDLES, VirtualTimeMixin
-
-_new_handle: Final = asyncio.Handle.__new__
-_copy_context: Final = contextvars.copy_context
+from .mixin import VirtualTimeMixin
+from .pump import PumpMixin
+from .stock import StockMixin, unwrap_selector
 
 __all__ = (
     "ENTRY_POINTS_HINT",
@@ -44,60 +42,7 @@ ENTRY_POINTS_HINT: Final = (
 )
 
 
-class _StockHooks(VirtualTimeMixin):
-    """Base-loop access for stock asyncio loops (``BaseEventLoop`` subclasses)."""
-
-    def _v_base_time(self) -> float:
-        base: Any = super(VirtualTimeMixin, self)
-        return cast(float, base.time())
-
-    def _v_base_call_soon(self, callback: Callable[[], None]) -> asyncio.Handle:
-        base: Any = super(VirtualTimeMixin, self)
-        return cast(asyncio.Handle, base.call_soon(callback, context=self._v_ctx))
-
-    def _v_base_call_soon_threadsafe(self, callback: Callable[[], None]) -> asyncio.Handle:
-        base: Any = super(VirtualTimeMixin, self)
-        return cast(asyncio.Handle, base.call_soon_threadsafe(callback, context=self._v_ctx))
-
-    def _v_base_call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.Handle:
-        # BaseEventLoop.call_later would call our call_at; its call_at does not.
-        base: Any = super(VirtualTimeMixin, self)
-        when = self._v_base_time() + delay
-        return cast(asyncio.Handle, base.call_at(when, callback, context=self._v_ctx))
-
-    def _v_has_ready(self) -> bool:
-        return bool(self._ready)  # type: ignore[attr-defined]
-
-    def call_soon(
-        self,
-        callback: Callable[..., object],
-        *args: Any,
-        context: contextvars.Context | None = None,
-    ) -> asyncio.Handle:
-        """``BaseEventLoop.call_soon`` minus two Python frames (it wakes every task).
-
-        Outside debug mode it does exactly what the stock method does: check
-        the loop is open, make a Handle, append it to the ready queue.
-        """
-        raw: Any = self
-        if raw._debug or not _FAST_HANDLES:
-            base: Any = super(VirtualTimeMixin, self)
-            return cast(asyncio.Handle, base.call_soon(callback, *args, context=context))
-        if raw._closed:
-            raise RuntimeError("Event loop is closed")
-        handle: Any = _new_handle(asyncio.Handle)
-        handle._callback = callback
-        handle._args = args
-        handle._cancelled = False
-        handle._loop = self
-        handle._source_traceback = None
-        handle._repr = None
-        handle._context = context if context is not None else _copy_context()
-        raw._ready.append(handle)
-        return cast(asyncio.Handle, handle)
-
-
-class VirtualEventLoop(_StockHooks, asyncio.SelectorEventLoop):  # type: ignore[misc]
+class VirtualEventLoop(StockMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]
     """The stock asyncio selector loop on (optionally) virtual time.
 
     Make one with :func:`new_virtual_loop` (or the public
@@ -123,16 +68,14 @@ def _uvloop_class() -> type[Any]:
                 "use_uvloop=True needs uvloop: pip install 'harn-async-trace[uvloop]'"
             ) from None
 
-        class VirtualUVLoop(VirtualTimeMixin, uvloop.Loop):  # type: ignore[misc]
+        class VirtualUVLoop(PumpMixin, uvloop.Loop):  # type: ignore[misc]
             """``uvloop.Loop`` on (optionally) virtual time."""
 
             # uvloop runs ready callbacks in a libuv idle handler we cannot
-            # inspect, so idleness is judged by call_soon counts over two passes.
-            _v_idle_passes = 2
-            _v_counts_by_class = True
+            # inspect, so activity is judged by counting call_soon calls.
             # Same calls as uvloop's, typed without typeshed's TypeVarTuple.
-            call_soon = VirtualTimeMixin._v_counted_call_soon  # type: ignore[assignment]
-            call_soon_threadsafe = VirtualTimeMixin._v_counted_call_soon_threadsafe  # type: ignore[assignment]
+            call_soon = PumpMixin._v_counted_call_soon  # type: ignore[assignment]
+            call_soon_threadsafe = PumpMixin._v_counted_call_soon_threadsafe  # type: ignore[assignment]
 
             def _v_base_time(self) -> float:
                 return uvloop.Loop.time(self)
@@ -151,7 +94,8 @@ def _uvloop_class() -> type[Any]:
                 # uvloop's call_later goes straight to libuv (real time).
                 return uvloop.Loop.call_later(self, delay, callback, context=self._v_ctx)
 
-        VirtualUVLoop.__module__ = __name__
+        # Code that tells uvloop apart by module (anyio does) must see uvloop.
+        VirtualUVLoop.__module__ = uvloop.Loop.__module__
         _UVLOOP_CLASS.append(VirtualUVLoop)
     return _UVLOOP_CLASS[0]
 
@@ -167,7 +111,7 @@ def virtual_class_for(cls: type[Any]) -> type[Any]:
         return cls
     made = _CLASS_CACHE.get(cls)
     if made is None:
-        made = type(f"Virtual{cls.__name__}", (_StockHooks, cls), {"__module__": __name__})
+        made = type(f"Virtual{cls.__name__}", (StockMixin, cls), {"__module__": cls.__module__})
         _CLASS_CACHE[cls] = made
     return made
 
@@ -176,7 +120,6 @@ def new_virtual_loop(
     clock: MockClock | None,
     *,
     use_uvloop: bool = False,
-    activate: bool = True,
     autojump_threshold: float = 0.0,
 ) -> asyncio.AbstractEventLoop:
     """A new loop on ``clock`` (``loop.time()`` == its monotonic seconds), or dormant on real time.
@@ -189,7 +132,7 @@ def new_virtual_loop(
     """
     cls = _uvloop_class() if use_uvloop else VirtualEventLoop
     loop = cls()
-    loop._v_setup(activate=activate, autojump_threshold=autojump_threshold)
+    loop._v_setup(autojump_threshold=autojump_threshold)
     if clock is not None:
         loop._v_attach(clock, offset_ns=0)
     return cast(asyncio.AbstractEventLoop, loop)
@@ -222,7 +165,7 @@ def adopt_new_loop(
     if isinstance(loop, asyncio.BaseEventLoop):
         raw: Any = loop
         raw.__class__ = virtual_class_for(type(loop))
-        raw._v_setup(activate=True, autojump_threshold=autojump_threshold)
+        raw._v_setup(autojump_threshold=autojump_threshold)
         _take_base_timers(raw)
         raw._v_attach(clock, offset_ns=0)
         return loop
@@ -243,7 +186,7 @@ def virtualise_in_place(
     raw: Any = loop
     original = type(loop)
     raw.__class__ = virtual_class_for(original)
-    raw._v_setup(activate=False, autojump_threshold=autojump_threshold)
+    raw._v_setup(autojump_threshold=autojump_threshold)
     _take_base_timers(raw)
     raw._v_attach(clock)
 
@@ -255,6 +198,7 @@ def virtualise_in_place(
         for _, handle in raw._v_timers.items():
             handle._scheduled = True
             heapq.heappush(raw._scheduled, handle)
+        unwrap_selector(raw)
         for name in [key for key in vars(raw) if key.startswith("_v_") or key.startswith("call_")]:
             delattr(raw, name)
         raw.__class__ = original

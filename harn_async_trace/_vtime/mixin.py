@@ -2,20 +2,26 @@
 
 Why our own timers: uvloop keeps its timers in libuv, where overriding
 ``time()`` changes nothing, so fast-forwarding needs timers the loop class
-cannot see. The mixin overrides ``time``, ``call_at``, ``call_later``,
-``run_in_executor`` (to see thread work) and, where needed, ``call_soon``
-and ``call_soon_threadsafe`` (to notice activity), and keeps every timer in
-one :class:`~.timers.TimerQueue` ordered by (deadline in integer
-nanoseconds, scheduling order): no float drift, and timers due at the same
-instant fire in FIFO order.
+cannot see. The mixin overrides ``time``, ``call_at``, ``call_later`` and
+the methods that start real work (``seen.py``), and keeps every timer in one
+:class:`~.timers.TimerQueue` ordered by (deadline in integer nanoseconds,
+scheduling order): no float drift, and timers due at the same instant fire
+in FIFO order.
 
-A *pump* callback, queued with the base loop's ``call_soon``, fires due
-timers. In virtual mode (a :class:`MockClock` is attached) the pump also
-decides when the loop is idle - a pass with no ready callbacks, no
-``call_soon`` since the previous pass and no executor work in flight - and
-then jumps the clock straight to the next deadline (autojump). With an
-``autojump_threshold`` it first waits that many *real* seconds of
-continuous idleness, for work it cannot see (plain threads, sockets).
+When time jumps (virtual mode: a :class:`MockClock` is attached): only when
+the loop is *quiescent*, i.e. nothing is ready on it, it has polled I/O
+since the last callback ran, and no real work it can see is running
+(``holds.py``). Then the clock moves straight to the next deadline. While
+such work runs, virtual time holds still and the loop re-checks on a short
+real-time back-off; work that waits on the loop (a job blocked on
+``run_coroutine_threadsafe(...).result()``) is not running, so the timers it
+waits for still fire. An ``autojump_threshold`` adds that many *real*
+seconds of continuous quiescence before a jump, for work the loop cannot
+see at all. How a loop class finds the moment is its own: stock loops do it
+between polling I/O and running callbacks (``loops.py``), exactly where
+stock asyncio moves due timers to its ready queue; uvloop, whose ready queue
+cannot be inspected, with a *pump* callback that counts passes and
+``call_soon`` calls.
 
 In real mode (no clock attached: a loop from ``run()`` before any
 ``mock_time``) the queue is driven by one real timer of the base loop, so
@@ -30,9 +36,17 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Final, cast
+from typing import Any, Final, cast
 
-from ..clock import MockClock, OverrideGuard, install_override
+from ..clock import (
+    Clock,
+    MockClock,
+    _bind_thread_clock,
+    _check_autojump_threshold,
+    _restore_thread_clock,
+)
+from .holds import LOOP_THREADS, WorkWatch
+from .seen import SeesWorkMixin
 from .tasks import OrderedTask
 from .timeline import _NEVER, _NS, TimelineMixin, _seconds_to_ns
 from .timers import TimerQueue
@@ -51,20 +65,24 @@ _copy_context: Final = contextvars.copy_context
 _RUNNING: Final[Any] = object()
 
 
-class VirtualTimeMixin(TimelineMixin):
+# While real work runs, the loop re-checks on this real back-off (ns).
+_RECHECK_FIRST_NS: Final = 100_000
+_RECHECK_MAX_NS: Final = 10_000_000
+# Before a jump with threads or processes about, the GIL is let go this long
+# (real ns) so a thread the loop just woke can run (see holds.py).
+_SETTLE_NS: Final = 1_000_000
+_OUR_DIR: Final = __file__.rsplit("/", 1)[0]
+
+
+class VirtualTimeMixin(SeesWorkMixin, TimelineMixin):
     """Mixed in front of a loop class (stock asyncio or uvloop); see the module doc.
 
-    Concrete classes set ``_v_idle_passes`` and implement the ``_v_base_*``
-    hooks; instances are made by ``loops.py`` (``_v_setup`` initialises the
+    Concrete classes implement the ``_v_base_*`` hooks, ``_v_kick`` and
+    ``_v_disarm_waker`` (``stock.py``, ``pump.py``); instances are made by
+    ``loops.py`` (``_v_setup`` initialises the
     state, also for stock loops whose class is swapped in place).
     """
 
-    # How many consecutive idle pump passes before a jump. Stock loops can
-    # see their ready queue, so one pass is exact; uvloop cannot, so two.
-    _v_idle_passes: ClassVar[int] = 1
-    # True when the class itself counts call_soon (uvloop: it cannot see its
-    # ready queue, so counting is the only activity signal).
-    _v_counts_by_class: ClassVar[bool] = False
     # Real time for the autojump threshold, kept as an attribute so tests can
     # patch it (as trio's MockClock does).
     _v_real_clock_ns = staticmethod(time.monotonic_ns)
@@ -83,17 +101,12 @@ class VirtualTimeMixin(TimelineMixin):
     def _v_base_call_later(self, delay: float, callback: Callable[[], None]) -> asyncio.Handle:
         raise NotImplementedError
 
-    def _v_has_ready(self) -> bool:
-        """True when the base loop has callbacks queued (only stock loops can tell)."""
-        return False
-
     # -- state ----------------------------------------------------------------
 
-    def _v_setup(self, *, activate: bool, autojump_threshold: float) -> None:
+    def _v_setup(self, *, autojump_threshold: float) -> None:
         self._v_timers = TimerQueue()
         self._v_clock = None
         self._v_offset_ns = 0
-        self._v_activate = activate
         self._v_set_threshold(autojump_threshold)
         self._v_pump_handle: asyncio.Handle | None = None
         self._v_real_armed: tuple[int, asyncio.Handle] | None = None
@@ -101,11 +114,15 @@ class VirtualTimeMixin(TimelineMixin):
         self._v_seen = 0
         self._v_idle = 0
         self._v_idle_since: int | None = None
-        self._v_executor_pending = 0
+        self._v_recheck_ns = 0
+        self._v_settled = False
+        self._v_work = WorkWatch()
         self._v_tasks_made = 0
-        self._v_waker: threading.Timer | None = None
+        self._v_waker: Any = None
         self._v_thread: int | None = None
-        self._v_guard: OverrideGuard | None = None
+        # This thread's clock binding from before the loop bound its own (see clock.py).
+        self._v_thread_saved: Clock | None = None
+        self._v_thread_bound = False
         # The pump runs in one fixed empty context instead of a fresh copy per pass.
         self._v_ctx = contextvars.Context()
 
@@ -153,52 +170,9 @@ class VirtualTimeMixin(TimelineMixin):
             due = min(_seconds_to_ns(when) - self._v_offset_ns, _NEVER)
         return self._v_push(due, callback, args, context)
 
-    def _v_counted_call_soon(
-        self,
-        callback: Callable[..., object],
-        *args: Any,
-        context: contextvars.Context | None = None,
-    ) -> asyncio.Handle:
-        """``loop.call_soon``, counted: a ready callback means the loop is not idle."""
-        self._v_activity += 1
-        base: Any = super()
-        return cast(asyncio.Handle, base.call_soon(callback, *args, context=context))
-
-    def _v_counted_call_soon_threadsafe(
-        self,
-        callback: Callable[..., object],
-        *args: Any,
-        context: contextvars.Context | None = None,
-    ) -> asyncio.Handle:
-        """``loop.call_soon_threadsafe``, counted like :meth:`_v_counted_call_soon`."""
-        self._v_activity += 1
-        base: Any = super()
-        return cast(asyncio.Handle, base.call_soon_threadsafe(callback, *args, context=context))
-
     def _v_set_threshold(self, seconds: float) -> None:
-        """Set the autojump threshold (real seconds; 0 = jump as soon as idle)."""
-        if not seconds >= 0:
-            raise ValueError(f"autojump_threshold must be >= 0, got {seconds!r}")
-        self._v_threshold_ns = _seconds_to_ns(seconds)
-        if self._v_counts_by_class:
-            return
-        # Stock loops see their ready queue, so they count call_soon only when
-        # a threshold needs to know about activity *between* passes; counting
-        # costs a Python call per callback, so it is switched on per instance.
-        slots = vars(self)
-        if self._v_threshold_ns:
-            slots["call_soon"] = self._v_counted_call_soon
-            slots["call_soon_threadsafe"] = self._v_counted_call_soon_threadsafe
-        else:
-            slots.pop("call_soon", None)
-            slots.pop("call_soon_threadsafe", None)
-
-    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> Any:
-        """``loop.run_in_executor``, tracked: time never jumps while such work is in flight."""
-        future = super().run_in_executor(executor, func, *args)  # type: ignore[misc]
-        self._v_executor_pending += 1
-        future.add_done_callback(self._v_executor_done)
-        return future
+        """Set the autojump threshold (real seconds; 0 = jump as soon as quiescent)."""
+        self._v_threshold_ns = _seconds_to_ns(_check_autojump_threshold(seconds))
 
     def create_task(
         self,
@@ -218,23 +192,46 @@ class VirtualTimeMixin(TimelineMixin):
         if self.is_closed():  # type: ignore[attr-defined]
             raise RuntimeError("Event loop is closed")
         self._v_tasks_made += 1
-        return OrderedTask(
+        task = OrderedTask(
             coro, loop=self, name=name, context=context, order=self._v_tasks_made  # type: ignore[arg-type]
         )
+        trace = task._source_traceback  # type: ignore[attr-defined]  # set in debug mode
+        if trace:
+            # As BaseEventLoop.create_task drops its own frame: the repr's
+            # "created at" is then the caller's line, not ours.
+            while trace and trace[-1].filename.startswith(_OUR_DIR):
+                del trace[-1]
+        return task
 
     def run_forever(self) -> None:
-        """Run the loop; a loop made for a clock makes it the active mock meanwhile."""
+        """Run the loop; spans in this thread read its clock meanwhile (if it has one)."""
         self._v_thread = threading.get_ident()
-        clock = self._v_clock
-        guard = install_override(clock) if clock is not None and self._v_activate else None
+        if self._v_clock is not None:
+            self._v_bind_thread()
         if self._v_timers:
             self._v_kick()
         try:
             super().run_forever()  # type: ignore[misc]
         finally:
+            self._v_unbind_thread()
             self._v_thread = None
-            if guard is not None:
-                guard.restore()
+
+    def _v_bind_thread(self) -> None:
+        """Make this loop's clock the one spans read in the loop's thread (loop thread only)."""
+        if self._v_thread_bound:
+            return
+        self._v_thread_saved = _bind_thread_clock(self._v_clock)
+        self._v_thread_bound = True
+        ident = threading.get_ident()
+        LOOP_THREADS.add(ident)
+        self._v_work.start()
+
+    def _v_unbind_thread(self) -> None:
+        if self._v_thread_bound:
+            self._v_thread_bound = False
+            _restore_thread_clock(self._v_thread_saved)
+            self._v_thread_saved = None
+            LOOP_THREADS.discard(threading.get_ident())
 
     def close(self) -> None:
         """Close the loop and let go of its clock."""
@@ -278,6 +275,9 @@ class VirtualTimeMixin(TimelineMixin):
         else:
             handle = asyncio.TimerHandle(when, callback, args, self, context)  # type: ignore[arg-type]
             handle._scheduled = True  # type: ignore[attr-defined]
+            trace = handle._source_traceback  # type: ignore[attr-defined]
+            while trace and trace[-1].filename.startswith(_OUR_DIR):
+                del trace[-1]  # "created at" names the caller, as on stock asyncio
         self._v_timers.push(due, handle)
         if self._v_clock is None:
             self._v_arm_real()
@@ -291,10 +291,9 @@ class VirtualTimeMixin(TimelineMixin):
         ran = False
         # Timers added by these callbacks wait for the next pass, as on asyncio.
         for index, handle in enumerate(batch):
-            if handle._cancelled:
-                handle._scheduled = False
-                continue
             handle._scheduled = False
+            if handle._cancelled:
+                continue
             ran = True
             try:
                 handle._run()
@@ -307,12 +306,53 @@ class VirtualTimeMixin(TimelineMixin):
                 raise
         return ran
 
-    # -- the pump (virtual mode) ----------------------------------------------------
+    # -- when time may jump ------------------------------------------------------
 
-    def _v_kick(self) -> None:
-        """Make sure a pump pass is queued (loop thread only)."""
-        if self._v_pump_handle is None and not self.is_closed():  # type: ignore[attr-defined]
-            self._v_pump_handle = self._v_base_call_soon(self._v_pump)
+    def _v_may_jump(self) -> int:
+        """The loop is idle with a future deadline: 0 if it may jump now, else real ns to wait.
+
+        Resets nothing on the loop; the caller waits the returned real time
+        (or until something happens) and asks again.
+        """
+        work = self._v_work
+        if work.running(self._v_thread):
+            self._v_idle_since = None
+            self._v_settled = False
+            recheck = self._v_recheck_ns
+            recheck = _RECHECK_FIRST_NS if not recheck else min(recheck * 2, _RECHECK_MAX_NS)
+            self._v_recheck_ns = recheck
+            return recheck
+        self._v_recheck_ns = 0
+        if work.looked and (not work.still() or not self._v_settled):
+            # Look again after letting the GIL go: a thread about to call back moves.
+            self._v_settled = True
+            return _SETTLE_NS
+        if self._v_threshold_ns:
+            real_now = self._v_real_clock_ns()
+            if self._v_idle_since is None:
+                self._v_idle_since = real_now
+            remaining = self._v_threshold_ns - (real_now - self._v_idle_since)
+            if remaining > 0:
+                return remaining
+        self._v_idle_since = None
+        self._v_settled = False
+        return 0
+
+    def _v_busy(self) -> None:
+        """Something happened on the loop: quiescence (and the threshold wait) starts over."""
+        self._v_idle_since = None
+        self._v_recheck_ns = 0
+        self._v_settled = False
+        self._v_work.forget_looks()
+
+    def _v_on_time_moved(self) -> None:
+        """Clock listener: someone else moved time (advance_time, another loop)."""
+        if self._v_clock is None or not self.is_running():  # type: ignore[attr-defined]
+            return  # run_forever kicks when it starts
+        if threading.get_ident() == self._v_thread:
+            self._v_kick()
+        else:
+            self._v_kick_threadsafe()
 
     def _v_kick_threadsafe(self) -> None:
         try:
@@ -320,82 +360,17 @@ class VirtualTimeMixin(TimelineMixin):
         except RuntimeError:  # the loop closed meanwhile: nothing left to wake
             pass
 
-    def _v_on_time_moved(self) -> None:
-        """Clock listener: someone else moved time (advance_time, another loop)."""
-        if self._v_clock is None or not self.is_running():  # type: ignore[attr-defined]
-            return  # run_forever kicks the pump when it starts
-        if threading.get_ident() == self._v_thread:
-            self._v_kick()
-        else:
-            self._v_kick_threadsafe()
-
-    def _v_executor_done(self, _future: object) -> None:
-        self._v_executor_pending -= 1
+    def _v_work_over(self) -> None:
         if self._v_clock is not None:
+            self._v_recheck_ns = 0
             self._v_kick()
 
-    def _v_pump(self) -> None:
-        # While the pass runs, kicks are no-ops: timers that callbacks add
-        # "for now" must wait behind callbacks they call_soon, as on asyncio.
-        self._v_pump_handle = _RUNNING
-        try:
-            again = self._v_pump_pass()
-        finally:
-            self._v_pump_handle = None
-        if again:
-            self._v_kick()
+    # -- what each loop class provides ------------------------------------------------
 
-    def _v_pump_pass(self) -> bool:
-        """One pass: fire due timers, maybe jump; True to queue another pass."""
-        clock = self._v_clock
-        if clock is None:
-            return False
-        self._v_disarm_waker()
-        timers = self._v_timers
-        fired = self._v_fire_due(clock.monotonic_ns())
-        due = timers.peek_due()
-        if due is None:
-            self._v_idle = 0
-            self._v_idle_since = None
-            return False  # nothing to wait for: block like a real loop until woken
-        busy = fired or self._v_activity != self._v_seen or self._v_has_ready()
-        self._v_seen = self._v_activity
-        if busy:
-            self._v_idle = 0
-            self._v_idle_since = None
-            return True
-        if self._v_executor_pending:
-            return False  # the executor future's done-callback kicks us again
-        self._v_idle += 1
-        if self._v_idle < self._v_idle_passes:
-            return True
-        if self._v_threshold_ns:
-            real_now = self._v_real_clock_ns()
-            if self._v_idle_since is None:
-                self._v_idle_since = real_now
-            remaining = self._v_threshold_ns - (real_now - self._v_idle_since)
-            if remaining > 0:
-                self._v_arm_waker(remaining)
-                return False
-        if due >= _NEVER:
-            return False
-        self._v_idle = 0
-        self._v_idle_since = None
-        now = clock._move_to_ns(due, self._v_on_time_moved)
-        self._v_fire_due(now)
-        self._v_seen = self._v_activity
-        return True
-
-    def _v_arm_waker(self, delay_ns: int) -> None:
-        # A real timer in a helper thread: on stock asyncio, a base-loop timer
-        # would be compared with the (frozen) virtual time and never fire.
-        waker = threading.Timer(delay_ns / _NS, self._v_kick_threadsafe)
-        waker.daemon = True
-        self._v_waker = waker
-        waker.start()
+    def _v_kick(self) -> None:
+        """Make the loop look at its timers soon (loop thread only)."""
+        raise NotImplementedError
 
     def _v_disarm_waker(self) -> None:
-        waker = self._v_waker
-        if waker is not None:
-            self._v_waker = None
-            waker.cancel()
+        """Cancel a pending real-time re-check, if any."""
+        raise NotImplementedError

@@ -1,7 +1,8 @@
 """What :func:`harn_async_trace.mock_time` does to event loops and the wall clock.
 
 Each function applies one effect and returns the callable that undoes it;
-``mock_time`` runs the undos in reverse order on exit.
+:func:`enter_mock_time` applies them in order and is registered with
+``clock.py`` at import (the clock is the ground floor and cannot import us).
 
 Loops created while a mock is active become virtual through an event-loop
 policy wrapper: ``asyncio.run``, ``asyncio.Runner()`` and
@@ -17,11 +18,16 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from ..clock import MockClock, MockClockError
+from ..clock import MockClock, MockClockError, _register_loop_effect
 from .loops import ENTRY_POINTS_HINT, adopt_new_loop, is_uvloop, virtualise_in_place
 from .mixin import VirtualTimeMixin
 
-__all__ = ("install_loop_policy", "patch_wall_clock", "virtualise_running_loop")
+__all__ = (
+    "enter_mock_time",
+    "install_loop_policy",
+    "patch_wall_clock",
+    "virtualise_running_loop",
+)
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -137,3 +143,28 @@ def patch_wall_clock(clock: MockClock) -> Callable[[], None]:
         travel.stop()
 
     return undo
+
+
+def enter_mock_time(
+    clock: MockClock, autojump_threshold: float, patch_wall: bool
+) -> Callable[[], None]:
+    """Everything ``mock_time`` does beyond the override, as one undoable step."""
+    # Virtualise the running loop first: it is the step that can refuse.
+    undo = [virtualise_running_loop(clock, autojump_threshold)]
+    try:
+        undo.append(install_loop_policy(clock, autojump_threshold))
+        if patch_wall:
+            undo.append(patch_wall_clock(clock))
+    except BaseException:
+        for step in reversed(undo):
+            step()
+        raise
+
+    def undo_all() -> None:
+        for step in reversed(undo):
+            step()
+
+    return undo_all
+
+
+_register_loop_effect(enter_mock_time)

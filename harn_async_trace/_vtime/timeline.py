@@ -66,6 +66,12 @@ class TimelineMixin:
     def _v_on_time_moved(self) -> None:
         raise NotImplementedError
 
+    def _v_bind_thread(self) -> None:
+        raise NotImplementedError
+
+    def _v_unbind_thread(self) -> None:
+        raise NotImplementedError
+
     # -- real mode -------------------------------------------------------------------
 
     def _v_arm_real(self) -> None:
@@ -125,6 +131,7 @@ class TimelineMixin:
         clock._add_listener(self._v_on_time_moved)
         if self.is_running():  # type: ignore[attr-defined]
             self._v_thread = threading.get_ident()
+            self._v_bind_thread()
         if self._v_timers:
             self._v_kick()
 
@@ -134,6 +141,7 @@ class TimelineMixin:
         if clock is None:
             return
         clock._remove_listener(self._v_on_time_moved)
+        self._v_unbind_thread()
         self._v_disarm_waker()
         pump = self._v_pump_handle
         if pump is not None and hasattr(pump, "cancel"):  # not the running-pass marker

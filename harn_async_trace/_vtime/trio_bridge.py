@@ -4,14 +4,15 @@ trio already has a virtual clock with autojump; its ``MockClock`` is final
 and trio's runner insists on that exact class, so we cannot drive it with
 our clock. Instead the span clock *follows* trio's: during the run, a
 :class:`MockClock` subclass whose time is read from the trio clock is the
-active mock, and the user's clock is synchronised before and after.
+clock of the run's thread (as a virtual loop's would be), and the user's
+clock is synchronised before and after.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from ..clock import MockClock, OverrideGuard, install_override
+from ..clock import Clock, MockClock, _bind_thread_clock, _restore_thread_clock
 
 __all__ = ("trio_run_options",)
 
@@ -69,19 +70,21 @@ def trio_run_options(clock: MockClock, autojump_threshold: float) -> dict[str, A
         """Installs the following clock for the run; syncs ``clock`` both ways."""
 
         def __init__(self) -> None:
-            self._guard: OverrideGuard | None = None
+            self._saved: Clock | None = None
+            self._bound = False
             self._follower = _TrioFollowingClock(clock, trio_clock)
 
         def before_run(self) -> None:
             lag = clock.monotonic_ns() - self._follower.monotonic_ns()
             if lag > 0:
                 trio_clock.jump(lag / _NS)
-            self._guard = install_override(self._follower)
+            self._saved = _bind_thread_clock(self._follower)
+            self._bound = True
 
         def after_run(self) -> None:
-            if self._guard is not None:
-                self._guard.restore()
-                self._guard = None
+            if self._bound:
+                self._bound = False
+                _restore_thread_clock(self._saved)
             final = self._follower.monotonic_ns()
             if final > clock.monotonic_ns():
                 clock.set_monotonic_ns(final)

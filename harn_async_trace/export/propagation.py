@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Final, final
 
 from .._trace_id import trace_id_hex
-from ..clock import _ACTIVE, MockClock
+from ..clock import MockClock, current_clock
 from ..collector import SpanCollector
 from ..model import Span, SpanLink
 from ._otel.mapping import REMOTE_PARENT, link_context, otel_span_id, span_id_hex
@@ -230,7 +230,7 @@ def continue_trace(parent: TraceParent, collector: SpanCollector | None = None) 
         from ..context import current_collector  # late: context sits above the exporters
 
         collector = current_collector()
-    clock = _ACTIVE[-1]
+    clock = current_clock()
     if isinstance(clock, MockClock):
         seed = f"{parent.header()}:{clock.now_wall_ms()}:{clock.next_trace_seq()}".encode()
         raw = hashlib.blake2b(seed, digest_size=8).digest()
