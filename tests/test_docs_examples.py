@@ -44,13 +44,6 @@ def _blocks() -> Iterator[DocBlock]:
 
 
 BLOCKS = list(_blocks())
-# Blocks that are being rewritten on branches still in flight, by file and
-# first line (line numbers move); strict, so a block that starts to run fails
-# here until it is taken off this list.
-KNOWN_BROKEN = {
-    ("docs/exporters.md", "from opentelemetry.sdk.trace.export import BatchSpanProcessor"),
-    ("docs/virtual-time.md", "run(main(), clock=MockClock(), autojump_threshold=0.5)"),
-}
 
 
 def test_the_docs_have_python_blocks() -> None:
@@ -58,16 +51,7 @@ def test_the_docs_have_python_blocks() -> None:
     assert len(BLOCKS) >= 5
 
 
-@pytest.mark.parametrize(
-    "block",
-    [
-        pytest.param(b, marks=pytest.mark.xfail(strict=True, reason="being rewritten"))
-        if (str(b.path.relative_to(ROOT)), b.source.splitlines()[0]) in KNOWN_BROKEN
-        else b
-        for b in BLOCKS
-    ],
-    ids=str,
-)
+@pytest.mark.parametrize("block", BLOCKS, ids=str)
 def test_doc_block_runs(
     block: DocBlock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

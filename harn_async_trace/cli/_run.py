@@ -1,6 +1,8 @@
-"""``harn-trace run FILE.harn``: run a Harn program on the traced async VM.
+"""``harn-trace run FILE.harn``: run a program and trace it.
 
-One function per phase: :func:`_load` and :func:`_compile` the program,
+The language (Harn, on ``vm_demo``'s VM) is plugged in through
+``_language.py``; this module is the tracing around it. One function per
+phase: :func:`_load` and :func:`_compile` the program,
 :meth:`_Run.execute` runs it and closes what it left open (``_Run.main`` in
 the loop, ``_Run.finish`` after it, ``_Run.report`` says what happened),
 then the summary and ``write_exports`` produce the outputs. Nothing is
@@ -16,7 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import Any, Final, TextIO
 
 from ..clock import MockClock
 from ..collector import SpanCollector
@@ -36,11 +38,9 @@ from ._exports import (
     wants_live_otlp,
     write_exports,
 )
+from ._language import Language, LanguageMissingError, ProgramError, load_language
 from ._progress import live_progress
 from ._shutdown import Interrupts, TaskOrder, cancel_leftovers
-
-if TYPE_CHECKING:
-    from vm_demo.compiler_scope import ModuleCode
 
 __all__ = ("add_run_arguments", "check_run_arguments", "run_command")
 
@@ -72,6 +72,10 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         "--uvloop", action="store_true", help="run on uvloop instead of the stock asyncio loop"
     )
     add_export_arguments(run)  # --jsonl/--json/--profile-json/--chrome/--otlp/--html PATH
+    try:
+        load_language().add_arguments(run)
+    except LanguageMissingError:
+        pass  # `run` itself says so, once, when it is used
 
 
 def check_run_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -99,14 +103,11 @@ def _load(path: str, stderr: TextIO) -> str | None:
     return None
 
 
-def _compile(source: str, path: str, stderr: TextIO) -> ModuleCode | None:
-    from vm_demo.compiler import compile_source  # here: `--help` and `summary` skip the VM
-    from vm_demo.errors import HarnSyntaxError
-
+def _compile(language: Language, source: str, path: str, stderr: TextIO) -> object | None:
     try:
-        return compile_source(source, path)
-    except HarnSyntaxError as exc:
-        print(exc.render(), file=stderr)
+        return language.compile(source, path)
+    except ProgramError as exc:
+        print(exc, file=stderr)
         return None
 
 
@@ -114,9 +115,15 @@ class _Run:
     """One execution of a compiled program and what it leaves for the outputs."""
 
     def __init__(
-        self, args: argparse.Namespace, code: ModuleCode, stdout: TextIO, stderr: TextIO
+        self,
+        args: argparse.Namespace,
+        language: Language,
+        program: object,
+        stdout: TextIO,
+        stderr: TextIO,
     ) -> None:
-        self.args, self.code, self.stdout, self.stderr = args, code, stdout, stderr
+        self.args, self.stdout, self.stderr = args, stdout, stderr
+        self.language, self.program = language, program
         self.status = 0
         self.spans: list[Span] = []
         self.collector: SpanCollector | None = None
@@ -148,9 +155,6 @@ class _Run:
         self.report()
 
     async def main(self) -> int:
-        from vm_demo.errors import HarnRuntimeError
-        from vm_demo.runtime import VM
-
         order = TaskOrder.install()
         self.task = asyncio.current_task()
         # Created inside the run so that, under --mock-time, the trace id is
@@ -166,10 +170,10 @@ class _Run:
         status = 0
         with use_collector(collector):
             try:
-                await VM(stdout=out).run_code(self.code)
-            except HarnRuntimeError as exc:
+                await self.language.run(self.program, out, args)
+            except ProgramError as exc:
                 self.stdout.flush()
-                print(exc.render(), file=self.err)
+                print(exc, file=self.err)
                 status = 1
             except asyncio.CancelledError:
                 if not self.interrupted:
@@ -224,10 +228,15 @@ def run_command(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     source = _load(args.file, stderr)
     if source is None:
         return 1
-    code = _compile(source, args.file, stderr)
-    if code is None:
+    try:
+        language = load_language()
+    except LanguageMissingError as exc:
+        print(f"error: {exc}", file=stderr)
         return 1
-    run = _Run(args, code, stdout, stderr)
+    program = _compile(language, source, args.file, stderr)
+    if program is None:
+        return 1
+    run = _Run(args, language, program, stdout, stderr)
     run.execute()
     if args.summary:
         print_causal_summary(run.spans, stdout)
