@@ -5,7 +5,9 @@ Layers, bottom up (data flows one way):
 * ``kinds``/``model`` - span kinds, metadata keys, the finished ``Span`` record;
 * ``clock`` - where time comes from (system or mock), ``mock_time``;
 * ``loop``/``_vtime`` - the virtual-time event loop (asyncio and uvloop);
-* ``collector`` - ids, per-task parent chains, storage of finished spans;
+* ``_core`` - the hot path (compiled, with a pure-Python fallback):
+  per-task parent chains, open spans, storage of finished spans;
+* ``collector`` - ``SpanCollector`` over the core;
 * ``context``/``api``/``scoped``/``markers`` - the module API over the
   current collector;
 * ``boundaries`` - spawn, parallel, pool, step, channels, suspension, threads,
@@ -19,6 +21,7 @@ This module is the public surface: it re-exports, and defines nothing.
 
 from __future__ import annotations
 
+from ._core import ACCELERATED as accelerated
 from ._scoped import SpanHandle, span
 from .api import (
     current_span_id,
@@ -140,6 +143,7 @@ __all__ = (
     "TracedQueue",
     "TracedTaskGroup",
     "__version__",
+    "accelerated",
     "active_mock_clock",
     "advance_time",
     "carry_context",

@@ -2,17 +2,26 @@
 
 Every function reads the current collector (see ``context.py``) and checks
 ``collector.enabled`` first, so the disabled path is one lookup and a branch.
-The lookup is ``_current.get`` bound once (a C call, no Python frame), and
-the span functions call the collector's core interface (``open``, ``end``,
-``close``, see ``collector.py``) directly rather than through the harn-vm-named
-wrappers: each Python call level costs about as much as a ContextVar set
-(benchmarks/RESULTS.md).
+The hot ones (``span_start``, ``span_set_metadata``, ``span_attach_metadata``,
+``span_end``, ``span_close``, ``current_span_id``) come from the core
+(``harn_async_trace._core``): compiled C functions, or their pure-Python
+fallback. The rest call the collector's core interface directly rather
+than through the seed-named wrappers: each Python call level costs about
+as much as a ContextVar set (docs/performance.md).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ._core import (
+    current_span_id,
+    span_attach_metadata,
+    span_close,
+    span_end,
+    span_set_metadata,
+    span_start,
+)
 from .context import _current, current_collector
 from .kinds import SpanKind
 from .model import Span, SpanLink
@@ -67,18 +76,6 @@ def is_tracing_enabled() -> bool:
     return current_collector().enabled
 
 
-def span_start(kind: SpanKind | str, name: str) -> int:
-    """Open a span under the current task's innermost open span; 0 when disabled.
-
-    Example:
-        >>> span_id = span_start(SpanKind.STEP, "load")   # 0 unless tracing is on
-        >>> _ = span_end(span_id)
-    """
-    collector = _collector()
-    if not collector.enabled:
-        return 0
-    return collector.open(kind, name)
-
 
 def span_start_with_links(kind: SpanKind | str, name: str, links: list[SpanLink]) -> int:
     """Open a span with links to other spans; 0 when disabled.
@@ -106,26 +103,6 @@ def span_start_detached_with_links(
     return collector.open(kind, name, links, detached=True)
 
 
-def span_set_metadata(span_id: int, key: str, value: Any) -> None:
-    """Set metadata on an open span (ignored for 0, unknown or ended ids).
-
-    Example:
-        >>> span_set_metadata(0, "model", "gpt")
-    """
-    if span_id:
-        _collector().set_metadata(span_id, key, value)
-
-
-def span_attach_metadata(span_id: int, key: str, value: Any) -> None:
-    """Set metadata on an open span; an ended span is left alone.
-
-    Use :func:`span_attach_metadata_if_absent` to add a key to a completed span.
-
-    Example:
-        >>> span_attach_metadata(0, "k", 1)
-    """
-    if span_id:
-        _collector().set_metadata(span_id, key, value)
 
 
 def span_attach_metadata_if_absent(span_id: int, key: str, value: Any) -> None:
@@ -138,30 +115,6 @@ def span_attach_metadata_if_absent(span_id: int, key: str, value: Any) -> None:
         current_collector().attach_metadata_if_absent(span_id, key, value)
 
 
-def span_end(span_id: int) -> Span | None:
-    """End a span and return its record; None for 0 or ids that are not open.
-
-    Example:
-        >>> span_end(0) is None
-        True
-    """
-    if not span_id:
-        return None
-    return _collector().end(span_id)
-
-
-def span_close(span_id: int) -> bool:
-    """End a span without building its record for the caller; True if it was open.
-
-    The cheap end, for callers that do not need the :class:`Span` back.
-
-    Example:
-        >>> span_close(0)
-        False
-    """
-    if not span_id:
-        return False
-    return _collector().close(span_id)
 
 
 def span_start_user_timing(
@@ -195,18 +148,6 @@ def span_record_event(span_id: int, name: str, attrs: dict[str, Any] | None = No
         return False
     return current_collector().record_event(span_id, name, attrs)
 
-
-def current_span_id() -> int | None:
-    """The current task's innermost open span id; None when none or disabled.
-
-    Example:
-        >>> current_span_id() is None or isinstance(current_span_id(), int)
-        True
-    """
-    collector = current_collector()
-    if not collector.enabled:
-        return None
-    return collector.current_span_id()
 
 
 def span_link(span_id: int) -> SpanLink | None:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Final
 
+from . import _core
 from .collector import SpanCollector
 
 __all__ = ("current_collector", "default_collector", "use_collector")
@@ -20,10 +21,12 @@ __all__ = ("current_collector", "default_collector", "use_collector")
 # Tracing is off in the process default until set_tracing_enabled(True), as in harn-vm.
 _DEFAULT: Final = SpanCollector(enabled=False)
 # The default is the process collector itself, so a lookup is one C call
-# with no fallback: the module API binds ``_current.get`` once (api.py).
+# with no fallback.
 _current: Final[ContextVar[SpanCollector]] = ContextVar(
     "harn_current_collector", default=_DEFAULT
 )
+# The core's span(), span_start() & co. read it directly (compiled: in C).
+_core.use_current_var(_current)
 
 
 def default_collector() -> SpanCollector:

@@ -1,11 +1,11 @@
 """The span model: finished ``Span`` records, links, events and LLM usage.
 
-A span lives in two states that share one slotted layout: ``_LiveSpan``
-while open (mutable, internal) and ``Span`` once ended (read-only, public).
-Ending a span switches the object's class instead of copying it into a new
-record: the copy was the largest single cost of a span (see
-benchmarks/RESULTS.md), and the stored record is then the very object
-``end()`` returns.
+A ``Span`` is a read-only view built when a finished span is read
+(``end()``, ``spans()``, an end event): the collector's core stores finished
+spans as plain rows of ints and strings, with metadata, links and events in
+side tables (see ``harn_async_trace._core``), so holding many finished
+spans costs little memory and nothing at garbage collection. Open spans are
+the core's own objects (``SpanHandle``).
 """
 
 from __future__ import annotations
@@ -103,53 +103,8 @@ class _ClockBinding:
         self.wall_offset_ns = wall_offset_ns
 
 
-class _SpanSlots:
-    """The storage layout shared by live and finished spans (see module doc)."""
-
-    __slots__ = (
-        "_binding",
-        "_chain_prev",
-        "_duration_ns",
-        "_events",
-        "_kind",
-        "_lane",
-        "_links",
-        "_metadata",
-        "_name",
-        "_parent_id",
-        "_span_id",
-        "_start_ns",
-        "_trace_id",
-    )
-    _binding: _ClockBinding
-    # The span that was innermost on the starting task's chain when this one
-    # was pushed: the chain is a linked list threaded through the spans.
-    _chain_prev: _SpanSlots | None
-    _duration_ns: int
-    _events: list[SpanEvent] | None
-    _kind: SpanKind
-    # The task the span ran in (see collector.py): a span pushed under an
-    # open span shares its lane; a span that starts a task starts a lane.
-    _lane: int
-    _links: list[SpanLink] | None
-    # None until the first key: most spans never get one, and an empty dict
-    # would be a fifth of a span's memory (benchmarks/RESULTS.md, "Memory").
-    _metadata: dict[str, Any] | None
-    _name: str
-    _parent_id: int | None
-    _span_id: int
-    _start_ns: int
-    _trace_id: str
-
-
-class _LiveSpan(_SpanSlots):
-    """An open span. Internal: only the collector creates and mutates these."""
-
-    __slots__ = ()
-
-
 @final
-class Span(_SpanSlots):
+class Span:
     """A completed span: a read-only, slotted record.
 
     ``start_ms``/``duration_ms`` are the ns fields floored to ms. Only
@@ -164,7 +119,35 @@ class Span(_SpanSlots):
         ('load', 5, 1000)
     """
 
-    __slots__ = ()
+    __slots__ = (
+        "_binding",
+        "_duration_ns",
+        "_events",
+        "_kind",
+        "_lane",
+        "_links",
+        "_metadata",
+        "_name",
+        "_parent_id",
+        "_span_id",
+        "_start_ns",
+        "_trace_id",
+    )
+    # The underscore slots are what exporters read (one attribute load each);
+    # the public names below are read-only views of them.
+    _binding: _ClockBinding
+    _duration_ns: int
+    _events: list[SpanEvent] | None
+    _kind: SpanKind
+    _lane: int
+    _links: list[SpanLink] | None
+    # None when the span has no metadata: most spans never get a key.
+    _metadata: dict[str, Any] | None
+    _name: str
+    _parent_id: int | None
+    _span_id: int
+    _start_ns: int
+    _trace_id: str
 
     def __init__(
         self,
@@ -198,7 +181,6 @@ class Span(_SpanSlots):
             metadata=metadata,
             links=links or None,
             events=events or None,
-            chain_prev=None,
             lane=lane,
         )
 
@@ -292,7 +274,7 @@ class Span(_SpanSlots):
         )
 
 
-def _set_slots(target: _SpanSlots, **values: Any) -> None:
+def _set_slots(target: Span, **values: Any) -> None:
     for key, value in values.items():
         object.__setattr__(target, "_" + key, value)
 

@@ -290,11 +290,16 @@ class TestSpanRecord:
         with pytest.raises(AttributeError):
             span.__dict__  # noqa: B018 - slotted: no instance dict
 
-    def test_end_returns_the_stored_record(self) -> None:
-        """end() returns the very object spans() holds."""
+    def test_end_returns_a_record_equal_to_the_stored_one(self) -> None:
+        """end() returns a record equal to what spans() reads, sharing its metadata dict."""
         c = SpanCollector()
-        span = c.end(c.start(SpanKind.STEP, "a"))
-        assert c.spans()[0] is span
+        s = c.start(SpanKind.STEP, "a")
+        c.set_metadata(s, "k", 1)
+        span = c.end(s)
+        assert span is not None
+        assert c.spans() == [span]
+        c.attach_metadata_if_absent(s, "late", True)
+        assert span.metadata == c.spans()[0].metadata == {"k": 1, "late": True}
 
 
 class TestAdoptTrace:

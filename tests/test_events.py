@@ -61,7 +61,7 @@ class TestEvents:
         assert end_inner.span_id == inner
         assert end_inner.duration_ms == 250
         assert end_inner.span.metadata == {"rows": 3}
-        assert end_inner.span is c.spans()[0]
+        assert end_inner.span == c.spans()[0]  # records are built when read
         assert not end_inner.dropped
         assert isinstance(end_outer, SpanEndEvent)
         assert end_outer.span_id == outer

@@ -37,10 +37,7 @@ def run_on(loop_name: str, coro_factory):  # type: ignore[no-untyped-def]
 
 def chain_length(c: SpanCollector) -> int:
     """How many spans the current context's chain links through (ended ones included)."""
-    length, node = 0, c._chain.get()
-    while node is not None:
-        length, node = length + 1, node._chain_prev
-    return length
+    return c._chain_length()
 
 
 class TestLazyChainPop:

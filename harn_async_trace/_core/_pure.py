@@ -1,0 +1,724 @@
+"""The pure-Python core: the collector's core interface and the open-span handle.
+
+The fallback of the compiled core (``_ccore.c``), with the same behaviour
+method for method; ``HARN_TRACE_PURE=1`` selects it. See ``__init__.py``
+for the shared design (chains, rows, side tables) and the collector's
+module docstring for the interface.
+
+Finished spans here are rows flattened into one list, ``_STRIDE`` items per
+span, holding only ints, strings, the kind and a shared ``(trace_id,
+binding)`` pair: no object per finished span, so the garbage collector has
+nothing to traverse for them and a span costs its list slots and three ints.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from collections.abc import Iterable
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, Final
+
+from .. import events as _events
+from .._trace_id import new_trace_id
+from ..clock import Clock, SystemClock, current_clock
+from ..kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
+from ..model import ClockBinding, Span, SpanEvent, SpanLink
+
+__all__ = ("ChainBinding", "CoreCollector", "SpanHandle")
+
+_NS_PER_MS: Final = 1_000_000
+# Row layout: span_id, parent_id, kind, name, start_ns, duration_ns, lane, ctx.
+_STRIDE: Final = 8
+_SYSTEM: Final = SystemClock()
+
+
+def checked_name(name: object) -> str:
+    """``name`` as an exact ``str`` (a copy for ``str`` subclasses), else TypeError."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
+    return str.__str__(name)
+
+
+class SpanHandle:
+    """An open span: what ``with span(...) as handle`` gives, with helpers bound to it.
+
+    ``span_id`` is 0 when tracing is disabled, and every helper is then a
+    no-op. Once the span ends (or its collector is reset) the helpers do
+    nothing either.
+
+    Example:
+        >>> from harn_async_trace import SpanCollector, span, use_collector
+        >>> with use_collector(SpanCollector()), span("step", "load") as handle:
+        ...     handle.set_metadata("rows", 3)
+        ...     handle.link().span_id
+        '1'
+    """
+
+    __slots__ = (
+        "_binding",
+        "_collector",
+        "_ctx",
+        "_duration_ns",
+        "_events",
+        "_kind",
+        "_lane",
+        "_links",
+        "_metadata",
+        "_name",
+        "_parent_id",
+        "_prev",
+        "_start_ns",
+        "span_id",
+    )
+    # None once the span has ended: that is how chains skip it.
+    _collector: CoreCollector | None
+    _binding: ClockBinding
+    _ctx: tuple[str, ClockBinding]  # (trace_id, binding), shared by many spans
+    _duration_ns: int
+    _events: list[SpanEvent] | None
+    _kind: SpanKind
+    _lane: int
+    _links: list[SpanLink] | None
+    _metadata: dict[str, Any] | None
+    _name: str
+    _parent_id: int | None
+    # The span below this one on the chain of the task that pushed it.
+    _prev: SpanHandle | None
+    _start_ns: int
+    span_id: int
+
+    def set_metadata(self, key: str, value: Any) -> None:
+        """Set metadata on the span while it is open."""
+        collector = self._collector
+        if collector is not None:
+            collector.set_metadata(self.span_id, key, value)
+
+    def record_event(self, name: str, **attrs: Any) -> bool:
+        """Record an event on the span; False when disabled or ended."""
+        collector = self._collector
+        if collector is None:
+            return False
+        return collector.record_event(self.span_id, name, attrs or None)
+
+    def link(self) -> SpanLink | None:
+        """A link to this span (None when disabled or ended)."""
+        if self._collector is None:
+            return None
+        return SpanLink(self._ctx[0], str(self.span_id))
+
+    def __repr__(self) -> str:
+        return f"SpanHandle(span_id={self.span_id})"
+
+
+_new_handle: Final = SpanHandle.__new__
+_new_span: Final = Span.__new__
+
+# The handle of every span entered while tracing is off.
+DISABLED: Final = _new_handle(SpanHandle)
+DISABLED.span_id = 0
+DISABLED._collector = None
+
+
+class ChainBinding:
+    """``with collector.bind(span_id):`` -- the span is the whole chain inside."""
+
+    __slots__ = ("_chain", "_node", "_token")
+
+    def __init__(self, chain: ContextVar[SpanHandle | None], node: SpanHandle | None) -> None:
+        self._chain = chain
+        self._node = node
+        self._token: Token[SpanHandle | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = self._chain.set(self._node)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            self._chain.reset(token)
+
+
+def _build(
+    span_id: int, parent_id: int | None, kind: SpanKind, name: str, start_ns: int,
+    duration_ns: int, lane: int, ctx: tuple[str, ClockBinding],
+    metadata: dict[str, Any] | None, links: list[SpanLink] | None,
+    events: list[SpanEvent] | None,
+) -> Span:
+    span = _new_span(Span)
+    span._trace_id, span._binding = ctx
+    span._span_id = span_id
+    span._parent_id = parent_id
+    span._kind = kind
+    span._name = name
+    span._start_ns = start_ns
+    span._duration_ns = duration_ns
+    span._lane = lane
+    # Shared with the side table, so a later attach_metadata_if_absent shows.
+    span._metadata = metadata
+    span._links = links
+    span._events = events
+    return span
+
+
+class CoreCollector:
+    """The core interface of ``SpanCollector`` (pure Python; see the collector's docstring).
+
+    Example:
+        >>> c = CoreCollector()
+        >>> c.close(c.open("step", "a"))
+        True
+    """
+
+    __slots__ = (
+        "_chain",
+        "_ctx_cache",
+        "_events_table",
+        "_id_counter",
+        "_last_binding",
+        "_last_clock",
+        "_links_table",
+        "_lock",
+        "_meta_table",
+        "_next_id",
+        "_open",
+        "_row_limit",
+        "_rows",
+        "_system_epoch",
+        "_bindings",
+        "dropped_events",
+        "dropped_links",
+        "dropped_metadata",
+        "dropped_spans",
+        "enabled",
+        "max_events_per_span",
+        "max_links_per_span",
+        "max_metadata_per_span",
+        "trace_id",
+    )
+
+    def __init__(self) -> None:
+        self.enabled = True
+        self._row_limit = 1_000_000 * _STRIDE
+        self.max_events_per_span = 128
+        self.max_links_per_span = 128
+        self.max_metadata_per_span = 128
+        # One ContextVar per collector keeps chains of different collectors apart.
+        self._chain: ContextVar[SpanHandle | None] = ContextVar(
+            f"harn_span_chain_{id(self):x}", default=None
+        )
+        self._lock = threading.Lock()
+        self._open: dict[int, SpanHandle] = {}
+        self._reset_state(1)
+
+    @property
+    def max_spans(self) -> int:
+        """How many finished spans are held at most (newer ones are dropped and counted)."""
+        return self._row_limit // _STRIDE
+
+    @max_spans.setter
+    def max_spans(self, value: int) -> None:
+        self._row_limit = value * _STRIDE
+
+    # -- state ---------------------------------------------------------------
+
+    def _reset_state(self, first_id: int) -> None:
+        self.trace_id: str = new_trace_id(current_clock())
+        self._id_counter = itertools.count(first_id)
+        self._next_id = self._id_counter.__next__
+        self._open = {}
+        self._rows: list[Any] = []
+        self._meta_table: dict[int, dict[str, Any]] = {}
+        self._links_table: dict[int, list[SpanLink]] = {}
+        self._events_table: dict[int, list[SpanEvent]] = {}
+        self.dropped_spans = 0
+        self.dropped_events = 0
+        self.dropped_links = 0
+        self.dropped_metadata = 0
+        # The system clock's epoch: span times count from the (last) reset.
+        self._system_epoch = (_SYSTEM.monotonic_ns(), _SYSTEM.wall_ns())
+        self._bindings: dict[int, ClockBinding] = {}
+        self._ctx_cache: dict[tuple[int, int], tuple[str, ClockBinding]] = {}
+        self._last_clock: Clock | None = None
+        self._last_binding: ClockBinding | None = None
+
+    def reset(self) -> None:
+        """Forget every span and start a new trace (see ``SpanCollector.reset``).
+
+        Example:
+            >>> c = CoreCollector(); a = c.open("step", "a"); c.reset()
+            >>> (c.close(a), c.open("step", "b") != a)
+            (False, True)
+        """
+        with self._lock:
+            abandoned = list(self._open.values())
+            for live in abandoned:
+                live._collector = None  # chains skip it; it is never recorded
+            # A copy of the counter peeks at the next id without taking it.
+            first_id = next(copy.copy(self._id_counter)) if abandoned else 1
+            self._reset_state(first_id)
+
+    def _restart_ids(self, trace_id: str, first_span_id: int) -> None:
+        with self._lock:
+            self.trace_id = trace_id
+            self._id_counter = itertools.count(first_span_id)
+            self._next_id = self._id_counter.__next__
+
+    def _binding_for(self, clock: Clock) -> ClockBinding:
+        binding = self._bindings.get(id(clock))
+        if binding is None or binding.clock is not clock:
+            if isinstance(clock, SystemClock):
+                mono, wall = self._system_epoch
+                binding = ClockBinding(clock, mono, wall)
+            else:
+                # Mock (or custom) clocks: their own monotonic time is the span time.
+                binding = ClockBinding(clock, 0, clock.wall_ns() - clock.monotonic_ns())
+            self._bindings[id(clock)] = binding
+        self._last_clock = clock
+        self._last_binding = binding
+        return binding
+
+    def _ctx_for(self, trace_id: str, binding: ClockBinding) -> tuple[str, ClockBinding]:
+        # Interned so that rows share one pair per (trace, clock), not one per span.
+        key = (id(trace_id), id(binding))
+        ctx = self._ctx_cache.get(key)
+        if ctx is None or ctx[0] is not trace_id or ctx[1] is not binding:
+            ctx = self._ctx_cache[key] = (trace_id, binding)
+        return ctx
+
+    # -- opening -------------------------------------------------------------
+
+    def open(
+        self,
+        kind: SpanKind | str,
+        name: str,
+        links: list[SpanLink] | None = None,
+        # Not keyword-only on purpose: CPython fills missing keyword-only
+        # arguments by dict lookups, positional defaults by a tuple copy.
+        detached: bool = False,
+        push: bool = True,
+        new_trace: bool = False,
+        metadata: dict[str, Any] | None = None,
+    ) -> int:
+        """Open a span and return its id (see ``SpanCollector.open``).
+
+        Example:
+            >>> c = CoreCollector(); p = c.open("pipeline", "p")
+            >>> c.current_span_id() == c.open("step", "s") != p
+            True
+        """
+        # Keep it flat: every attribute read and call below is paid on each
+        # span (docs/performance.md).
+        if type(kind) is not SpanKind:
+            # Members hash and compare like their values: one lookup serves both.
+            kind = (_KIND_BY_VALUE.get(kind) if type(kind) is str else None) or coerce_kind(kind)
+        if type(name) is not str:
+            name = checked_name(name)
+        clock = current_clock()
+        binding = self._last_binding if clock is self._last_clock else self._binding_for(clock)
+        top = self._chain.get()
+        while top is not None and top._collector is None:
+            top = top._prev
+        span = _new_handle(SpanHandle)
+        span.span_id = span_id = self._next_id()
+        if top is None:
+            span._parent_id = None
+            trace_id = new_trace_id(clock) if new_trace else self.trace_id
+            span._lane = span_id
+        elif detached or new_trace:
+            span._parent_id = None
+            trace_id = new_trace_id(clock) if new_trace else top._ctx[0]
+            # Detached and not pushed: the span of work handed to a new task.
+            span._lane = top._lane if push else span_id
+        else:
+            span._parent_id = top.span_id
+            trace_id = top._ctx[0]
+            span._lane = top._lane
+        if links:
+            span._links = links = self._checked_links(links)
+            if detached and not push and links and not new_trace:
+                # Handed-off work follows the trace of the span that handed it off.
+                trace_id = links[0].trace_id
+        else:
+            span._links = None
+        span._metadata = self._checked_metadata(metadata) if metadata else None
+        if top is not None and top._ctx[0] is trace_id and top._binding is binding:
+            span._ctx = top._ctx
+        else:
+            span._ctx = self._ctx_for(trace_id, binding)
+        span._binding = binding
+        span._kind = kind
+        span._name = name
+        span._events = None
+        span._start_ns = clock.monotonic_ns() - binding.base_ns
+        span._collector = self
+        if push:
+            span._prev = top
+            self._chain.set(span)
+        else:
+            span._prev = None
+        self._open[span_id] = span
+        if _events._start_subscribers:
+            self._emit_start(span)
+        return span_id
+
+    def start(self, kind: SpanKind | str, name: str) -> int:
+        """Open a span under the current task's innermost open span; returns its id.
+
+        Example:
+            >>> CoreCollector().start(SpanKind.STEP, "load")
+            1
+        """
+        return self.open(kind, name)
+
+    def _checked_metadata(self, metadata: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(metadata, dict):
+            raise TypeError(f"metadata must be a dict, got {metadata!r}")
+        for key in metadata:
+            if type(key) is not str:
+                raise TypeError(f"metadata key must be a str, got {key!r}")
+        limit = self.max_metadata_per_span
+        if len(metadata) > limit:
+            self.dropped_metadata += len(metadata) - limit
+            return dict(itertools.islice(metadata.items(), limit))
+        return dict(metadata)
+
+    def _checked_links(self, links: list[SpanLink]) -> list[SpanLink]:
+        if not isinstance(links, list | tuple):
+            raise TypeError(f"links must be a list of SpanLink, got {type(links).__name__}")
+        for index, link in enumerate(links):
+            if not isinstance(link, SpanLink):
+                raise TypeError(f"links[{index}] must be a SpanLink, got {link!r}")
+        kept = list(links)
+        if len(kept) > self.max_links_per_span:
+            self.dropped_links += len(kept) - self.max_links_per_span
+            del kept[self.max_links_per_span :]
+        return kept
+
+    def _emit_start(self, span: SpanHandle) -> None:
+        try:
+            _events.emit_start(
+                _events.SpanStartEvent(
+                    span._ctx[0], span.span_id, span._parent_id, span._name, span._kind,
+                    tuple(span._links or ()), span._start_ns, dict(span._metadata or {}),
+                    span._start_ns + span._binding.wall_offset_ns, span._lane, self,
+                )
+            )
+        except BaseException:
+            # emit_start() isolates Exceptions; a KeyboardInterrupt/SystemExit
+            # from a listener still escapes. The caller never got the id, so
+            # nobody could end this span: unregister it and mark it ended,
+            # which makes every chain skip it.
+            self._open.pop(span.span_id, None)
+            span._collector = None
+            raise
+
+    def bind(self, span_id: int) -> ChainBinding:
+        """Make the open span ``span_id`` the whole chain of this context while in the block.
+
+        Example:
+            >>> c = CoreCollector(); job = c.open("spawn", "job", detached=True, push=False)
+            >>> with c.bind(job):
+            ...     c.current_span_id() == job
+            True
+        """
+        return ChainBinding(self._chain, self._open.get(span_id))
+
+    # -- open-span edits -----------------------------------------------------
+
+    def set_metadata(self, span_id: int, key: str, value: Any) -> None:
+        """Set ``key`` on an open span; unknown or ended ids are ignored.
+
+        Example:
+            >>> c = CoreCollector(); s = c.open("step", "a"); c.set_metadata(s, "k", 1)
+        """
+        span = self._open.get(span_id)
+        if span is None:
+            return
+        if type(key) is not str:
+            raise TypeError(f"metadata key must be a str, got {key!r}")
+        metadata = span._metadata
+        if metadata is None:
+            metadata = span._metadata = {}
+        if key not in metadata and len(metadata) >= self.max_metadata_per_span:
+            self.dropped_metadata += 1
+            return
+        metadata[key] = value
+
+    def attach_metadata_if_absent(self, span_id: int, key: str, value: Any) -> None:
+        """Set ``key`` unless present, on an open *or finished* span.
+
+        Example:
+            >>> c = CoreCollector(); s = c.open("step", "a"); _ = c.close(s)
+            >>> c.attach_metadata_if_absent(s, "late", True); c.spans()[0].metadata
+            {'late': True}
+        """
+        if type(key) is not str:
+            raise TypeError(f"metadata key must be a str, got {key!r}")
+        span = self._open.get(span_id)
+        if span is not None:
+            metadata = span._metadata
+            if metadata is None:
+                metadata = span._metadata = {}
+        else:
+            found = self._meta_table.get(span_id)
+            if found is None:
+                if not self._is_finished(span_id):
+                    return
+                found = self._meta_table[span_id] = {}
+            metadata = found
+        if key in metadata:
+            return
+        if len(metadata) >= self.max_metadata_per_span:
+            self.dropped_metadata += 1
+            return
+        metadata[key] = value
+
+    def _is_finished(self, span_id: int) -> bool:
+        rows = self._rows
+        # Finished spans are nearly always looked up right after they end.
+        for index in range(len(rows) - _STRIDE, -1, -_STRIDE):
+            if rows[index] == span_id:
+                return True
+        return False
+
+    def record_event(
+        self, span_id: int, name: str, attributes: dict[str, Any] | None = None
+    ) -> bool:
+        """Record a timestamped event on an open span; False if it is not open.
+
+        Example:
+            >>> c = CoreCollector(); s = c.open("step", "a")
+            >>> c.record_event(s, "retry", {"attempt": 2})
+            True
+        """
+        span = self._open.get(span_id)
+        if span is None:
+            return False
+        if type(name) is not str:
+            raise TypeError(f"event name must be a str, got {name!r}")
+        if attributes is not None and not isinstance(attributes, dict):
+            raise TypeError(f"event attributes must be a dict, got {attributes!r}")
+        events = span._events
+        if events is None:
+            events = span._events = []
+        elif len(events) >= self.max_events_per_span:
+            self.dropped_events += 1
+            return True
+        binding = span._binding
+        offset_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]  # live spans always have a clock
+        events.append(
+            SpanEvent(
+                name,
+                (span._start_ns + offset_ns + binding.wall_offset_ns) // _NS_PER_MS,
+                offset_ns // _NS_PER_MS,
+                dict(attributes) if attributes else {},
+            )
+        )
+        return True
+
+    # -- ending --------------------------------------------------------------
+
+    def close(self, span_id: int, instant: bool = False) -> bool:
+        """End an open span without building its record; True if it was open.
+
+        Example:
+            >>> c = CoreCollector(); s = c.open("step", "a")
+            >>> (c.close(s), c.close(s))
+            (True, False)
+        """
+        span = self._open.pop(span_id, None)
+        if span is None:
+            return False
+        # Ended before the clock is read: a clock that raises loses the
+        # span instead of leaving it half open.
+        span._collector = None
+        if instant:
+            span._duration_ns = 0
+        else:
+            binding = span._binding
+            span._duration_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]  # live spans always have a clock
+        # The chain is not popped: the ended span stays on top of its task's
+        # chain until the next push there walks past it (see __init__.py).
+        rows = self._rows
+        if len(rows) < self._row_limit:
+            rows += (
+                span_id, span._parent_id, span._kind, span._name, span._start_ns,
+                span._duration_ns, span._lane, span._ctx,
+            )
+            if span._metadata is not None:
+                self._meta_table[span_id] = span._metadata
+            if span._links is not None:
+                self._links_table[span_id] = span._links
+            if span._events is not None:
+                self._events_table[span_id] = span._events
+            if _events._end_subscribers:
+                _events.emit_end(_events.SpanEndEvent(_span_of(span), False, self))
+        else:
+            # Full: count it; listeners still hear it (the JSONL stream keeps it).
+            self.dropped_spans += 1
+            if _events._end_subscribers:
+                _events.emit_end(_events.SpanEndEvent(_span_of(span), True, self))
+        return True
+
+    def end(self, span_id: int) -> Span | None:
+        """End an open span and return its record (None if it was not open).
+
+        Example:
+            >>> c = CoreCollector(); s = c.open("step", "a")
+            >>> (c.end(s).name, c.end(s))
+            ('a', None)
+        """
+        span = self._open.get(span_id)
+        if span is None or not self.close(span_id):
+            return None
+        return _span_of(span)
+
+    def _open_ids(self) -> list[int]:
+        return list(self._open)
+
+    # -- reading -------------------------------------------------------------
+
+    def is_open(self, span_id: int) -> bool:
+        """Whether ``span_id`` is open in this collector.
+
+        Example:
+            >>> c = CoreCollector(); c.is_open(c.open("step", "a"))
+            True
+        """
+        return span_id in self._open
+
+    def current_span_id(self) -> int | None:
+        """Id of the current task's innermost open span, or None.
+
+        Example:
+            >>> c = CoreCollector(); s = c.open("step", "a"); c.current_span_id() == s
+            True
+        """
+        top = self._chain.get()
+        while top is not None and top._collector is None:
+            top = top._prev
+        return None if top is None else top.span_id
+
+    def _chain_length(self) -> int:
+        """How many spans the current context's chain links through (ended ones included)."""
+        length, node = 0, self._chain.get()
+        while node is not None:
+            length, node = length + 1, node._prev
+        return length
+
+    def _handle(self, span_id: int) -> SpanHandle:
+        """The handle of an open span (KeyError if not open)."""
+        return self._open[span_id]
+
+    def open_details(self, span_id: int) -> tuple[str, int | None, int]:
+        """``(trace_id, parent_id, start_unix_ns)`` of an open span; KeyError if not open.
+
+        Example:
+            >>> c = CoreCollector(); s = c.open("step", "a")
+            >>> c.open_details(s)[:2] == (c.trace_id, None)
+            True
+        """
+        span = self._open[span_id]
+        return span._ctx[0], span._parent_id, span._start_ns + span._binding.wall_offset_ns
+
+    def innermost_of(self, span_ids: Iterable[int]) -> int | None:
+        """The innermost of ``span_ids`` on the current task's chain (open ones only), or None.
+
+        Example:
+            >>> c = CoreCollector(); a = c.open("step", "a"); b = c.open("step", "b")
+            >>> c.innermost_of({a, b}) == b
+            True
+        """
+        wanted = span_ids if isinstance(span_ids, set | frozenset) else set(span_ids)
+        node = self._chain.get()
+        while node is not None:
+            if node._collector is not None and node.span_id in wanted:
+                return node.span_id
+            node = node._prev
+        return None
+
+    def span_link(self, span_id: int) -> SpanLink | None:
+        """A link to an open span, or None.
+
+        Example:
+            >>> c = CoreCollector(); c.span_link(c.open("step", "a")).span_id
+            '1'
+        """
+        span = self._open.get(span_id)
+        return None if span is None else SpanLink(span._ctx[0], str(span_id))
+
+    def open_span_count(self) -> int:
+        """How many spans are open right now (a leak check for tests).
+
+        Example:
+            >>> CoreCollector().open_span_count()
+            0
+        """
+        return len(self._open)
+
+    def finished_count(self) -> int:
+        """How many finished spans are held (what ``spans()`` would return).
+
+        Example:
+            >>> c = CoreCollector(); _ = c.close(c.open("step", "a")); c.finished_count()
+            1
+        """
+        return len(self._rows) // _STRIDE
+
+    def spans(self) -> list[Span]:
+        """The finished spans, in completion order, without removing them.
+
+        Example:
+            >>> c = CoreCollector(); _ = c.close(c.open("step", "a")); len(c.spans())
+            1
+        """
+        return self._build_rows(self._rows, self._meta_table, self._links_table,
+                                self._events_table)
+
+    def take_spans(self) -> list[Span]:
+        """Remove and return the finished spans (frees room under ``max_spans``).
+
+        Example:
+            >>> c = CoreCollector(); _ = c.close(c.open("step", "a"))
+            >>> (len(c.take_spans()), c.spans())
+            (1, [])
+        """
+        with self._lock:
+            rows, self._rows = self._rows, []
+            meta, self._meta_table = self._meta_table, {}
+            links, self._links_table = self._links_table, {}
+            events, self._events_table = self._events_table, {}
+        return self._build_rows(rows, meta, links, events)
+
+    @staticmethod
+    def _build_rows(
+        rows: list[Any],
+        meta: dict[int, dict[str, Any]],
+        links: dict[int, list[SpanLink]],
+        events: dict[int, list[SpanEvent]],
+    ) -> list[Span]:
+        get_meta, get_links, get_events = meta.get, links.get, events.get
+        it = iter(rows)
+        return [
+            _build(span_id, parent_id, kind, name, start, duration, lane, ctx,
+                   get_meta(span_id), get_links(span_id), get_events(span_id))
+            for span_id, parent_id, kind, name, start, duration, lane, ctx in zip(
+                it, it, it, it, it, it, it, it, strict=True
+            )
+        ]
+
+
+def _span_of(span: SpanHandle) -> Span:
+    """The finished record of an ended handle (``end``'s result, end events)."""
+    return _build(
+        span.span_id, span._parent_id, span._kind, span._name, span._start_ns,
+        span._duration_ns, span._lane, span._ctx, span._metadata, span._links, span._events,
+    )
