@@ -10,7 +10,6 @@ is then False).
 from __future__ import annotations
 
 import platform
-import sys
 import sysconfig
 import warnings
 

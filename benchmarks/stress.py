@@ -44,6 +44,7 @@ from _harness import Row, check, machine_line, print_table, quick
 from harn_async_trace import (
     MockClock,
     SpanCollector,
+    SpanHandle,
     SpanKind,
     install_override,
     span,
@@ -51,7 +52,6 @@ from harn_async_trace import (
     use_collector,
 )
 from harn_async_trace.loop import virtual_loop_factory
-from harn_async_trace import SpanHandle
 
 CANCEL_EVERY = 7
 FAIL_EVERY = 10

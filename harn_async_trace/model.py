@@ -86,21 +86,27 @@ class LlmCallUsage:
         return pairs
 
 
+def _no_clock() -> int:
+    raise RuntimeError("a span rebuilt from data has no clock")
+
+
 @final
 class _ClockBinding:
     """How a collector turns one clock's raw readings into span times.
 
     ``start_ns = clock.monotonic_ns() - base_ns`` and
     ``wall_ns = start_ns + wall_offset_ns``. Shared by every span started
-    under the same clock, so it costs a span one pointer.
+    under the same clock, so it costs a span one pointer. ``now`` is the
+    clock's ``monotonic_ns``, looked up once.
     """
 
-    __slots__ = ("base_ns", "clock", "wall_offset_ns")
+    __slots__ = ("base_ns", "clock", "now", "wall_offset_ns")
 
     def __init__(self, clock: Clock | None, base_ns: int, wall_offset_ns: int) -> None:
         self.clock = clock
         self.base_ns = base_ns
         self.wall_offset_ns = wall_offset_ns
+        self.now = clock.monotonic_ns if clock is not None else _no_clock
 
 
 @final

@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time as _time
 from contextvars import ContextVar
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 __all__ = (
     "ACCELERATED",
@@ -74,7 +75,7 @@ if TYPE_CHECKING or _ccore is None:
     )
     from ._pure_scoped import span
 
-    def use_current_var(var: ContextVar[CoreCollector]) -> None:
+    def use_current_var(var: ContextVar[Any]) -> None:
         """Make the core read the current collector from ``var`` (context.py calls it)."""
         _pure_api._collector = var.get
         _pure_scoped.use_current_var(var)
@@ -104,6 +105,7 @@ else:
             "new_trace_id": _new_trace_id,
             "CancelledError": asyncio.CancelledError,
             "decorate": _decorate,
+            "time_monotonic_ns": _time.monotonic_ns,
         }
     )
     CoreCollector = _ccore.CoreCollector

@@ -28,6 +28,39 @@
 #error "harn_async_trace's compiled core assumes the GIL; use the pure core (HARN_TRACE_PURE=1)"
 #endif
 
+/* CPython's monotonic clock, the one time.monotonic_ns() reads (same
+ * source, same value), without the call and the int object. */
+#if PY_VERSION_HEX >= 0x030D0000
+static inline int64_t
+monotonic_clock_ns(void)
+{
+    PyTime_t t;
+    (void)PyTime_MonotonicRaw(&t);
+    return (int64_t)t;
+}
+static inline PyObject *
+dict_pop(PyObject *dict, PyObject *key)
+{
+    PyObject *value;
+    int found = PyDict_Pop(dict, key, &value);
+    if (found <= 0) {
+        return found < 0 ? NULL : Py_NewRef(Py_None);
+    }
+    return value;
+}
+#else
+static inline int64_t
+monotonic_clock_ns(void)
+{
+    return (int64_t)_PyTime_GetMonotonicClock();
+}
+static inline PyObject *
+dict_pop(PyObject *dict, PyObject *key)
+{
+    return _PyDict_Pop(dict, key, Py_None);
+}
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* module state                                                             */
 
@@ -65,7 +98,7 @@ typedef struct {
     PyObject *events_dict; /* events.py's globals: read per event, as the pure core does */
     PyObject *Span, *slots[SLOT_COUNT];
     PyObject *ClockBinding, *SpanLink, *SpanEvent, *SpanKind, *kind_by_value, *coerce_kind;
-    PyObject *new_trace_id, *CancelledError, *decorate;
+    PyObject *new_trace_id, *CancelledError, *decorate, *time_monotonic_ns;
     /* Made here. */
     PyObject *disabled;   /* the handle of spans entered while tracing is off */
     PyObject *ready_none; /* an awaitable that gives None (span.__aexit__) */
@@ -113,6 +146,9 @@ typedef struct {
     PyObject *now;          /* clock.monotonic_ns, bound once */
     PyObject *object;       /* the model.ClockBinding that Span records carry */
     int64_t base_ns, wall_offset_ns;
+    /* `now` is time.monotonic_ns itself: read CPython's monotonic clock
+     * directly (the very function time.monotonic_ns reads), no call. */
+    int direct;
 } Binding;
 
 enum { ROW_PARENT = 1, ROW_META = 2, ROW_LINKS = 4, ROW_EVENTS = 8, ROW_ODD_TRACE = 16 };
@@ -442,6 +478,7 @@ binding_for(Collector *self, PyObject *clock)
     binding->object = object;
     binding->base_ns = base_ns;
     binding->wall_offset_ns = wall_offset_ns;
+    binding->direct = now == st->time_monotonic_ns;
     self->nbindings++;
     self->last_clock = clock;
     self->last_binding = index;
@@ -459,6 +496,10 @@ binding_now(Collector *self, Py_ssize_t index, int64_t *out)
 {
     int64_t base = self->bindings[index].base_ns;
     int64_t raw;
+    if (self->bindings[index].direct) {
+        *out = (int64_t)monotonic_clock_ns() - base;
+        return 0;
+    }
     if (call_int64(self->bindings[index].now, "clock.monotonic_ns()", &raw) < 0) {
         return -1;
     }
@@ -931,7 +972,7 @@ core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *lin
             PyObject *et, *ev, *tb;
             PyErr_Fetch(&et, &ev, &tb);
             Py_CLEAR(h->collector);
-            PyObject *popped = _PyDict_Pop(self->open, h->span_id, Py_None);
+            PyObject *popped = dict_pop(self->open, h->span_id);
             Py_XDECREF(popped);
             PyErr_Restore(et, ev, tb);
             goto fail;
@@ -948,7 +989,7 @@ core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *lin
             PyErr_Fetch(&et, &ev, &tb);
             if (h->collector != NULL) {
                 Py_CLEAR(h->collector);
-                PyObject *popped = _PyDict_Pop(self->open, h->span_id, Py_None);
+                PyObject *popped = dict_pop(self->open, h->span_id);
                 Py_XDECREF(popped);
             }
             PyErr_Restore(et, ev, tb);
@@ -1077,7 +1118,7 @@ finish(Collector *self, Handle *h, int instant, PyObject **record)
 static int
 core_close(Collector *self, PyObject *span_id, int instant, PyObject **record)
 {
-    PyObject *popped = _PyDict_Pop(self->open, span_id, Py_None);
+    PyObject *popped = dict_pop(self->open, span_id);
     if (popped == NULL) {
         if (PyErr_ExceptionMatches(PyExc_TypeError)) {
             /* An unhashable id cannot be open. */
@@ -3035,7 +3076,8 @@ ccore_configure(PyObject *module, PyObject *config)
         || take(config, "coerce_kind", &st->coerce_kind) < 0
         || take(config, "new_trace_id", &st->new_trace_id) < 0
         || take(config, "CancelledError", &st->CancelledError) < 0
-        || take(config, "decorate", &st->decorate) < 0) {
+        || take(config, "decorate", &st->decorate) < 0
+        || take(config, "time_monotonic_ns", &st->time_monotonic_ns) < 0) {
         Py_XDECREF(events);
         return NULL;
     }
@@ -3188,6 +3230,7 @@ ccore_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->new_trace_id);
     Py_VISIT(st->CancelledError);
     Py_VISIT(st->decorate);
+    Py_VISIT(st->time_monotonic_ns);
     Py_VISIT(st->disabled);
     Py_VISIT(st->ready_none);
     return 0;
@@ -3220,6 +3263,7 @@ ccore_clear(PyObject *module)
     Py_CLEAR(st->new_trace_id);
     Py_CLEAR(st->CancelledError);
     Py_CLEAR(st->decorate);
+    Py_CLEAR(st->time_monotonic_ns);
     Py_CLEAR(st->disabled);
     Py_CLEAR(st->ready_none);
     Py_CLEAR(st->zero);

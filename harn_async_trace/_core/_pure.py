@@ -9,6 +9,8 @@ Finished spans here are rows flattened into one list, ``_STRIDE`` items per
 span, holding only ints, strings, the kind and a shared ``(trace_id,
 binding)`` pair: no object per finished span, so the garbage collector has
 nothing to traverse for them and a span costs its list slots and three ints.
+An open span keeps the first seven items of its row as one tuple (``_row``,
+built at open from locals) so that ending it is two list operations.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ from ..model import ClockBinding, Span, SpanEvent, SpanLink
 __all__ = ("ChainBinding", "CoreCollector", "SpanHandle")
 
 _NS_PER_MS: Final = 1_000_000
-# Row layout: span_id, parent_id, kind, name, start_ns, duration_ns, lane, ctx.
+# Row layout: span_id, parent_id, kind, name, start_ns, lane, ctx, duration_ns;
+# ctx is the (trace_id, binding) pair, shared by many spans.
 _STRIDE: Final = 8
+_ID, _PARENT, _KIND, _NAME, _START, _LANE, _CTX = range(7)
 _SYSTEM: Final = SystemClock()
+_NO_BINDING: Final = ClockBinding(None, 0, 0)
 
 
 def checked_name(name: object) -> str:
@@ -57,37 +62,18 @@ class SpanHandle:
         '1'
     """
 
-    __slots__ = (
-        "_binding",
-        "_collector",
-        "_ctx",
-        "_duration_ns",
-        "_events",
-        "_kind",
-        "_lane",
-        "_links",
-        "_metadata",
-        "_name",
-        "_parent_id",
-        "_prev",
-        "_start_ns",
-        "span_id",
-    )
+    __slots__ = ("_collector", "_duration_ns", "_events", "_links", "_metadata", "_prev",
+                 "_row", "span_id")
     # None once the span has ended: that is how chains skip it.
     _collector: CoreCollector | None
-    _binding: ClockBinding
-    _ctx: tuple[str, ClockBinding]  # (trace_id, binding), shared by many spans
     _duration_ns: int
     _events: list[SpanEvent] | None
-    _kind: SpanKind
-    _lane: int
     _links: list[SpanLink] | None
     _metadata: dict[str, Any] | None
-    _name: str
-    _parent_id: int | None
     # The span below this one on the chain of the task that pushed it.
     _prev: SpanHandle | None
-    _start_ns: int
+    # span_id, parent_id, kind, name, start_ns, lane, (trace_id, binding)
+    _row: tuple[int, int | None, SpanKind, str, int, int, tuple[str, ClockBinding]]
     span_id: int
 
     def set_metadata(self, key: str, value: Any) -> None:
@@ -107,7 +93,7 @@ class SpanHandle:
         """A link to this span (None when disabled or ended)."""
         if self._collector is None:
             return None
-        return SpanLink(self._ctx[0], str(self.span_id))
+        return SpanLink(self._row[_CTX][0], str(self.span_id))
 
     def __repr__(self) -> str:
         return f"SpanHandle(span_id={self.span_id})"
@@ -148,7 +134,7 @@ class ChainBinding:
 
 def _build(
     span_id: int, parent_id: int | None, kind: SpanKind, name: str, start_ns: int,
-    duration_ns: int, lane: int, ctx: tuple[str, ClockBinding],
+    lane: int, ctx: tuple[str, ClockBinding], duration_ns: int,
     metadata: dict[str, Any] | None, links: list[SpanLink] | None,
     events: list[SpanEvent] | None,
 ) -> Span:
@@ -178,6 +164,7 @@ class CoreCollector:
     """
 
     __slots__ = (
+        "_bindings",
         "_chain",
         "_ctx_cache",
         "_events_table",
@@ -189,10 +176,10 @@ class CoreCollector:
         "_meta_table",
         "_next_id",
         "_open",
+        "_root_ctx",
         "_row_limit",
         "_rows",
         "_system_epoch",
-        "_bindings",
         "dropped_events",
         "dropped_links",
         "dropped_metadata",
@@ -246,8 +233,10 @@ class CoreCollector:
         self._system_epoch = (_SYSTEM.monotonic_ns(), _SYSTEM.wall_ns())
         self._bindings: dict[int, ClockBinding] = {}
         self._ctx_cache: dict[tuple[int, int], tuple[str, ClockBinding]] = {}
+        self._root_ctx: tuple[str, ClockBinding] = ("", _NO_BINDING)
+        # Never matched by a clock (it is None): the first span looks its binding up.
         self._last_clock: Clock | None = None
-        self._last_binding: ClockBinding | None = None
+        self._last_binding: ClockBinding = _NO_BINDING
 
     def reset(self) -> None:
         """Forget every span and start a new trace (see ``SpanCollector.reset``).
@@ -291,6 +280,8 @@ class CoreCollector:
         ctx = self._ctx_cache.get(key)
         if ctx is None or ctx[0] is not trace_id or ctx[1] is not binding:
             ctx = self._ctx_cache[key] = (trace_id, binding)
+        if trace_id is self.trace_id:
+            self._root_ctx = ctx
         return ctx
 
     # -- opening -------------------------------------------------------------
@@ -317,8 +308,10 @@ class CoreCollector:
         # Keep it flat: every attribute read and call below is paid on each
         # span (docs/performance.md).
         if type(kind) is not SpanKind:
-            # Members hash and compare like their values: one lookup serves both.
-            kind = (_KIND_BY_VALUE.get(kind) if type(kind) is str else None) or coerce_kind(kind)
+            try:  # members hash and compare like their values: one lookup serves both
+                kind = _KIND_BY_VALUE[kind]
+            except (KeyError, TypeError):
+                kind = coerce_kind(kind)
         if type(name) is not str:
             name = checked_name(name)
         clock = current_clock()
@@ -326,21 +319,26 @@ class CoreCollector:
         top = self._chain.get()
         while top is not None and top._collector is None:
             top = top._prev
-        span = _new_handle(SpanHandle)
-        span.span_id = span_id = self._next_id()
+        span_id = self._next_id()
         if top is None:
-            span._parent_id = None
+            parent_id = None
             trace_id = new_trace_id(clock) if new_trace else self.trace_id
-            span._lane = span_id
-        elif detached or new_trace:
-            span._parent_id = None
-            trace_id = new_trace_id(clock) if new_trace else top._ctx[0]
-            # Detached and not pushed: the span of work handed to a new task.
-            span._lane = top._lane if push else span_id
+            lane = span_id
+            ctx = self._root_ctx
         else:
-            span._parent_id = top.span_id
-            trace_id = top._ctx[0]
-            span._lane = top._lane
+            up = top._row
+            ctx = up[_CTX]
+            lane = up[_LANE]
+            if detached or new_trace:
+                parent_id = None
+                trace_id = new_trace_id(clock) if new_trace else ctx[0]
+                if not push:  # detached and not pushed: the span of work for a new task
+                    lane = span_id
+            else:
+                parent_id = top.span_id
+                trace_id = ctx[0]
+        span = _new_handle(SpanHandle)
+        span.span_id = span_id
         if links:
             span._links = links = self._checked_links(links)
             if detached and not push and links and not new_trace:
@@ -349,15 +347,11 @@ class CoreCollector:
         else:
             span._links = None
         span._metadata = self._checked_metadata(metadata) if metadata else None
-        if top is not None and top._ctx[0] is trace_id and top._binding is binding:
-            span._ctx = top._ctx
-        else:
-            span._ctx = self._ctx_for(trace_id, binding)
-        span._binding = binding
-        span._kind = kind
-        span._name = name
         span._events = None
-        span._start_ns = clock.monotonic_ns() - binding.base_ns
+        # The pair rows share: the parent's or the roots' usually, else interned.
+        if ctx[0] is not trace_id or ctx[1] is not binding:
+            ctx = self._ctx_for(trace_id, binding)
+        span._row = (span_id, parent_id, kind, name, binding.now() - binding.base_ns, lane, ctx)
         span._collector = self
         if push:
             span._prev = top
@@ -404,11 +398,12 @@ class CoreCollector:
 
     def _emit_start(self, span: SpanHandle) -> None:
         try:
+            span_id, parent_id, kind, name, start_ns, lane, (trace_id, binding) = span._row
             _events.emit_start(
                 _events.SpanStartEvent(
-                    span._ctx[0], span.span_id, span._parent_id, span._name, span._kind,
-                    tuple(span._links or ()), span._start_ns, dict(span._metadata or {}),
-                    span._start_ns + span._binding.wall_offset_ns, span._lane, self,
+                    trace_id, span_id, parent_id, name, kind, tuple(span._links or ()),
+                    start_ns, dict(span._metadata or {}), start_ns + binding.wall_offset_ns,
+                    lane, self,
                 )
             )
         except BaseException:
@@ -512,12 +507,14 @@ class CoreCollector:
         elif len(events) >= self.max_events_per_span:
             self.dropped_events += 1
             return True
-        binding = span._binding
-        offset_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]  # live spans always have a clock
+        row = span._row
+        binding = row[_CTX][1]
+        start_ns = row[_START]
+        offset_ns = binding.now() - binding.base_ns - start_ns
         events.append(
             SpanEvent(
                 name,
-                (span._start_ns + offset_ns + binding.wall_offset_ns) // _NS_PER_MS,
+                (start_ns + offset_ns + binding.wall_offset_ns) // _NS_PER_MS,
                 offset_ns // _NS_PER_MS,
                 dict(attributes) if attributes else {},
             )
@@ -540,19 +537,18 @@ class CoreCollector:
         # Ended before the clock is read: a clock that raises loses the
         # span instead of leaving it half open.
         span._collector = None
+        row = span._row
         if instant:
-            span._duration_ns = 0
+            duration = span._duration_ns = 0
         else:
-            binding = span._binding
-            span._duration_ns = binding.clock.monotonic_ns() - binding.base_ns - span._start_ns  # type: ignore[union-attr]  # live spans always have a clock
+            binding = row[_CTX][1]
+            duration = span._duration_ns = binding.now() - binding.base_ns - row[_START]
         # The chain is not popped: the ended span stays on top of its task's
         # chain until the next push there walks past it (see __init__.py).
         rows = self._rows
         if len(rows) < self._row_limit:
-            rows += (
-                span_id, span._parent_id, span._kind, span._name, span._start_ns,
-                span._duration_ns, span._lane, span._ctx,
-            )
+            rows += row
+            rows.append(duration)
             if span._metadata is not None:
                 self._meta_table[span_id] = span._metadata
             if span._links is not None:
@@ -626,8 +622,9 @@ class CoreCollector:
             >>> c.open_details(s)[:2] == (c.trace_id, None)
             True
         """
-        span = self._open[span_id]
-        return span._ctx[0], span._parent_id, span._start_ns + span._binding.wall_offset_ns
+        row = self._open[span_id]._row
+        trace_id, binding = row[_CTX]
+        return trace_id, row[_PARENT], row[_START] + binding.wall_offset_ns
 
     def innermost_of(self, span_ids: Iterable[int]) -> int | None:
         """The innermost of ``span_ids`` on the current task's chain (open ones only), or None.
@@ -653,7 +650,7 @@ class CoreCollector:
             '1'
         """
         span = self._open.get(span_id)
-        return None if span is None else SpanLink(span._ctx[0], str(span_id))
+        return None if span is None else SpanLink(span._row[_CTX][0], str(span_id))
 
     def open_span_count(self) -> int:
         """How many spans are open right now (a leak check for tests).
@@ -708,9 +705,9 @@ class CoreCollector:
         get_meta, get_links, get_events = meta.get, links.get, events.get
         it = iter(rows)
         return [
-            _build(span_id, parent_id, kind, name, start, duration, lane, ctx,
+            _build(span_id, parent_id, kind, name, start, lane, ctx, duration,
                    get_meta(span_id), get_links(span_id), get_events(span_id))
-            for span_id, parent_id, kind, name, start, duration, lane, ctx in zip(
+            for span_id, parent_id, kind, name, start, lane, ctx, duration in zip(
                 it, it, it, it, it, it, it, it, strict=True
             )
         ]
@@ -718,7 +715,4 @@ class CoreCollector:
 
 def _span_of(span: SpanHandle) -> Span:
     """The finished record of an ended handle (``end``'s result, end events)."""
-    return _build(
-        span.span_id, span._parent_id, span._kind, span._name, span._start_ns,
-        span._duration_ns, span._lane, span._ctx, span._metadata, span._links, span._events,
-    )
+    return _build(*span._row, span._duration_ns, span._metadata, span._links, span._events)

@@ -36,7 +36,7 @@ def _no_collector() -> CoreCollector:
 _collector: Callable[[], CoreCollector] = _no_collector
 
 
-def use_current_var(var: ContextVar[CoreCollector]) -> None:
+def use_current_var(var: ContextVar[Any]) -> None:
     """Make ``span()`` read the current collector from ``var`` (context.py calls it)."""
     global _collector
     _collector = var.get
