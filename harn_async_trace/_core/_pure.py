@@ -35,7 +35,10 @@ _NS_PER_MS: Final = 1_000_000
 # Row layout: span_id, parent_id, kind, name, start_ns, lane, ctx, duration_ns;
 # ctx is the (trace_id, binding) pair, shared by many spans.
 _STRIDE: Final = 8
-_ID, _PARENT, _KIND, _NAME, _START, _LANE, _CTX = range(7)
+_PARENT: Final = 1
+_START: Final = 4
+_LANE: Final = 5
+_CTX: Final = 6
 _SYSTEM: Final = SystemClock()
 _NO_BINDING: Final = ClockBinding(None, 0, 0)
 
