@@ -11,7 +11,7 @@ OTEL_VENV := .venv-otel
 OTEL_PY := $(OTEL_VENV)/bin/python
 OTEL_STAMP := $(OTEL_VENV)/.installed
 
-.PHONY: demo test test-otel test-browser test-extended bench lint clean test-plugin-matrix
+.PHONY: demo test test-pure check-core test-otel test-browser test-extended bench lint clean test-plugin-matrix
 
 # anyio's own test suite on plain and virtual-time loops (benchmarks/anyio_suite.py):
 # too slow for `make test`, so it has its own venv with anyio's test dependencies.
@@ -19,10 +19,13 @@ EXT_VENV := .venv-extended
 EXT_PY := $(EXT_VENV)/bin/python
 EXT_STAMP := $(EXT_VENV)/.installed
 
-$(STAMP): pyproject.toml
+# The editable install also builds the compiled core (setup.py); when it
+# cannot be built the install still succeeds and the pure core is used.
+$(STAMP): pyproject.toml setup.py $(wildcard harn_async_trace/_core/*.c harn_async_trace/_core/*.h)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -c "import harn_async_trace as h; print('harn-async-trace core:', 'compiled' if h.accelerated else 'pure Python (the C extension was not built)')"
 	touch $(STAMP)
 
 $(EXT_STAMP): pyproject.toml
@@ -64,6 +67,14 @@ test-browser: $(BROWSER_STAMP)
 test-extended: $(EXT_STAMP)
 	$(EXT_PY) benchmarks/anyio_suite.py
 
+# The whole suite again on the pure-Python core (CI runs both).
+test-pure: $(STAMP)
+	HARN_TRACE_PURE=1 $(PY) -m pytest -q
+
+# Fails unless the compiled core was built (CI machines have gcc).
+check-core: $(STAMP)
+	$(PY) -c "import sys, harn_async_trace as h; sys.exit(0 if h.accelerated else 'the compiled core was not built')"
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy --strict harn_async_trace vm_demo
@@ -94,3 +105,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(OTEL_VENV) $(MATRIX) $(EXT_VENV) build *.egg-info
+
+	rm -rf $(VENV) $(OTEL_VENV) $(MATRIX) build *.egg-info
+
+	rm -rf $(VENV) build *.egg-info harn_async_trace/_core/*.so

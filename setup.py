@@ -9,6 +9,7 @@ is then False).
 
 from __future__ import annotations
 
+import glob
 import platform
 import sysconfig
 import warnings
@@ -67,7 +68,8 @@ setup(
     ext_modules=[
         Extension(
             "harn_async_trace._core._ccore",
-            sources=["harn_async_trace/_core/_ccore.c"],
+            sources=sorted(glob.glob("harn_async_trace/_core/*.c")),
+            depends=["harn_async_trace/_core/_ccore.h"],
             optional=True,
         )
     ],
