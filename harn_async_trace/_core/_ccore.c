@@ -243,7 +243,6 @@ ccore_exec(PyObject *module)
         return -1;
     }
     ((Handle *)st->disabled)->span_id = PyLong_FromLong(0);
-    PyObject_GC_Track(st->disabled);
     if (((Handle *)st->disabled)->span_id == NULL
         || PyModule_AddObjectRef(module, "DISABLED", st->disabled) < 0) {
         return -1;

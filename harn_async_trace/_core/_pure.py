@@ -171,6 +171,7 @@ class CoreCollector:
         "_chain",
         "_ctx_cache",
         "_events_table",
+        "_generation",
         "_id_counter",
         "_last_binding",
         "_last_clock",
@@ -206,6 +207,9 @@ class CoreCollector:
         )
         self._lock = threading.Lock()
         self._open: dict[int, SpanHandle] = {}
+        # Bumped by every reset: a reset run by a clock or listener in the
+        # middle of an open or an end is noticed (as in the compiled core).
+        self._generation = 0
         self._reset_state(1)
 
     @property
@@ -220,6 +224,7 @@ class CoreCollector:
     # -- state ---------------------------------------------------------------
 
     def _reset_state(self, first_id: int) -> None:
+        self._generation += 1
         self.trace_id: str = new_trace_id(current_clock())
         self._id_counter = itertools.count(first_id)
         self._next_id = self._id_counter.__next__
@@ -317,6 +322,7 @@ class CoreCollector:
                 kind = coerce_kind(kind)
         if type(name) is not str:
             name = checked_name(name)
+        generation = self._generation
         clock = current_clock()
         binding = self._last_binding if clock is self._last_clock else self._binding_for(clock)
         top = self._chain.get()
@@ -355,6 +361,8 @@ class CoreCollector:
         if ctx[0] is not trace_id or ctx[1] is not binding:
             ctx = self._ctx_for(trace_id, binding)
         span._row = (span_id, parent_id, kind, name, binding.now() - binding.base_ns, lane, ctx)
+        if self._generation != generation:
+            raise RuntimeError("the collector was reset while a span was being opened")
         span._collector = self
         if push:
             span._prev = top
@@ -544,8 +552,11 @@ class CoreCollector:
         if instant:
             duration = span._duration_ns = 0
         else:
+            generation = self._generation
             binding = row[_CTX][1]
             duration = span._duration_ns = binding.now() - binding.base_ns - row[_START]
+            if self._generation != generation:
+                return True  # the clock reset the collector: the span went with it
         # The chain is not popped: the ended span stays on top of its task's
         # chain until the next push there walks past it (see __init__.py).
         rows = self._rows

@@ -96,6 +96,7 @@ handle_alloc(State *st)
     h->id = h->parent_id = h->lane = h->start_ns = h->duration_ns = 0;
     h->binding = 0;
     h->has_parent = 0;
+    PyObject_GC_Track(h); /* its fields may come to hold cycles (metadata values) */
     return (PyObject *)h;
 }
 
