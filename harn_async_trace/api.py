@@ -6,7 +6,7 @@ The hot ones (``span_start``, ``span_set_metadata``, ``span_attach_metadata``,
 ``span_end``, ``span_close``, ``current_span_id``) come from the core
 (``harn_async_trace._core``): compiled C functions, or their pure-Python
 fallback. The rest call the collector's core interface directly rather
-than through the seed-named wrappers: each Python call level costs about
+than through the harn-vm-named wrappers: each Python call level costs about
 as much as a ContextVar set (docs/performance.md).
 """
 

@@ -20,7 +20,7 @@ The core interface
 Everything above the collector (the module API, ``span()``, markers, every
 boundary) opens and ends spans through these methods and nothing else. They
 live in the core (``harn_async_trace._core``: compiled, with a pure-Python
-fallback; ``SpanCollector`` adds the seed-named wrappers and the cold
+fallback; ``SpanCollector`` adds the harn-vm-named wrappers and the cold
 methods on top):
 
 * ``open(kind, name, links=None, *, detached=False, push=True,

@@ -33,6 +33,8 @@ from contextvars import ContextVar
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from . import _pure_api, _pure_scoped
+
 __all__ = (
     "ACCELERATED",
     "DISABLED",
@@ -62,8 +64,13 @@ def _compiled() -> ModuleType | None:
 _ccore = _compiled()
 ACCELERATED: bool = _ccore is not None
 
+
+def _use_current_var_pure(var: ContextVar[Any]) -> None:
+    _pure_api._collector = var.get
+    _pure_scoped.use_current_var(var)
+
+
 if TYPE_CHECKING or _ccore is None:
-    from . import _pure_api, _pure_scoped
     from ._pure import DISABLED, CoreCollector, SpanHandle
     from ._pure_api import (
         current_span_id,
@@ -75,10 +82,7 @@ if TYPE_CHECKING or _ccore is None:
     )
     from ._pure_scoped import span
 
-    def use_current_var(var: ContextVar[Any]) -> None:
-        """Make the core read the current collector from ``var`` (context.py calls it)."""
-        _pure_api._collector = var.get
-        _pure_scoped.use_current_var(var)
+    use_current_var = _use_current_var_pure
 
 else:
     from .. import events as _events
@@ -86,7 +90,7 @@ else:
     from ..clock import SystemClock as _SystemClock
     from ..clock import current_clock as _current_clock
     from ..kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
-    from ..model import ClockBinding, Span, SpanEvent, SpanLink
+    from ..model import Span, SpanEvent, SpanLink, _ClockBinding
     from ._outcome import decorate as _decorate
 
     _ccore._configure(
@@ -96,7 +100,7 @@ else:
             "SystemClock": _SystemClock,
             "events": _events,
             "Span": Span,
-            "ClockBinding": ClockBinding,
+            "ClockBinding": _ClockBinding,
             "SpanLink": SpanLink,
             "SpanEvent": SpanEvent,
             "SpanKind": SpanKind,
@@ -118,4 +122,12 @@ else:
     span_end = _ccore.span_end
     span_close = _ccore.span_close
     current_span_id = _ccore.current_span_id
-    use_current_var = _ccore._set_current_var
+
+    def use_current_var(var: ContextVar[Any]) -> None:
+        """Make the core read the current collector from ``var`` (context.py calls it).
+
+        The pure modules are told too: their functions and docstring
+        examples work on compiled collectors as well.
+        """
+        _ccore._set_current_var(var)
+        _use_current_var_pure(var)

@@ -17,10 +17,13 @@ api_span_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (collector == NULL) {
         return NULL;
     }
-    PyObject *result;
+    PyObject *result, *method;
     if (!collector->enabled) {
         result = st->zero;
         Py_INCREF(result);
+    }
+    else if ((method = replaced(st, collector, M_OPEN)) != NULL) {
+        result = call_replaced(collector, method, args, 2, NULL);
     }
     else {
         Handle *h = core_open(collector, args[0], args[1], NULL, 0, 1, 0, NULL);
@@ -49,7 +52,7 @@ api_set_metadata(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (collector == NULL) {
         return NULL;
     }
-    int status = core_set_metadata(collector, args[0], args[1], args[2]);
+    int status = via_set_metadata(collector, args[0], args[1], args[2]);
     Py_DECREF(collector);
     if (status < 0) {
         return NULL;
@@ -68,7 +71,9 @@ api_span_end(PyObject *module, PyObject *span_id)
     if (collector == NULL) {
         return NULL;
     }
-    PyObject *result = collector_end(collector, span_id);
+    PyObject *method = replaced(collector->state, collector, M_END);
+    PyObject *result = method != NULL ? call_replaced(collector, method, &span_id, 1, NULL)
+                                      : collector_end(collector, span_id);
     Py_DECREF(collector);
     return result;
 }
@@ -83,6 +88,12 @@ api_span_close(PyObject *module, PyObject *span_id)
     Collector *collector = current_collector(module_state(module));
     if (collector == NULL) {
         return NULL;
+    }
+    PyObject *method = replaced(collector->state, collector, M_CLOSE);
+    if (method != NULL) {
+        PyObject *result = call_replaced(collector, method, &span_id, 1, NULL);
+        Py_DECREF(collector);
+        return result;
     }
     int status = core_close(collector, span_id, 0, NULL);
     Py_DECREF(collector);
@@ -236,6 +247,24 @@ ccore_exec(PyObject *module)
         || !(st->ReadyType = (PyTypeObject *)add_type(module, &ready_spec, NULL))) {
         return -1;
     }
+    static const char *const method_names[METHOD_COUNT] = {
+        "open", "close", "end", "set_metadata", "record_event",
+    };
+    for (int i = 0; i < METHOD_COUNT; i++) {
+        st->method_names[i] = PyUnicode_InternFromString(method_names[i]);
+        if (st->method_names[i] == NULL) {
+            return -1;
+        }
+        st->methods[i] = PyDict_GetItemWithError(st->CollectorType->tp_dict,
+                                                 st->method_names[i]);
+        if (st->methods[i] == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_SystemError, "CoreCollector has no %s", method_names[i]);
+            }
+            return -1;
+        }
+        Py_INCREF(st->methods[i]);
+    }
     /* No Py_tp_vectorcall slot before 3.12: set the constructor directly. */
     st->ScopeType->tp_vectorcall = scope_vectorcall;
     st->disabled = handle_alloc(st);
@@ -304,6 +333,9 @@ ccore_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->time_monotonic_ns);
     Py_VISIT(st->disabled);
     Py_VISIT(st->ready_none);
+    for (int i = 0; i < METHOD_COUNT; i++) {
+        Py_VISIT(st->methods[i]);
+    }
     return 0;
 }
 
@@ -354,6 +386,10 @@ ccore_clear(PyObject *module)
     Py_CLEAR(st->s_SpanEndEvent);
     for (int i = 0; i < ARG_COUNT; i++) {
         Py_CLEAR(st->args[i]);
+    }
+    for (int i = 0; i < METHOD_COUNT; i++) {
+        Py_CLEAR(st->method_names[i]);
+        Py_CLEAR(st->methods[i]);
     }
     st->configured = 0;
     return 0;

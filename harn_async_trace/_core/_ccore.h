@@ -102,6 +102,11 @@ static const char *const arg_names[ARG_COUNT] = {
     "kind", "name", "links", "detached", "push", "new_trace", "metadata", "instant",
 };
 
+/* Collector methods the module API and span() call: when type(collector)
+ * replaces one (a subclass, a patch), the replacement is called, as the
+ * pure core (which calls them by name) does. */
+enum { M_OPEN, M_CLOSE, M_END, M_SET_METADATA, M_RECORD_EVENT, METHOD_COUNT };
+
 typedef struct {
     PyTypeObject *CollectorType;
     PyTypeObject *HandleType;
@@ -124,6 +129,8 @@ typedef struct {
     PyObject *s_start_subs, *s_end_subs, *s_monotonic_ns, *s_wall_ns, *s_trace_id;
     PyObject *s_cancelled, *s_error, *s_error_type, *s_Cancelled, *s_name;
     PyObject *s_emit_start, *s_emit_end, *s_SpanStartEvent, *s_SpanEndEvent;
+    /* CoreCollector's own methods, to tell when a subclass replaced one. */
+    PyObject *method_names[METHOD_COUNT], *methods[METHOD_COUNT];
     PyObject *args[ARG_COUNT];
 } State;
 
@@ -265,6 +272,8 @@ HT_INTERNAL int finish(Collector *self, Handle *h, int instant, PyObject **recor
 HT_INTERNAL int core_close(Collector *self, PyObject *span_id, int instant, PyObject **record);
 HT_INTERNAL int handle_set_metadata_impl(Handle *h, PyObject *key, PyObject *value, int if_absent);
 HT_INTERNAL int core_set_metadata(Collector *self, PyObject *span_id, PyObject *key, PyObject *value);
+HT_INTERNAL PyObject *call_replaced(Collector *c, PyObject *method, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
+HT_INTERNAL int via_set_metadata(Collector *c, PyObject *span_id, PyObject *key, PyObject *value);
 HT_INTERNAL int core_attach_if_absent(Collector *self, PyObject *span_id, PyObject *key, PyObject *value);
 HT_INTERNAL int handle_record_event_impl(Handle *h, PyObject *name, PyObject *attributes);
 HT_INTERNAL PyObject *link_of(State *st, PyObject *trace_id, PyObject *span_id);
@@ -325,7 +334,7 @@ HT_INTERNAL void scope_dealloc(Scope *s);
 HT_INTERNAL PyObject *scope_checked_links(PyObject *links, State *st);
 HT_INTERNAL PyObject *scope_vectorcall(PyObject *type, PyObject *const *args, size_t nargsf, PyObject *kwnames);
 HT_INTERNAL PyObject *scope_open_handle(Scope *s);
-HT_INTERNAL int record_outcome(State *st, Handle *h, PyObject *exc);
+HT_INTERNAL int record_outcome(State *st, Collector *collector, PyObject *span_id, PyObject *exc);
 HT_INTERNAL int scope_close_handle(State *st, PyObject *handle, PyObject *exc);
 HT_INTERNAL PyObject *scope_enter(Scope *s, PyObject *Py_UNUSED(ignored));
 HT_INTERNAL PyObject *scope_take_entry(Scope *s);
@@ -426,6 +435,15 @@ open_handle(Collector *self, PyObject *span_id)
         }
     }
     return (Handle *)found;
+}
+
+/* The replacement of CoreCollector.<method> on type(c) (borrowed), or NULL
+ * when it is ours: a method-cache lookup. */
+static inline PyObject *
+replaced(State *st, Collector *c, int which)
+{
+    PyObject *found = _PyType_Lookup(Py_TYPE(c), st->method_names[which]);
+    return (found == NULL || found == st->methods[which]) ? NULL : found;
 }
 
 #endif /* HARN_CCORE_H */

@@ -27,7 +27,7 @@ from .. import events as _events
 from .._trace_id import new_trace_id
 from ..clock import Clock, SystemClock, current_clock
 from ..kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
-from ..model import ClockBinding, Span, SpanEvent, SpanLink
+from ..model import Span, SpanEvent, SpanLink, _ClockBinding
 
 __all__ = ("ChainBinding", "CoreCollector", "SpanHandle")
 
@@ -40,7 +40,7 @@ _START: Final = 4
 _LANE: Final = 5
 _CTX: Final = 6
 _SYSTEM: Final = SystemClock()
-_NO_BINDING: Final = ClockBinding(None, 0, 0)
+_NO_BINDING: Final = _ClockBinding(None, 0, 0)
 
 
 def checked_name(name: object) -> str:
@@ -76,7 +76,7 @@ class SpanHandle:
     # The span below this one on the chain of the task that pushed it.
     _prev: SpanHandle | None
     # span_id, parent_id, kind, name, start_ns, lane, (trace_id, binding)
-    _row: tuple[int, int | None, SpanKind, str, int, int, tuple[str, ClockBinding]]
+    _row: tuple[int, int | None, SpanKind, str, int, int, tuple[str, _ClockBinding]]
     span_id: int
 
     def set_metadata(self, key: str, value: Any) -> None:
@@ -137,7 +137,7 @@ class ChainBinding:
 
 def _build(
     span_id: int, parent_id: int | None, kind: SpanKind, name: str, start_ns: int,
-    lane: int, ctx: tuple[str, ClockBinding], duration_ns: int,
+    lane: int, ctx: tuple[str, _ClockBinding], duration_ns: int,
     metadata: dict[str, Any] | None, links: list[SpanLink] | None,
     events: list[SpanEvent] | None,
 ) -> Span:
@@ -239,12 +239,12 @@ class CoreCollector:
         self.dropped_metadata = 0
         # The system clock's epoch: span times count from the (last) reset.
         self._system_epoch = (_SYSTEM.monotonic_ns(), _SYSTEM.wall_ns())
-        self._bindings: dict[int, ClockBinding] = {}
-        self._ctx_cache: dict[tuple[int, int], tuple[str, ClockBinding]] = {}
-        self._root_ctx: tuple[str, ClockBinding] = ("", _NO_BINDING)
+        self._bindings: dict[int, _ClockBinding] = {}
+        self._ctx_cache: dict[tuple[int, int], tuple[str, _ClockBinding]] = {}
+        self._root_ctx: tuple[str, _ClockBinding] = ("", _NO_BINDING)
         # Never matched by a clock (it is None): the first span looks its binding up.
         self._last_clock: Clock | None = None
-        self._last_binding: ClockBinding = _NO_BINDING
+        self._last_binding: _ClockBinding = _NO_BINDING
 
     def reset(self) -> None:
         """Forget every span and start a new trace (see ``SpanCollector.reset``).
@@ -268,21 +268,21 @@ class CoreCollector:
             self._id_counter = itertools.count(first_span_id)
             self._next_id = self._id_counter.__next__
 
-    def _binding_for(self, clock: Clock) -> ClockBinding:
+    def _binding_for(self, clock: Clock) -> _ClockBinding:
         binding = self._bindings.get(id(clock))
         if binding is None or binding.clock is not clock:
             if isinstance(clock, SystemClock):
                 mono, wall = self._system_epoch
-                binding = ClockBinding(clock, mono, wall)
+                binding = _ClockBinding(clock, mono, wall)
             else:
                 # Mock (or custom) clocks: their own monotonic time is the span time.
-                binding = ClockBinding(clock, 0, clock.wall_ns() - clock.monotonic_ns())
+                binding = _ClockBinding(clock, 0, clock.wall_ns() - clock.monotonic_ns())
             self._bindings[id(clock)] = binding
         self._last_clock = clock
         self._last_binding = binding
         return binding
 
-    def _ctx_for(self, trace_id: str, binding: ClockBinding) -> tuple[str, ClockBinding]:
+    def _ctx_for(self, trace_id: str, binding: _ClockBinding) -> tuple[str, _ClockBinding]:
         # Interned so that rows share one pair per (trace, clock), not one per span.
         key = (id(trace_id), id(binding))
         ctx = self._ctx_cache.get(key)
@@ -309,8 +309,8 @@ class CoreCollector:
         """Open a span and return its id (see ``SpanCollector.open``).
 
         Example:
-            >>> c = CoreCollector(); p = c.open("pipeline", "p")
-            >>> c.current_span_id() == c.open("step", "s") != p
+            >>> c = CoreCollector(); p = c.open("pipeline", "p"); s = c.open("step", "s")
+            >>> c.current_span_id() == s != p
             True
         """
         # Keep it flat: every attribute read and call below is paid on each

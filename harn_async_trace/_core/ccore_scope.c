@@ -183,6 +183,41 @@ fail:
     return NULL;
 }
 
+/* Through a replaced collector.open, called as the pure span() calls it. */
+static PyObject *
+scope_open_replaced(State *st, Scope *s, Collector *collector)
+{
+    PyObject *method = replaced(st, collector, M_OPEN);
+    PyObject *span_id;
+    if (s->plain) {
+        PyObject *args[] = {s->kind, s->name};
+        span_id = call_replaced(collector, method, args, 2, NULL);
+    }
+    else {
+        PyObject *metadata = s->metadata != NULL ? Py_NewRef(s->metadata) : PyDict_New();
+        PyObject *kwnames = Py_BuildValue("(sss)", "detached", "new_trace", "metadata");
+        span_id = NULL;
+        if (metadata != NULL && kwnames != NULL) {
+            PyObject *args[] = {s->kind, s->name, s->links != NULL ? s->links : Py_None,
+                                s->detached ? Py_True : Py_False,
+                                s->new_trace ? Py_True : Py_False, metadata};
+            span_id = call_replaced(collector, method, args, 3, kwnames);
+        }
+        Py_XDECREF(metadata);
+        Py_XDECREF(kwnames);
+    }
+    if (span_id == NULL) {
+        return NULL;
+    }
+    Handle *h = open_handle(collector, span_id);
+    if (h == NULL && !PyErr_Occurred()) {
+        PyErr_SetObject(PyExc_KeyError, span_id);
+    }
+    Py_DECREF(span_id);
+    Py_XINCREF(h);
+    return (PyObject *)h;
+}
+
 /* Open one span of this scope: its handle (the disabled one when off). */
 HT_INTERNAL PyObject *
 scope_open_handle(Scope *s)
@@ -197,6 +232,9 @@ scope_open_handle(Scope *s)
         h = st->disabled;
         Py_INCREF(h);
     }
+    else if (replaced(st, collector, M_OPEN) != NULL) {
+        h = scope_open_replaced(st, s, collector);
+    }
     else if (s->plain) {
         h = (PyObject *)core_open(collector, s->kind, s->name, NULL, 0, 1, 0, NULL);
     }
@@ -209,9 +247,10 @@ scope_open_handle(Scope *s)
 }
 
 HT_INTERNAL int
-record_outcome(State *st, Handle *h, PyObject *exc)
+record_outcome(State *st, Collector *collector, PyObject *span_id, PyObject *exc)
 {
-    /* Written while the span is still open (then it is closed). */
+    /* Written while the span is still open (then it is closed); through
+     * collector.set_metadata, so an ended span is left alone. */
     if (exc == NULL || exc == Py_None
         || PyErr_GivenExceptionMatches(exc, PyExc_GeneratorExit)) {
         return 0;
@@ -220,31 +259,28 @@ record_outcome(State *st, Handle *h, PyObject *exc)
     if (cancelled < 0) {
         return -1;
     }
-    if (!cancelled) {
-        PyObject *type_name = PyType_GetName(Py_TYPE(exc));
-        if (type_name == NULL) {
-            return -1;
-        }
-        cancelled = PyUnicode_Compare(type_name, st->s_Cancelled) == 0;
-        if (!cancelled) {
-            PyObject *message = PyObject_Str(exc);
-            int status = -1;
-            if (message != NULL && h->collector != NULL) {
-                status = handle_set_metadata_impl(h, st->s_error, message, 0);
-                if (status == 0 && h->collector != NULL) {
-                    status = handle_set_metadata_impl(h, st->s_error_type, type_name, 0);
-                }
-            }
-            else if (message != NULL) {
-                status = 0; /* ended while __str__ ran */
-            }
-            Py_XDECREF(message);
-            Py_DECREF(type_name);
-            return status;
-        }
-        Py_DECREF(type_name);
+    if (cancelled) {
+        return via_set_metadata(collector, span_id, st->s_cancelled, Py_True);
     }
-    return handle_set_metadata_impl(h, st->s_cancelled, Py_True, 0);
+    PyObject *type_name = PyType_GetName(Py_TYPE(exc));
+    if (type_name == NULL) {
+        return -1;
+    }
+    int status;
+    if (PyUnicode_Compare(type_name, st->s_Cancelled) == 0) { /* trio/anyio's Cancelled */
+        status = via_set_metadata(collector, span_id, st->s_cancelled, Py_True);
+    }
+    else {
+        PyObject *message = PyObject_Str(exc);
+        status = message == NULL ? -1
+                                 : via_set_metadata(collector, span_id, st->s_error, message);
+        if (status == 0) {
+            status = via_set_metadata(collector, span_id, st->s_error_type, type_name);
+        }
+        Py_XDECREF(message);
+    }
+    Py_DECREF(type_name);
+    return status;
 }
 
 /* End the span of `handle` (recording `exc` first); no-op when not live. */
@@ -262,9 +298,17 @@ scope_close_handle(State *st, PyObject *handle, PyObject *exc)
     Collector *collector = h->collector;
     Py_INCREF(collector);
     Py_INCREF(h);
-    int status = record_outcome(st, h, exc);
-    if (status == 0 && h->collector == collector) {
-        status = core_close(collector, h->span_id, 0, NULL) < 0 ? -1 : 0;
+    int status = record_outcome(st, collector, h->span_id, exc);
+    if (status == 0) {
+        PyObject *method = replaced(st, collector, M_CLOSE);
+        if (method != NULL) {
+            PyObject *result = call_replaced(collector, method, &h->span_id, 1, NULL);
+            status = result == NULL ? -1 : 0;
+            Py_XDECREF(result);
+        }
+        else {
+            status = core_close(collector, h->span_id, 0, NULL) < 0 ? -1 : 0;
+        }
     }
     Py_DECREF(h);
     Py_DECREF(collector);

@@ -584,3 +584,38 @@ link_of(State *st, PyObject *trace_id, PyObject *span_id)
     Py_DECREF(text);
     return link;
 }
+
+/* ------------------------------------------------------------------------ */
+/* replaced methods                                                         */
+
+/* Call `method` (found on type(c)) bound to `c`, with args. */
+HT_INTERNAL PyObject *
+call_replaced(Collector *c, PyObject *method, PyObject *const *args, Py_ssize_t nargs,
+              PyObject *kwnames)
+{
+    Py_INCREF(method);
+    descrgetfunc get = Py_TYPE(method)->tp_descr_get;
+    PyObject *bound = get == NULL ? Py_NewRef(method)
+                                  : get(method, (PyObject *)c, (PyObject *)Py_TYPE(c));
+    Py_DECREF(method);
+    if (bound == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_Vectorcall(bound, args, nargs, kwnames);
+    Py_DECREF(bound);
+    return result;
+}
+
+/* c.set_metadata(span_id, key, value), through a replacement if there is one. */
+HT_INTERNAL int
+via_set_metadata(Collector *c, PyObject *span_id, PyObject *key, PyObject *value)
+{
+    PyObject *method = replaced(c->state, c, M_SET_METADATA);
+    if (method == NULL) {
+        return core_set_metadata(c, span_id, key, value);
+    }
+    PyObject *args[] = {span_id, key, value};
+    PyObject *result = call_replaced(c, method, args, 3, NULL);
+    Py_XDECREF(result);
+    return result == NULL ? -1 : 0;
+}

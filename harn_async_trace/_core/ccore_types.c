@@ -53,9 +53,14 @@ handle_set_metadata(Handle *h, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "set_metadata() takes 2 arguments (%zd given)", nargs);
         return NULL;
     }
-    if (h->collector != NULL) {
+    Collector *collector = h->collector;
+    if (collector != NULL) {
         Py_INCREF(h);
-        int status = handle_set_metadata_impl(h, args[0], args[1], 0);
+        Py_INCREF(collector);
+        int status = replaced(collector->state, collector, M_SET_METADATA) != NULL
+                         ? via_set_metadata(collector, h->span_id, args[0], args[1])
+                         : handle_set_metadata_impl(h, args[0], args[1], 0);
+        Py_DECREF(collector);
         Py_DECREF(h);
         if (status < 0) {
             return NULL;
@@ -103,6 +108,13 @@ handle_record_event(Handle *h, PyObject *const *args, Py_ssize_t nargs, PyObject
         Py_XDECREF(attrs);
         Py_RETURN_FALSE;
     }
+    PyObject *method = replaced(st, h->collector, M_RECORD_EVENT);
+    if (method != NULL) {
+        PyObject *call_args[] = {h->span_id, name, attrs != NULL ? attrs : Py_None};
+        PyObject *result = call_replaced(h->collector, method, call_args, 3, NULL);
+        Py_XDECREF(attrs);
+        return result;
+    }
     Py_INCREF(h);
     int status = handle_record_event_impl(h, name, attrs);
     Py_DECREF(h);
@@ -142,6 +154,8 @@ static PyMethodDef handle_methods[] = {
 static PyMemberDef handle_members[] = {
     {"span_id", T_OBJECT, offsetof(Handle, span_id), READONLY,
      PyDoc_STR("The span's id (0 when tracing is disabled).")},
+    /* As in the pure core: its collector while open, else None. */
+    {"_collector", T_OBJECT, offsetof(Handle, collector), READONLY, NULL},
     {NULL},
 };
 
