@@ -206,7 +206,7 @@ static PyMethodDef ccore_functions[] = {
     {"span_set_metadata", FAST(api_set_metadata), METH_FASTCALL,
      PyDoc_STR("span_set_metadata(span_id, key, value, /)\n--\n\nSet metadata on an open span (ignored for 0, unknown or ended ids).")},
     {"span_attach_metadata", FAST(api_set_metadata), METH_FASTCALL,
-     PyDoc_STR("span_attach_metadata(span_id, key, value, /)\n--\n\nSet metadata on an open span; an ended span is left alone (seed 0.9.4).")},
+     PyDoc_STR("span_attach_metadata(span_id, key, value, /)\n--\n\nSet metadata on an open span; an ended span is left alone.")},
     {"span_end", (PyCFunction)api_span_end, METH_O,
      PyDoc_STR("span_end(span_id, /)\n--\n\nEnd a span and return its record; None for 0 or ids that are not open.")},
     {"span_close", (PyCFunction)api_span_close, METH_O,

@@ -58,7 +58,7 @@ def span_set_metadata(span_id: int, key: str, value: Any) -> None:
 
 
 def span_attach_metadata(span_id: int, key: str, value: Any) -> None:
-    """Set metadata on an open span; an ended span is left alone (seed 0.9.4).
+    """Set metadata on an open span; an ended span is left alone.
 
     Use ``span_attach_metadata_if_absent`` to add a key to a finished span.
 
