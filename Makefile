@@ -104,8 +104,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) $(OTEL_VENV) $(MATRIX) $(EXT_VENV) build *.egg-info
-
-	rm -rf $(VENV) $(OTEL_VENV) $(MATRIX) build *.egg-info
-
-	rm -rf $(VENV) build *.egg-info harn_async_trace/_core/*.so
+	rm -rf $(VENV) $(OTEL_VENV) $(MATRIX) $(EXT_VENV) build *.egg-info harn_async_trace/_core/*.so
