@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from harn_async_trace import span_end
 from vm_demo.bytecode import Op
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.frame import FINISHED, Frame
@@ -72,7 +71,7 @@ def op_call_method(vm: VMBase, f: Frame, arg: tuple[str, int, bool]) -> Any:
 def op_return(vm: VMBase, f: Frame, arg: Any) -> Any:
     value = f.stack.pop()
     if f.span:
-        span_end(f.span)
+        vm.close_call_span(f.span)
     caller = f.caller
     if caller is None:
         f.retval = value

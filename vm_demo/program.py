@@ -34,7 +34,15 @@ class HarnLanguage:
     name = "harn"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """The VM has no ``run`` options of its own yet."""
+        """``--trace-calls all|none|sample:N``: which fn_call spans a run records."""
+        parser.add_argument(
+            "--trace-calls",
+            metavar="all|none|sample:N",
+            type=_trace_calls,
+            default=1,
+            help="which fn_call spans to record: every call (all, the default), none, or "
+            "one call in N (pipeline, step, llm_call and tool_call spans are always recorded)",
+        )
 
     def compile(self, source: str, path: str) -> object:
         """Compile a Harn program; a syntax error becomes ProgramError."""
@@ -55,9 +63,18 @@ class HarnLanguage:
         if not isinstance(program, ModuleCode):
             raise TypeError(f"run() needs code from compile(), got {program!r}")
         try:
-            await VM(stdout=stdout).run_code(program)
+            await VM(stdout=stdout, trace_calls=getattr(args, "trace_calls", 1)).run_code(program)
         except HarnRuntimeError as exc:
             raise ProgramError(exc.render()) from None
+
+
+def _trace_calls(text: str) -> int:
+    from .trace_calls import parse_trace_calls
+
+    try:
+        return parse_trace_calls(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 LANGUAGE: Final = HarnLanguage()

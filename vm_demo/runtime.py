@@ -58,7 +58,11 @@ class VM(VMBase):
     '3\\n'
     """
 
-    def __init__(self, *, stdout: TextIO | None = None) -> None:
+    def __init__(self, *, stdout: TextIO | None = None, trace_calls: int = 1) -> None:
+        """``trace_calls``: record one fn_call span in N (1 all, 0 none; see trace_calls.py)."""
+        if isinstance(trace_calls, bool) or not isinstance(trace_calls, int) or trace_calls < 0:
+            raise ValueError(f"trace_calls must be an int >= 0, got {trace_calls!r}")
+        self.trace_calls = trace_calls
         self.out = stdout if stdout is not None else sys.stdout
         self.builtins = BUILTINS
         self.tracing = is_tracing_enabled()
@@ -82,6 +86,7 @@ class VM(VMBase):
     async def run_code(self, code: ModuleCode) -> Any:
         """Run compiled code under the current collector (read now, not at __init__)."""
         self.tracing = is_tracing_enabled()
+        self.bind_collector()
         globals_ = new_globals()
         self.modules[_abspath(code.filename)] = globals_
         name = "default" if "default" in code.pipelines or not code.pipelines else code.pipelines[0]

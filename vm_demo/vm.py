@@ -11,7 +11,10 @@ it is `NO_PUSH`). So only instructions that really suspend pay for `await`.
 Named functions open an `fn_call` span (`step` for `@step` fns) when the
 frame is pushed and close it when the frame returns or unwinds; since the
 span API keeps the parent chain per task, spans of interleaved tasks nest
-correctly without the VM doing anything special.
+correctly without the VM doing anything special. `open_call_span` is the one
+place those spans start (`trace_calls` thins the `fn_call` ones, see
+`trace_calls.py`); they go straight to the run's collector (looked up once
+per run, not per call) and end with its cheap `close`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from harn_async_trace import SpanKind, span_end, span_set_metadata, span_start
+from harn_async_trace import SpanCollector, SpanKind, current_collector, span_set_metadata
 from vm_demo.errors import HarnRuntimeError, TraceEntry
 from vm_demo.frame import FINISHED, NO_PUSH, Frame
 from vm_demo.handlers import TABLE
@@ -42,6 +45,37 @@ class VMBase:
 
     tracing: bool
     builtins: dict[str, Any]
+    # One fn_call in `trace_calls` is recorded: 1 all, 0 none (see trace_calls.py).
+    trace_calls: int = 1
+    _calls_seen: int = 0
+    _collector: SpanCollector | None = None
+
+    def bind_collector(self) -> None:
+        """Open this run's call spans in the current collector (call at the start of a run)."""
+        self._collector = current_collector()
+        self._calls_seen = 0
+
+    def open_call_span(self, step: bool, name: str) -> int:
+        """Open the span of a call of a named fn (`step` for @step); 0 when not traced."""
+        if not step:
+            every = self.trace_calls
+            if every != 1:
+                if not every:
+                    return 0
+                self._calls_seen += 1
+                if self._calls_seen % every:
+                    return 0
+        collector = self._collector
+        if collector is None:
+            collector = self._collector = current_collector()
+        return collector.start(_STEP if step else _FN_CALL, name)
+
+    def close_call_span(self, span_id: int) -> None:
+        """End a call span opened by `open_call_span` (the cheap end: no record built)."""
+        collector = self._collector
+        if collector is None:
+            collector = self._collector = current_collector()
+        collector.close(span_id)
 
     def make_frame(self, fn: Closure, args: list[Any], caller: Frame | None) -> Frame:
         code = fn.code
@@ -56,17 +90,16 @@ class VMBase:
         frame = Frame(code, slots, fn.cells, fn.globals, caller)
         if frame.depth > MAX_DEPTH:
             raise HarnRuntimeError(f"stack overflow: call depth exceeded {MAX_DEPTH} in {fn.name}")
-        if code.traced and self.tracing:
-            frame.span = span_start(_STEP if code.step else _FN_CALL, code.name)
+        if code.traced and self.tracing and (self.trace_calls or code.step):
+            frame.span = self.open_call_span(code.step, code.name)
         return frame
 
     def generator_span(self, name: str) -> int:
         """The `fn_call` span of one pull of generator `name` (0 when tracing is off).
 
-        Kept beside make_frame so every fn_call span the VM opens starts in
-        this module.
+        Through open_call_span, like every fn_call span the VM opens.
         """
-        return span_start(_FN_CALL, name) if self.tracing else 0
+        return self.open_call_span(False, name) if self.tracing else 0
 
     def _bind_args(self, fn: Closure, args: list[Any]) -> list[Any]:
         """Slots for a call that needs more than positional binding (rest, defaults)."""
@@ -145,7 +178,7 @@ class VMBase:
                 span_set_metadata(f.span, "error", err.message)
                 if err.cancelled:
                     span_set_metadata(f.span, "cancelled", True)
-                span_end(f.span)
+                self.close_call_span(f.span)
             caller = f.caller
             if caller is None:
                 raise err
@@ -170,7 +203,7 @@ class VMBase:
                     return _enter_handler(f, handler, depth, marker)
             if f.span:
                 span_set_metadata(f.span, "cancelled", True)
-                span_end(f.span)
+                self.close_call_span(f.span)
                 f.span = 0
             caller = f.caller
             if caller is None:
@@ -182,7 +215,7 @@ class VMBase:
             if f.span:
                 if cancelled:
                     span_set_metadata(f.span, "cancelled", True)
-                span_end(f.span)
+                self.close_call_span(f.span)
                 f.span = 0
             f = f.caller
 
