@@ -11,7 +11,7 @@ OTEL_VENV := .venv-otel
 OTEL_PY := $(OTEL_VENV)/bin/python
 OTEL_STAMP := $(OTEL_VENV)/.installed
 
-.PHONY: demo test test-pure check-core test-otel test-browser test-extended bench lint clean test-plugin-matrix
+.PHONY: demo test test-pure check-core bench-peers test-otel test-browser test-extended bench lint clean test-plugin-matrix
 
 # anyio's own test suite on plain and virtual-time loops (benchmarks/anyio_suite.py):
 # too slow for `make test`, so it has its own venv with anyio's test dependencies.
@@ -103,5 +103,17 @@ test-plugin-matrix: $(MATRIX)/lowest/.installed $(MATRIX)/old/.installed
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
 
+# benchmarks/spans.py beside Logfire and ddtrace (both configured to send
+# nothing), installed in a venv of their own: never part of `make test`.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: pyproject.toml setup.py
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e '.[dev]' logfire ddtrace
+	touch $(BENCH_VENV)/.installed
+
+bench-peers: $(BENCH_VENV)/.installed
+	$(BENCH_VENV)/bin/python benchmarks/spans.py
+
 clean:
-	rm -rf $(VENV) $(OTEL_VENV) $(MATRIX) $(EXT_VENV) build *.egg-info harn_async_trace/_core/*.so
+	rm -rf $(VENV) $(OTEL_VENV) $(MATRIX) $(EXT_VENV) $(BENCH_VENV) build *.egg-info harn_async_trace/_core/*.so

@@ -71,7 +71,7 @@ def op_call_method(vm: VMBase, f: Frame, arg: tuple[str, int, bool]) -> Any:
 def op_return(vm: VMBase, f: Frame, arg: Any) -> Any:
     value = f.stack.pop()
     if f.span:
-        vm.close_call_span(f.span)
+        vm.close_call(f.span)
     caller = f.caller
     if caller is None:
         f.retval = value

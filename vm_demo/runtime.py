@@ -63,6 +63,7 @@ class VM(VMBase):
         if isinstance(trace_calls, bool) or not isinstance(trace_calls, int) or trace_calls < 0:
             raise ValueError(f"trace_calls must be an int >= 0, got {trace_calls!r}")
         self.trace_calls = trace_calls
+        self.bind_collector()  # again at each run_code: the collector current then
         self.out = stdout if stdout is not None else sys.stdout
         self.builtins = BUILTINS
         self.tracing = is_tracing_enabled()

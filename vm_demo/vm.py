@@ -11,15 +11,17 @@ it is `NO_PUSH`). So only instructions that really suspend pay for `await`.
 Named functions open an `fn_call` span (`step` for `@step` fns) when the
 frame is pushed and close it when the frame returns or unwinds; since the
 span API keeps the parent chain per task, spans of interleaved tasks nest
-correctly without the VM doing anything special. `open_call_span` is the one
-place those spans start (`trace_calls` thins the `fn_call` ones, see
-`trace_calls.py`); they go straight to the run's collector (looked up once
-per run, not per call) and end with its cheap `close`.
+correctly without the VM doing anything special. `bind_collector` is the
+one place that decides how call spans start (`trace_calls` thins the
+`fn_call` ones, see `trace_calls.py`); they go
+straight to the run's collector (looked up once per run, not per call) and
+end with its cheap `close`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -47,35 +49,32 @@ class VMBase:
     builtins: dict[str, Any]
     # One fn_call in `trace_calls` is recorded: 1 all, 0 none (see trace_calls.py).
     trace_calls: int = 1
-    _calls_seen: int = 0
     _collector: SpanCollector | None = None
+    # Set by bind_collector: whether this call is traced, how its span starts
+    # and its cheap end.
+    take_call: Callable[[], bool]
+    open_call: Callable[[SpanKind, str], int]
+    close_call: Callable[[int], object]
 
     def bind_collector(self) -> None:
-        """Open this run's call spans in the current collector (call at the start of a run)."""
-        self._collector = current_collector()
-        self._calls_seen = 0
+        """Open this run's call spans in the current collector (call at the start of a run).
 
-    def open_call_span(self, step: bool, name: str) -> int:
-        """Open the span of a call of a named fn (`step` for @step); 0 when not traced."""
-        if not step:
-            every = self.trace_calls
-            if every != 1:
-                if not every:
-                    return 0
-                self._calls_seen += 1
-                if self._calls_seen % every:
-                    return 0
-        collector = self._collector
-        if collector is None:
-            collector = self._collector = current_collector()
-        return collector.start(_STEP if step else _FN_CALL, name)
-
-    def close_call_span(self, span_id: int) -> None:
-        """End a call span opened by `open_call_span` (the cheap end: no record built)."""
-        collector = self._collector
-        if collector is None:
-            collector = self._collector = current_collector()
-        collector.close(span_id)
+        The one place that decides which calls are traced and how their spans
+        start: `take_call()` says whether this fn_call is recorded (a C-level
+        iterator's `__next__`: every call, none, or one in N, no Python frame
+        per call) and `open_call` is the collector's own `start`; `close_call`
+        is its cheap `close`.
+        """
+        collector = self._collector = current_collector()
+        every = self.trace_calls
+        if every == 1:
+            self.take_call = itertools.repeat(True).__next__
+        elif every == 0:
+            self.take_call = itertools.repeat(False).__next__
+        else:
+            self.take_call = itertools.cycle([False] * (every - 1) + [True]).__next__
+        self.open_call = collector.start
+        self.close_call = collector.close
 
     def make_frame(self, fn: Closure, args: list[Any], caller: Frame | None) -> Frame:
         code = fn.code
@@ -90,16 +89,16 @@ class VMBase:
         frame = Frame(code, slots, fn.cells, fn.globals, caller)
         if frame.depth > MAX_DEPTH:
             raise HarnRuntimeError(f"stack overflow: call depth exceeded {MAX_DEPTH} in {fn.name}")
-        if code.traced and self.tracing and (self.trace_calls or code.step):
-            frame.span = self.open_call_span(code.step, code.name)
+        if code.traced and self.tracing and (code.step or self.take_call()):
+            frame.span = self.open_call(_STEP if code.step else _FN_CALL, code.name)
         return frame
 
     def generator_span(self, name: str) -> int:
         """The `fn_call` span of one pull of generator `name` (0 when tracing is off).
 
-        Through open_call_span, like every fn_call span the VM opens.
+        Through open_call, like every fn_call span the VM opens.
         """
-        return self.open_call_span(False, name) if self.tracing else 0
+        return self.open_call(_FN_CALL, name) if self.tracing and self.take_call() else 0
 
     def _bind_args(self, fn: Closure, args: list[Any]) -> list[Any]:
         """Slots for a call that needs more than positional binding (rest, defaults)."""
@@ -178,7 +177,7 @@ class VMBase:
                 span_set_metadata(f.span, "error", err.message)
                 if err.cancelled:
                     span_set_metadata(f.span, "cancelled", True)
-                self.close_call_span(f.span)
+                self.close_call(f.span)
             caller = f.caller
             if caller is None:
                 raise err
@@ -203,7 +202,7 @@ class VMBase:
                     return _enter_handler(f, handler, depth, marker)
             if f.span:
                 span_set_metadata(f.span, "cancelled", True)
-                self.close_call_span(f.span)
+                self.close_call(f.span)
                 f.span = 0
             caller = f.caller
             if caller is None:
@@ -215,7 +214,7 @@ class VMBase:
             if f.span:
                 if cancelled:
                     span_set_metadata(f.span, "cancelled", True)
-                self.close_call_span(f.span)
+                self.close_call(f.span)
                 f.span = 0
             f = f.caller
 

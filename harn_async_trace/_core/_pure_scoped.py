@@ -124,7 +124,7 @@ class span:  # lower-case: used like a function, `with span(...)`
                 new_trace=self.new_trace,
                 metadata=self.metadata,
             )
-        return collector._handle(span_id)
+        return collector._open[span_id]
 
     @staticmethod
     def _close(handle: SpanHandle, exc: BaseException | None) -> None:

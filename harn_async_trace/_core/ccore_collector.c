@@ -656,6 +656,8 @@ static PyGetSetDef collector_getset[] = {
 };
 
 static PyMemberDef collector_members[] = {
+    /* The id -> handle table, as in the pure core (read-only). */
+    {"_open", T_OBJECT, offsetof(Collector, open), READONLY, NULL},
     {"max_spans", T_PYSSIZET, offsetof(Collector, max_spans), 0, NULL},
     {"max_events_per_span", T_PYSSIZET, offsetof(Collector, max_events), 0, NULL},
     {"max_links_per_span", T_PYSSIZET, offsetof(Collector, max_links), 0, NULL},
