@@ -15,7 +15,7 @@ import timeit
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Row", "best_ns", "check", "machine_line", "print_table", "quick"]
+__all__ = ["Row", "best_ns", "check", "machine_line", "print_table", "pure_core_run", "quick"]
 
 
 def quick() -> bool:
@@ -94,3 +94,18 @@ def check(label: str, ok: bool, detail: str) -> str:
     line = f"- goal {'PASS' if ok else 'MISS'}: {label} ({detail})"
     print(line)
     return line
+
+
+def pure_core_run(script: str) -> list[str]:
+    """Run ``script --child`` with ``HARN_TRACE_PURE=1``; print its output, return its goal lines.
+
+    The benchmarks measure the core of their own process; this gives the
+    pure-Python core's figures in the same command.
+    """
+    import subprocess
+
+    env = dict(os.environ, HARN_TRACE_PURE="1")
+    out = subprocess.run([sys.executable, script, "--child"], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    print(out, end="")
+    return [line for line in out.splitlines() if line.startswith("- goal")]

@@ -37,7 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _harness import Row, check, machine_line, print_table, quick
+from _harness import Row, check, machine_line, print_table, pure_core_run, quick
 from spans import _Record
 
 import harn_async_trace as h
@@ -237,13 +237,7 @@ def main() -> list[str]:
               f"{bounded_small / 2**20:.1f} MiB at {total // 10:,}"),
     ]
     if h.accelerated and "--child" not in sys.argv:
-        import os
-
-        env = dict(os.environ, HARN_TRACE_PURE="1")
-        out = subprocess.run([sys.executable, __file__, "--child"], env=env,
-                             capture_output=True, text=True, check=True).stdout
-        print(out, end="")
-        lines += [line for line in out.splitlines() if line.startswith("- goal")]
+        lines += pure_core_run(__file__)
     return lines
 
 

@@ -36,7 +36,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _harness import Row, best_ns, check, machine_line, print_table, quick
+from _harness import Row, best_ns, check, machine_line, print_table, pure_core_run, quick
 
 import harn_async_trace as h
 
@@ -379,20 +379,8 @@ def main() -> list[str]:
               off_r <= goal["disabled"], f"{off_r:.2f}x"),
     ]
     if h.accelerated and "--child" not in sys.argv:
-        lines += _pure_child()
+        lines += pure_core_run(__file__)
     return lines
-
-
-def _pure_child() -> list[str]:
-    """The same measurements on the pure-Python core, in a child interpreter."""
-    import os
-    import subprocess
-
-    env = dict(os.environ, HARN_TRACE_PURE="1")
-    out = subprocess.run([sys.executable, __file__, "--child"], env=env, capture_output=True,
-                         text=True, check=True).stdout
-    print(out, end="")
-    return [line for line in out.splitlines() if line.startswith("- goal")]
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ none <= 1.02x, sample:64 <= 1.05x / 1.08x.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _harness import Row, check, machine_line, print_table, quick
+from _harness import Row, check, machine_line, print_table, pure_core_run, quick
 
 from harn_async_trace import SpanCollector, accelerated, use_collector
 from vm_demo.compiler import ModuleCode, compile_source
@@ -98,6 +99,7 @@ def best_seconds(contenders: dict[str, Callable[[], None]], rounds: int) -> dict
     best = dict.fromkeys(contenders, float("inf"))
     for _ in range(rounds):
         for label, fn in contenders.items():
+            gc.collect()  # untimed: each run starts from a settled heap
             t0 = time.process_time()
             fn()
             best[label] = min(best[label], time.process_time() - t0)
@@ -119,10 +121,12 @@ def main() -> list[str]:
     n_fib = fib_calls(FIB_N)
     # +1 for the implicit `pipeline` span of each traced run.
     contenders = {
+        # The all-spans runs go last in a round: the memory they free would
+        # otherwise be paid for (page faults) by whichever run follows.
         "fib off": vm_runner(fib_code, False, 0),
-        "fib all": vm_runner(fib_code, True, n_fib + 1),
-        "fib sample:64": vm_runner(fib_code, True, n_fib // 64 + 1, 64),
         "fib none": vm_runner(fib_code, True, 1, 0),
+        "fib sample:64": vm_runner(fib_code, True, n_fib // 64 + 1, 64),
+        "fib all": vm_runner(fib_code, True, n_fib + 1),
         "loop off": vm_runner(loop_code, False, 0),
         "loop all": vm_runner(loop_code, True, LOOP_N + 1),
         "cpython fib": run_py_fib,
@@ -152,14 +156,7 @@ def main() -> list[str]:
         lines.append(check(f"{core}: fib --trace-calls {mode} <= {goal}x tracing off",
                            ratio <= goal, f"{ratio:.3f}x"))
     if accelerated and "--child" not in sys.argv:
-        import os
-        import subprocess
-
-        env = dict(os.environ, HARN_TRACE_PURE="1")
-        out = subprocess.run([sys.executable, __file__, "--child"], env=env,
-                             capture_output=True, text=True, check=True).stdout
-        print(out, end="")
-        lines += [line for line in out.splitlines() if line.startswith("- goal")]
+        lines += pure_core_run(__file__)
     return lines
 
 

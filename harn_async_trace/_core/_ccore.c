@@ -26,10 +26,7 @@ api_span_start(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         result = call_replaced(collector, method, args, 2, NULL);
     }
     else {
-        Handle *h = core_open(collector, args[0], args[1], NULL, 0, 1, 0, NULL);
-        result = h == NULL ? NULL : h->span_id;
-        Py_XINCREF(result);
-        Py_XDECREF(h);
+        result = id_of(core_open(collector, args[0], args[1], NULL, 0, 1, 0, NULL));
     }
     Py_DECREF(collector);
     return result;

@@ -437,6 +437,19 @@ open_handle(Collector *self, PyObject *span_id)
     return (Handle *)found;
 }
 
+/* The id of a just-opened handle (new reference), releasing the handle;
+ * NULL stays NULL (the open failed). */
+static inline PyObject *
+id_of(Handle *h)
+{
+    if (h == NULL) {
+        return NULL;
+    }
+    PyObject *span_id = Py_NewRef(h->span_id);
+    Py_DECREF(h);
+    return span_id;
+}
+
 /* The replacement of CoreCollector.<method> on type(c) (borrowed), or NULL
  * when it is ours: a method-cache lookup. */
 static inline PyObject *

@@ -43,6 +43,19 @@ _SYSTEM: Final = SystemClock()
 _NO_BINDING: Final = _ClockBinding(None, 0, 0)
 
 
+def checked_kind(kind: object) -> SpanKind:
+    """``kind`` as a ``SpanKind`` (members, or their string values), else TypeError.
+
+    ``CoreCollector.open`` inlines the same test: it runs on every span.
+    """
+    if type(kind) is SpanKind:
+        return kind
+    try:  # members hash and compare like their values: one lookup serves both
+        return _KIND_BY_VALUE[kind]  # type: ignore[index]  # unhashables raise TypeError
+    except (KeyError, TypeError):
+        return coerce_kind(kind)
+
+
 def checked_name(name: object) -> str:
     """``name`` as an exact ``str`` (a copy for ``str`` subclasses), else TypeError."""
     if not isinstance(name, str):

@@ -13,10 +13,10 @@ from contextvars import ContextVar
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, final
 
-from ..kinds import _KIND_BY_VALUE, SpanKind, coerce_kind
+from ..kinds import SpanKind
 from ..model import SpanLink
 from ._outcome import decorate, record_outcome
-from ._pure import DISABLED, SpanHandle, checked_name
+from ._pure import DISABLED, SpanHandle, checked_kind, checked_name
 
 if TYPE_CHECKING:
     from ._pure import CoreCollector
@@ -87,9 +87,7 @@ class span:  # lower-case: used like a function, `with span(...)`
     ) -> None:
         if type(name) is not str:
             name = checked_name(name)
-        if type(kind) is not SpanKind:
-            # As in CoreCollector.open: a dict lookup, not a call, for values.
-            kind = (_KIND_BY_VALUE.get(kind) if type(kind) is str else None) or coerce_kind(kind)
+        kind = checked_kind(kind)
         if links is not None:
             if not isinstance(links, list | tuple) or not all(
                 isinstance(link, SpanLink) for link in links

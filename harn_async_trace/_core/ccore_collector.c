@@ -204,14 +204,7 @@ collector_open(Collector *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
     if (detached < 0 || push < 0 || new_trace < 0) {
         return NULL;
     }
-    Handle *h = core_open(self, a[0], a[1], a[2], detached, push, new_trace, a[6]);
-    if (h == NULL) {
-        return NULL;
-    }
-    PyObject *span_id = h->span_id;
-    Py_INCREF(span_id);
-    Py_DECREF(h);
-    return span_id;
+    return id_of(core_open(self, a[0], a[1], a[2], detached, push, new_trace, a[6]));
 }
 
 HT_INTERNAL PyObject *
@@ -221,14 +214,7 @@ collector_start(Collector *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_Format(PyExc_TypeError, "start() takes 2 arguments (%zd given)", nargs);
         return NULL;
     }
-    Handle *h = core_open(self, args[0], args[1], NULL, 0, 1, 0, NULL);
-    if (h == NULL) {
-        return NULL;
-    }
-    PyObject *span_id = h->span_id;
-    Py_INCREF(span_id);
-    Py_DECREF(h);
-    return span_id;
+    return id_of(core_open(self, args[0], args[1], NULL, 0, 1, 0, NULL));
 }
 
 HT_INTERNAL PyObject *
