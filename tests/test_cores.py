@@ -62,6 +62,34 @@ class TestSelection:
             assert first.span_id == 0
 
 
+_SUBINTERPRETERS = """
+import _xxsubinterpreters as si
+import harn_async_trace as h
+
+interp = si.create()
+si.run_string(interp, '''
+import harn_async_trace as h
+c = h.SpanCollector()
+c.close(c.open("step", "in-sub"))
+assert [s.name for s in c.spans()] == ["in-sub"]
+''')
+si.destroy(interp)
+c = h.SpanCollector()
+c.close(c.open("step", "in-main"))
+print(h.accelerated, [s.name for s in c.spans()])
+"""
+
+
+class TestSubinterpreters:
+    def test_each_interpreter_has_its_own_core(self) -> None:
+        """A subinterpreter imports and uses the core beside the main one (no shared globals)."""
+        pytest.importorskip("_xxsubinterpreters")
+        done = subprocess.run([sys.executable, "-c", _SUBINTERPRETERS], capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"{ACCELERATED} ['in-main']"
+
+
 class TestReferences:
     def test_arguments_are_not_leaked_or_freed(self) -> None:
         """Names, metadata values, links and attributes keep their reference counts."""
