@@ -45,8 +45,11 @@ _STEP = SpanKind.STEP
 class VMBase:
     """Frame management and the dispatch loop; `vm_demo.runtime.VM` adds the rest."""
 
-    tracing: bool
     builtins: dict[str, Any]
+    _tracing: bool = False
+    # Whether fn_call spans are recorded now: 0 no (tracing off or
+    # --trace-calls none), 1 every call, 2 sampled (ask take_call()).
+    calls_traced: int = 0
     # One fn_call in `trace_calls` is recorded: 1 all, 0 none (see trace_calls.py).
     trace_calls: int = 1
     _collector: SpanCollector | None = None
@@ -55,6 +58,17 @@ class VMBase:
     take_call: Callable[[], bool]
     open_call: Callable[[SpanKind, str], int]
     close_call: Callable[[int], object]
+
+    @property
+    def tracing(self) -> bool:
+        """Whether this run records spans (the enable_tracing builtin sets it)."""
+        return self._tracing
+
+    @tracing.setter
+    def tracing(self, on: bool) -> None:
+        self._tracing = on
+        every = self.trace_calls
+        self.calls_traced = 0 if not on or not every else 1 if every == 1 else 2
 
     def bind_collector(self) -> None:
         """Open this run's call spans in the current collector (call at the start of a run).
@@ -89,8 +103,14 @@ class VMBase:
         frame = Frame(code, slots, fn.cells, fn.globals, caller)
         if frame.depth > MAX_DEPTH:
             raise HarnRuntimeError(f"stack overflow: call depth exceeded {MAX_DEPTH} in {fn.name}")
-        if code.traced and self.tracing and (code.step or self.take_call()):
-            frame.span = self.open_call(_STEP if code.step else _FN_CALL, code.name)
+        if code.traced:
+            # Tracing off, or --trace-calls none, costs one attribute read per call.
+            traced = self.calls_traced
+            if code.step:
+                if self._tracing:
+                    frame.span = self.open_call(_STEP, code.name)
+            elif traced and (traced == 1 or self.take_call()):
+                frame.span = self.open_call(_FN_CALL, code.name)
         return frame
 
     def generator_span(self, name: str) -> int:
@@ -98,7 +118,8 @@ class VMBase:
 
         Through open_call, like every fn_call span the VM opens.
         """
-        return self.open_call(_FN_CALL, name) if self.tracing and self.take_call() else 0
+        traced = self.calls_traced
+        return self.open_call(_FN_CALL, name) if traced and self.take_call() else 0
 
     def _bind_args(self, fn: Closure, args: list[Any]) -> list[Any]:
         """Slots for a call that needs more than positional binding (rest, defaults)."""
