@@ -320,8 +320,9 @@ class TestThreadsAndTasks:
         assert errors == []
         assert c.finished_count() == 8 * 600
 
-    def test_async_with_on_many_tasks_with_cancellation(self) -> None:
-        """`async with span()` in 500 interleaved tasks, some cancelled, some failing."""
+    @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+    def test_async_with_on_many_tasks_with_cancellation(self, loop: str) -> None:
+        """`async with span()` in 500 interleaved tasks, some cancelled, failing or timed out."""
         c = SpanCollector()
 
         async def task(i: int) -> None:
@@ -332,6 +333,9 @@ class TestThreadsAndTasks:
                     await asyncio.sleep(0.01 if i % 7 == 0 else 0)
                     if i % 5 == 0:
                         raise ValueError(i)
+                    if i % 11 == 0:
+                        async with asyncio.timeout(0):
+                            await asyncio.sleep(1)
 
         async def main() -> None:
             tasks = [asyncio.create_task(task(i)) for i in range(500)]
@@ -341,7 +345,12 @@ class TestThreadsAndTasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
         with use_collector(c):
-            asyncio.run(main())
+            if loop == "uvloop":
+                import uvloop
+
+                uvloop.run(main())
+            else:
+                asyncio.run(main())
         spans = {s.name: s for s in c.spans()}
         assert len(spans) == 1000
         assert c.open_span_count() == 0
@@ -352,3 +361,7 @@ class TestThreadsAndTasks:
                 assert inner.metadata == {"cancelled": True}
             elif i % 5 == 0:
                 assert inner.metadata == {"error": str(i), "error_type": "ValueError"}
+            elif i % 11 == 0:  # asyncio.timeout: cancelled inside, TimeoutError outside
+                assert inner.metadata == {"error": "", "error_type": "TimeoutError"}
+            else:
+                assert inner.metadata == {}
