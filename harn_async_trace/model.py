@@ -11,7 +11,6 @@ the core's own objects (``SpanHandle``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import Any, Final, final
 
 from .clock import Clock
@@ -127,33 +126,35 @@ class Span:
 
     __slots__ = (
         "_binding",
-        "_duration_ns",
         "_events",
-        "_kind",
-        "_lane",
         "_links",
         "_metadata",
-        "_name",
-        "_parent_id",
-        "_span_id",
-        "_start_ns",
-        "_trace_id",
+        "duration_ns",
+        "kind",
+        "lane",
+        "name",
+        "parent_id",
+        "span_id",
+        "start_ns",
+        "trace_id",
     )
-    # The underscore slots are what exporters read (one attribute load each);
-    # the public names below are read-only views of them.
+    # The fields are slots read straight by exporters (one attribute load
+    # each), made read-only by __setattr__; the cores fill them through the
+    # slot descriptors. Metadata, links and events sit behind properties
+    # because most spans have none (None, not an empty container, per span).
     _binding: _ClockBinding
-    _duration_ns: int
     _events: list[SpanEvent] | None
-    _kind: SpanKind
-    _lane: int
     _links: list[SpanLink] | None
     # None when the span has no metadata: most spans never get a key.
     _metadata: dict[str, Any] | None
-    _name: str
-    _parent_id: int | None
-    _span_id: int
-    _start_ns: int
-    _trace_id: str
+    trace_id: str
+    span_id: int
+    parent_id: int | None
+    kind: SpanKind
+    name: str
+    start_ns: int
+    duration_ns: int
+    lane: int
 
     def __init__(
         self,
@@ -190,14 +191,11 @@ class Span:
             lane=lane,
         )
 
-    trace_id: str = property(attrgetter("_trace_id"))  # type: ignore[assignment]  # read-only view
-    span_id: int = property(attrgetter("_span_id"))  # type: ignore[assignment]  # read-only view
-    parent_id: int | None = property(attrgetter("_parent_id"))  # type: ignore[assignment]  # read-only view
-    kind: SpanKind = property(attrgetter("_kind"))  # type: ignore[assignment]  # read-only view
-    name: str = property(attrgetter("_name"))  # type: ignore[assignment]  # read-only view
-    start_ns: int = property(attrgetter("_start_ns"))  # type: ignore[assignment]  # read-only view
-    duration_ns: int = property(attrgetter("_duration_ns"))  # type: ignore[assignment]  # read-only view
-    lane: int = property(attrgetter("_lane"))  # type: ignore[assignment]  # read-only view
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Span is read-only (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Span is read-only (cannot delete {name!r})")
 
     @property
     def clock(self) -> Clock | None:
@@ -210,33 +208,34 @@ class Span:
         metadata = self._metadata
         if metadata is None:
             # Materialised once so the dict read stays the span's dict.
-            metadata = self._metadata = {}
+            metadata = {}
+            _SET_METADATA(self, metadata)
         return metadata
 
     @property
     def start_ms(self) -> int:
         """Start as a ms offset from the collector's epoch (mock monotonic time under a mock)."""
-        return self._start_ns // _NS_PER_MS
+        return self.start_ns // _NS_PER_MS
 
     @property
     def duration_ms(self) -> int:
         """Duration in whole ms."""
-        return self._duration_ns // _NS_PER_MS
+        return self.duration_ns // _NS_PER_MS
 
     @property
     def start_unix_ms(self) -> int:
         """Start as ms since the Unix epoch (mock wall time under a mock)."""
-        return (self._start_ns + self._binding.wall_offset_ns) // _NS_PER_MS
+        return (self.start_ns + self._binding.wall_offset_ns) // _NS_PER_MS
 
     @property
     def start_unix_ns(self) -> int:
         """Start as ns since the Unix epoch (exact; ``start_unix_ms`` is this floored)."""
-        return self._start_ns + self._binding.wall_offset_ns
+        return self.start_ns + self._binding.wall_offset_ns
 
     @property
     def end_ns(self) -> int:
         """``start_ns + duration_ns``."""
-        return self._start_ns + self._duration_ns
+        return self.start_ns + self.duration_ns
 
     @property
     def links(self) -> list[SpanLink]:
@@ -250,14 +249,14 @@ class Span:
 
     def _key(self) -> tuple[Any, ...]:
         return (
-            self._trace_id,
-            self._span_id,
-            self._parent_id,
-            self._kind,
-            self._name,
-            self._start_ns,
+            self.trace_id,
+            self.span_id,
+            self.parent_id,
+            self.kind,
+            self.name,
+            self.start_ns,
             self.start_unix_ms,
-            self._duration_ns,
+            self.duration_ns,
             self._metadata or {},
             self.links,
             self.events,
@@ -272,15 +271,22 @@ class Span:
 
     def __repr__(self) -> str:
         return (
-            f"Span(trace_id={self._trace_id!r}, span_id={self._span_id}, "
-            f"parent_id={self._parent_id}, kind={self._kind.value!r}, name={self._name!r}, "
+            f"Span(trace_id={self.trace_id!r}, span_id={self.span_id}, "
+            f"parent_id={self.parent_id}, kind={self.kind.value!r}, name={self.name!r}, "
             f"start_ms={self.start_ms}, start_unix_ms={self.start_unix_ms}, "
             f"duration_ms={self.duration_ms}, metadata={self._metadata or {}!r}, "
             f"links={self.links!r}, events={self.events!r})"
         )
 
 
+_PRIVATE_SLOTS: Final = frozenset({"binding", "events", "links", "metadata"})
+
+
 def _set_slots(target: Span, **values: Any) -> None:
     for key, value in values.items():
-        object.__setattr__(target, "_" + key, value)
+        object.__setattr__(target, "_" + key if key in _PRIVATE_SLOTS else key, value)
+
+
+# Slot setters that bypass Span.__setattr__ (the cores build records with them).
+_SET_METADATA: Final = Span.__dict__["_metadata"].__set__
 

@@ -285,8 +285,10 @@ class TestSpanRecord:
         c = SpanCollector()
         span = c.end(c.start(SpanKind.STEP, "a"))
         assert isinstance(span, Span)
-        with pytest.raises(AttributeError):
-            span.name = "b"  # type: ignore[misc]
+        with pytest.raises(AttributeError, match="Span is read-only"):
+            span.name = "b"
+        with pytest.raises(AttributeError, match="Span is read-only"):
+            del span.start_ns
         with pytest.raises(AttributeError):
             span.__dict__  # noqa: B018 - slotted: no instance dict
 

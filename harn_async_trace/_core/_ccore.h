@@ -89,8 +89,8 @@ enum {
 };
 
 static const char *const slot_names[SLOT_COUNT] = {
-    "_binding", "_duration_ns", "_events", "_kind", "_lane", "_links",
-    "_metadata", "_name", "_parent_id", "_span_id", "_start_ns", "_trace_id",
+    "_binding", "duration_ns", "_events", "kind", "lane", "_links",
+    "_metadata", "name", "parent_id", "span_id", "start_ns", "trace_id",
 };
 
 enum {

@@ -117,6 +117,18 @@ class SpanHandle:
 
 _new_handle: Final = SpanHandle.__new__
 _new_span: Final = Span.__new__
+_slot: Final = Span.__dict__
+_set_trace, _set_binding, _set_span_id, _set_parent = (
+    _slot["trace_id"].__set__, _slot["_binding"].__set__,
+    _slot["span_id"].__set__, _slot["parent_id"].__set__,
+)  # fmt: skip
+_set_kind, _set_name, _set_start, _set_duration, _set_lane = (
+    _slot["kind"].__set__, _slot["name"].__set__, _slot["start_ns"].__set__,
+    _slot["duration_ns"].__set__, _slot["lane"].__set__,
+)  # fmt: skip
+_set_metadata, _set_links, _set_events = (
+    _slot["_metadata"].__set__, _slot["_links"].__set__, _slot["_events"].__set__,
+)  # fmt: skip
 
 # The handle of every span entered while tracing is off.
 DISABLED: Final = _new_handle(SpanHandle)
@@ -155,18 +167,20 @@ def _build(
     events: list[SpanEvent] | None,
 ) -> Span:
     span = _new_span(Span)
-    span._trace_id, span._binding = ctx
-    span._span_id = span_id
-    span._parent_id = parent_id
-    span._kind = kind
-    span._name = name
-    span._start_ns = start_ns
-    span._duration_ns = duration_ns
-    span._lane = lane
+    # Through the slot descriptors: Span.__setattr__ refuses every assignment.
+    _set_trace(span, ctx[0])
+    _set_binding(span, ctx[1])
+    _set_span_id(span, span_id)
+    _set_parent(span, parent_id)
+    _set_kind(span, kind)
+    _set_name(span, name)
+    _set_start(span, start_ns)
+    _set_duration(span, duration_ns)
+    _set_lane(span, lane)
     # Shared with the side table, so a later attach_metadata_if_absent shows.
-    span._metadata = metadata
-    span._links = links
-    span._events = events
+    _set_metadata(span, metadata)
+    _set_links(span, links)
+    _set_events(span, events)
     return span
 
 

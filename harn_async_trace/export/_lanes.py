@@ -100,13 +100,13 @@ def layout_lanes(spans: Sequence[Span], *, reuse: bool = False) -> LaneLayout:
     """
     n = len(spans)
     ids = _IdIndex(spans)
-    starts = array("q", (s._start_ns for s in spans))
-    ends = array("q", (s._start_ns + s._duration_ns for s in spans))
+    starts = array("q", (s.start_ns for s in spans))
+    ends = array("q", (s.start_ns + s.duration_ns for s in spans))
     parent = array("q", [-1]) * n
     offsets = array("q", bytes(8 * (n + 1)))
     find, trace_of = ids.find, ids.trace_of
     for i, span in enumerate(spans):
-        parent_id = span._parent_id
+        parent_id = span.parent_id
         if parent_id is not None:
             p = find(trace_of[i], parent_id)
             if p >= 0 and p != i:
@@ -125,8 +125,8 @@ def layout_lanes(spans: Sequence[Span], *, reuse: bool = False) -> LaneLayout:
 
     group_of = array("q", [-1]) * n
     group_roots: list[int] = []
-    recorded = n > 0 and all(s._lane for s in spans)
-    task = array("q", (s._lane for s in spans)) if recorded else None
+    recorded = n > 0 and all(s.lane for s in spans)
+    task = array("q", (s.lane for s in spans)) if recorded else None
 
     def grow(root: int) -> None:
         pending = [root]

@@ -89,7 +89,7 @@ def span_usage(span: Span) -> UsageTotals:
         UsageTotals(llm_calls=1, input_tokens=3, output_tokens=4, cost_usd=0.5)
     """
     metadata = span._metadata
-    is_llm = span._kind is SpanKind.LLM_CALL
+    is_llm = span.kind is SpanKind.LLM_CALL
     if not metadata:
         return _ONE_CALL if is_llm else _NONE
     if not is_llm and (
@@ -141,7 +141,7 @@ class CausalTree:
         for i in range(n):
             p = parent[i]
             if p < 0:
-                top.setdefault(spans[i]._trace_id, []).append(i)
+                top.setdefault(spans[i].trace_id, []).append(i)
             else:
                 bucket = kids[p]
                 if bucket is None:
@@ -150,7 +150,7 @@ class CausalTree:
                     bucket.append(i)
 
         def order(i: int) -> tuple[int, int]:
-            return (spans[i]._start_ns, spans[i]._span_id)
+            return (spans[i].start_ns, spans[i].span_id)
 
         for bucket in kids:
             if bucket is not None and len(bucket) > 1:
@@ -160,7 +160,7 @@ class CausalTree:
         self._kids = kids
         self._stats: dict[str, list[int]] | None = None
         self.roots: dict[str, list[int]] = dict(
-            sorted(top.items(), key=lambda item: spans[item[1][0]]._start_ns)
+            sorted(top.items(), key=lambda item: spans[item[1][0]].start_ns)
         )
 
     def children(self, i: int) -> list[int]:
@@ -188,11 +188,11 @@ class CausalTree:
         if stats is None:
             stats = self._stats = {}
             for span in self.spans:
-                start = span._start_ns
-                end = start + span._duration_ns
-                row = stats.get(span._trace_id)
+                start = span.start_ns
+                end = start + span.duration_ns
+                row = stats.get(span.trace_id)
                 if row is None:
-                    stats[span._trace_id] = [1, start, end]
+                    stats[span.trace_id] = [1, start, end]
                 else:
                     row[0] += 1
                     if start < row[1]:
@@ -259,7 +259,7 @@ class CausalTree:
 
 def _link_target(span: Span, find: dict[tuple[str, int], int]) -> tuple[int, str] | None:
     for link in span._links or ():
-        if link.trace_id != span._trace_id:
+        if link.trace_id != span.trace_id:
             continue  # placement stays inside one trace
         try:
             target = find.get((link.trace_id, int(link.span_id)), -1)
@@ -287,14 +287,14 @@ def causal_tree(spans: Sequence[Span]) -> CausalTree:
     n = len(spans)
     find: dict[tuple[str, int], int] = {}
     for i, span in enumerate(spans):
-        find.setdefault((span._trace_id, span._span_id), i)
+        find.setdefault((span.trace_id, span.span_id), i)
     parent = array("q", [-1]) * n
     relation: list[str | None] = [None] * n
     missing = [False] * n
     for i, span in enumerate(spans):
-        parent_id = span._parent_id
+        parent_id = span.parent_id
         if parent_id is not None:
-            p = find.get((span._trace_id, parent_id), -1)
+            p = find.get((span.trace_id, parent_id), -1)
             if p >= 0 and p != i:
                 parent[i] = p
             else:

@@ -116,8 +116,8 @@ class TreeLine:
 def _label(
     span: Span, tree: CausalTree, i: int, style: TreeStyle, usage: UsageTotals | None
 ) -> str:
-    text = f"#{span._span_id} " if style.ids else ""
-    text += f"{span._kind.value} {span._name}"
+    text = f"#{span.span_id} " if style.ids else ""
+    text += f"{span.kind.value} {span.name}"
     if style.ids:
         if style.timed(span):
             # Offsets from the collector's epoch, as the span records them.
@@ -126,10 +126,10 @@ def _label(
         text += f" {span.duration_ms}ms"
         if span._metadata:
             text += f" ({_pairs(span._metadata)})"
-    if usage and span._kind.value != "llm_call":
+    if usage and span.kind.value != "llm_call":
         text += f" [{_usage_text(usage)}]"
     if tree.missing_parent[i]:
-        text += f" (parent #{span._parent_id} missing)"
+        text += f" (parent #{span.parent_id} missing)"
     return text
 
 
@@ -188,7 +188,7 @@ def render_tree_lines(
                 f"↪ {relation} " if relation is not None else "",
                 _label(span, tree, i, style, subtree),
                 _details(span, trace_id, style),
-                span._kind.value,
+                span.kind.value,
             )
 
 

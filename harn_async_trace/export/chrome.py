@@ -56,16 +56,16 @@ def _span_lines(spans: Sequence[Span], layout: LaneLayout, stats: dict[str, int]
     flow_id = 0
     for i, span in enumerate(spans):
         where = f'"pid":{pids[i] + 1},"tid":{lanes[i]}'
-        start = span._start_ns
-        parent = span._parent_id
-        args = f'{{"span_id":{span._span_id:d}'
+        start = span.start_ns
+        parent = span.parent_id
+        args = f'{{"span_id":{span.span_id:d}'
         if parent is not None:
             args += f',"parent_id":{parent:d}'
         if span._metadata:
             args += ',"metadata":' + dumps(span._metadata)
         yield (
-            f'{{"name":{_string(span._name)},"cat":"{span._kind._value_}","ph":"X",'
-            f'"ts":{_us(start)},"dur":{_us(span._duration_ns)},{where},"args":{args}}}}}'
+            f'{{"name":{_string(span.name)},"cat":"{span.kind._value_}","ph":"X",'
+            f'"ts":{_us(start)},"dur":{_us(span.duration_ns)},{where},"args":{args}}}}}'
         )
         for event in span.events:
             ts = _us(start + event.offset_ms * 1_000_000)
@@ -84,9 +84,9 @@ def _span_lines(spans: Sequence[Span], layout: LaneLayout, stats: dict[str, int]
             # Viewers bind each end to the slice enclosing its ts on its lane, so
             # both ends sit strictly inside their span (1 ns off its edges where
             # it can) instead of on a boundary shared with a neighbour.
-            src_start = src._start_ns
-            src_ts = min(max(start, src_start), src_start + max(src._duration_ns - 1, 0))
-            dst_ts = start + (1 if span._duration_ns > 1 else 0)
+            src_start = src.start_ns
+            src_ts = min(max(start, src_start), src_start + max(src.duration_ns - 1, 0))
+            dst_ts = start + (1 if span.duration_ns > 1 else 0)
             yield (
                 f'{{"name":{name},"cat":"link","ph":"s","id":{flow_id},"ts":{_us(src_ts)},'
                 f'"pid":{pids[source] + 1},"tid":{lanes[source]}}}'

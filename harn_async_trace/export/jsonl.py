@@ -75,15 +75,15 @@ def _line(span: Span) -> str:
     # Hand-assembled fixed fields: building the span_to_dict() dict and then
     # encoding it cost twice as much (benchmarks/RESULTS.md, Exporters). The
     # keys, order and values are exactly _span_record()'s (tests check it).
-    start = span._start_ns
-    duration = span._duration_ns
-    parent = span._parent_id
+    start = span.start_ns
+    duration = span.duration_ns
+    parent = span.parent_id
     line = (
-        f'{{"trace_id":{json_string(span._trace_id)},"span_id":{span._span_id:d},'
+        f'{{"trace_id":{json_string(span.trace_id)},"span_id":{span.span_id:d},'
         f'"parent_id":{"null" if parent is None else format(parent, "d")},'
-        f'"kind":"{span._kind._value_}","name":{json_string(span._name)},'
+        f'"kind":"{span.kind._value_}","name":{json_string(span.name)},'
         f'"start_ms":{start // _NS_PER_MS},'
-        f'"start_unix_ms":{(start + span._binding.wall_offset_ns) // _NS_PER_MS},'
+        f'"start_unix_ms":{span.start_unix_ns // _NS_PER_MS},'
         f'"duration_ms":{duration // _NS_PER_MS}'
     )
     if span._metadata or span._links or span._events:
@@ -92,7 +92,7 @@ def _line(span: Span) -> str:
         except Exception as exc:  # dumps never raises by design; if it did, keep the span
             reason = json_string(f"{type(exc).__name__}: {exc}")
             line += f',"metadata":{{"encoding_error":{reason}}}'
-    lane = span._lane
+    lane = span.lane
     if lane:
         return f'{line},"start_ns":{start},"duration_ns":{duration},"lane":{lane:d}}}\n'
     return f'{line},"start_ns":{start},"duration_ns":{duration}}}\n'

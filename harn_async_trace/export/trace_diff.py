@@ -121,7 +121,7 @@ def _index(spans: Sequence[Span], paths: _Paths) -> tuple[dict[int, int], dict[i
         for i, _depth in tree.walk(trace_id):
             order.append(i)
             span = spans[i]
-            key = (span._kind.value, span._name)
+            key = (span.kind.value, span.name)
             p = tree.parent[i]
             ranks = seen.setdefault(p, {})
             rank = ranks[key] = ranks.get(key, -1) + 1
@@ -165,15 +165,15 @@ def diff_traces(a: Sequence[Span], b: Sequence[Span]) -> TraceDiff:
             continue
         sa, sb = a[i], b[j]
         if not (sa._metadata or sb._metadata):
-            if sa._duration_ns != sb._duration_ns:
-                changed.append(SpanChange(paths.path(path_id), (sa._duration_ns, sb._duration_ns),
+            if sa.duration_ns != sb.duration_ns:
+                changed.append(SpanChange(paths.path(path_id), (sa.duration_ns, sb.duration_ns),
                                           (0, 0), (0.0, 0.0)))  # fmt: skip
             continue
         ua, ub = span_usage(sa), span_usage(sb)
         same_usage = ua.tokens == ub.tokens and ua.cost_usd == ub.cost_usd
-        if sa._duration_ns != sb._duration_ns or not same_usage:
+        if sa.duration_ns != sb.duration_ns or not same_usage:
             changed.append(SpanChange(
-                paths.path(path_id), (sa._duration_ns, sb._duration_ns), (ua.tokens, ub.tokens),
+                paths.path(path_id), (sa.duration_ns, sb.duration_ns), (ua.tokens, ub.tokens),
                 (ua.cost_usd, ub.cost_usd),
             ))  # fmt: skip
     return TraceDiff(

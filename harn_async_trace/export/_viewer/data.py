@@ -70,7 +70,7 @@ def _rows(spans: Sequence[Span], lane_of: list[int], parent: list[int]) -> list[
     # Parents before children: a parent starts no later and ends no earlier.
     order = sorted(
         range(len(spans)),
-        key=lambda i: (spans[i]._start_ns, -spans[i]._duration_ns, spans[i]._span_id),
+        key=lambda i: (spans[i].start_ns, -spans[i].duration_ns, spans[i].span_id),
     )
     row = [0] * len(spans)
     row_ends: dict[int, list[int]] = {}
@@ -80,7 +80,7 @@ def _rows(spans: Sequence[Span], lane_of: list[int], parent: list[int]) -> list[
         ends = row_ends.setdefault(lane, [])
         p = parent[i]
         r = row[p] + 1 if p >= 0 and lane_of[p] == lane else 0
-        start = span._start_ns
+        start = span.start_ns
         limit = r + _ROW_SCAN
         while r < len(ends) and ends[r] > start and r < limit:
             r += 1
@@ -88,7 +88,7 @@ def _rows(spans: Sequence[Span], lane_of: list[int], parent: list[int]) -> list[
             r = len(ends)
         while len(ends) <= r:
             ends.append(start)
-        ends[r] = max(start + span._duration_ns, start)
+        ends[r] = max(start + span.duration_ns, start)
         row[i] = r
     return row
 
@@ -107,14 +107,14 @@ def viewer_payload(spans: Sequence[Span], *, title: str = "trace") -> dict[str, 
     # A lane per task: the lane the collector recorded when every span has
     # one (overlapping spans of one task then share the lane on separate
     # rows), else the Chrome exporter's lanes rebuilt from the tree.
-    recorded = n > 0 and all(s._lane for s in spans)
+    recorded = n > 0 and all(s.lane for s in spans)
     lane_key = [
-        (layout.pid[i], spans[i]._lane if recorded else layout.lane[i]) for i in range(n)
+        (layout.pid[i], spans[i].lane if recorded else layout.lane[i]) for i in range(n)
     ]
     keys = sorted(set(lane_key))
     key_index = {k: j for j, k in enumerate(keys)}
     lane_of = [key_index[k] for k in lane_key]
-    parent = [layout.find(s._trace_id, s._parent_id) if s._parent_id is not None else -1
+    parent = [layout.find(s.trace_id, s.parent_id) if s.parent_id is not None else -1
               for s in spans]  # fmt: skip
     rows = _rows(spans, lane_of, parent)
 
@@ -124,13 +124,13 @@ def viewer_payload(spans: Sequence[Span], *, title: str = "trace") -> dict[str, 
     depth: dict[int, int] = {}
     for i, span in enumerate(spans):
         lane = lane_of[i]
-        here = (span.start_unix_ns, span._span_id, i)
+        here = (span.start_unix_ns, span.span_id, i)
         if lane not in first or here < first[lane]:
             first[lane] = here
         depth[lane] = max(depth.get(lane, 0), rows[i] + 1)
     trace_ids = list(tree.roots)
     trace_index = {t: j for j, t in enumerate(trace_ids)}
-    trace_of_lane = {lane_of[i]: trace_index[s._trace_id] for i, s in enumerate(spans)}
+    trace_of_lane = {lane_of[i]: trace_index[s.trace_id] for i, s in enumerate(spans)}
     lane_order = sorted(first, key=lambda lane: (trace_of_lane[lane], first[lane], lane))
     lanes: list[dict[str, Any]] = []
     row0: dict[int, int] = {}
@@ -139,7 +139,7 @@ def viewer_payload(spans: Sequence[Span], *, title: str = "trace") -> dict[str, 
         row0[lane] = next_row
         head = spans[first[lane][2]]
         lanes.append({
-            "name": f"{head._kind.value} {head._name}",
+            "name": f"{head.kind.value} {head.name}",
             "trace": trace_of_lane[lane], "row0": next_row, "rows": depth[lane],
         })  # fmt: skip
         next_row += depth[lane]
@@ -160,13 +160,13 @@ def viewer_payload(spans: Sequence[Span], *, title: str = "trace") -> dict[str, 
     usage: dict[str, list[float]] = {}
     links: list[list[Any]] = []
     for i, span in enumerate(spans):
-        columns["id"][i] = span._span_id
-        columns["trace"][i] = trace_index[span._trace_id]
+        columns["id"][i] = span.span_id
+        columns["trace"][i] = trace_index[span.trace_id]
         columns["parent"][i] = parent[i]
-        columns["kind"][i] = intern(kinds, span._kind.value)
-        columns["name"][i] = intern(names, span._name)
+        columns["kind"][i] = intern(kinds, span.kind.value)
+        columns["name"][i] = intern(names, span.name)
         columns["start"][i] = span.start_unix_ns - base
-        columns["dur"][i] = span._duration_ns
+        columns["dur"][i] = span.duration_ns
         columns["row"][i] = row0[lane_of[i]] + rows[i]
         detail: dict[str, Any] = {}
         if span._metadata:
