@@ -235,7 +235,8 @@ def _case(n: int, loop: str, tracing: bool, max_spans: int = 1_000_000) -> dict[
         capture_output=True,
         text=True,
     )
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 def main() -> None:

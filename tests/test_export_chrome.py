@@ -98,9 +98,9 @@ def validate_trace_event_file(doc: Any) -> dict[str, Any]:
 def _load(spans: list[Span], **kwargs: Any) -> dict[str, Any]:
     buf = io.StringIO()
     count = write_chrome_trace(spans, buf, **kwargs)
-    doc = json.loads(buf.getvalue())
+    doc: dict[str, Any] = json.loads(buf.getvalue())
     assert len(doc["traceEvents"]) == count
-    return doc  # type: ignore[no-any-return]
+    return doc
 
 
 def _lane_of(doc: dict[str, Any]) -> dict[int, Lane]:

@@ -421,7 +421,7 @@ class TestConcurrency:
             handles = [loop.call_later(i + 1, ran.append, i) for i in range(5_000)]
             for handle in handles[:-3]:
                 handle.cancel()
-            heap_size = len(loop._v_timers)  # type: ignore[attr-defined]
+            heap_size = len(loop._v_timers)  # type: ignore[attr-defined]  # the virtual loop's timer queue
             await asyncio.sleep(6_000)
             return heap_size, ran
 
@@ -539,7 +539,7 @@ class TestEntryPoints:
 
         coro = main()
         with pytest.raises(TypeError, match="MockClock"):
-            run(coro, clock=object())  # type: ignore[arg-type]
+            run(coro, clock=object())  # type: ignore[arg-type]  # runtime guard
         coro.close()
         with pytest.raises(ValueError, match="backend"):
             anyio_backend_options(MockClock(), "curio")
@@ -607,7 +607,7 @@ class TestMockTimeOnLoops:
             remaining = pending.when() - loop.time()
             restored = type(loop)
             assert restored is original
-            assert pending in loop._scheduled  # type: ignore[attr-defined]
+            assert pending in loop._scheduled  # type: ignore[attr-defined]  # stock asyncio's timer heap
             pending.cancel()
             return inside, inside_class, restored, round(remaining)
 

@@ -20,7 +20,7 @@ def _set(vm: Any, args: list[Any]) -> HarnSet:
 
 
 def _a_set(name: str, v: Any) -> HarnSet:
-    return want(name, v, HarnSet, what="a set")  # type: ignore[no-any-return]
+    return want(name, v, HarnSet, what="a set")
 
 
 def _other(v: Any) -> HarnSet:

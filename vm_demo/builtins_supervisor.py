@@ -151,9 +151,9 @@ def _supervisor(vm: Any, name: str, v: Any) -> Supervisor:
     if isinstance(v, Supervisor):
         return v
     if isinstance(v, str):
-        found = vm.state.get("supervisors", {}).get(v)
+        found: Supervisor | None = vm.state.get("supervisors", {}).get(v)
         if found is not None:
-            return found  # type: ignore[no-any-return]
+            return found
     raise HarnRuntimeError(f"{name}() expected a supervisor handle or id, got {to_display(v)}")
 
 

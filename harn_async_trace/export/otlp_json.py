@@ -86,7 +86,7 @@ def _hex_ids(data: dict[str, Any]) -> dict[str, Any]:
 @functools.cache
 def _sdk_encoder() -> _Encoder | None:
     try:
-        from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
+        from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]  # protobuf ships no stubs
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
         from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.trace import SpanContext
