@@ -9,9 +9,10 @@ record each their own times.
 
 :func:`mock_time` is the user-facing switch: it installs a fresh
 :class:`MockClock` process wide, and the loop layer (``harn_async_trace.loop``,
-which registers its part here when imported: this module imports nothing of
-the package) makes asyncio time virtual (see docs/virtual-time.md);
-:func:`advance_time` moves the active mock.
+which registers its part here when imported) makes asyncio time virtual (see
+docs/virtual-time.md); :func:`advance_time` moves the active mock. This is the
+ground floor: it imports nothing of the package but the dependency-free
+``_sync_async``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from collections.abc import Callable
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Final, Protocol, TypeVar, cast, runtime_checkable
+
+from ._sync_async import SyncAsyncContext
 
 __all__ = (
     "Clock",
@@ -405,7 +408,8 @@ def _register_loop_effect(effect: LoopEffect) -> None:
     _LOOP_EFFECTS.append(effect)
 
 
-class mock_time:  # lower-case: reads like the function it stands for (cf. contextlib.suppress)
+# Lower-case: reads like the function it stands for (cf. contextlib.suppress).
+class mock_time(SyncAsyncContext):
     """Run a block (or each call of a function) under a fresh :class:`MockClock`.
 
     Sync and async context manager (``as`` gives the clock) and decorator.
@@ -477,17 +481,6 @@ class mock_time:  # lower-case: reads like the function it stands for (cf. conte
         finally:
             if guard is not None:
                 guard.restore()
-
-    async def __aenter__(self) -> MockClock:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     def _fresh(self) -> mock_time:
         start_wall_ms, patch_wall, threshold = self._options
