@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -30,6 +30,13 @@ def new_loop(kind: str, clock: MockClock) -> asyncio.AbstractEventLoop:
     if kind.startswith("virtual-"):
         return virtual_loop_factory(clock, use_uvloop=kind.endswith("uvloop"))()
     return uvloop.new_event_loop() if kind == "uvloop" else asyncio.new_event_loop()
+
+
+def run_on(loop_name: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main()`` on a fresh stock asyncio (``"asyncio"``) or uvloop (``"uvloop"``) loop."""
+    if loop_name == "uvloop":
+        return uvloop.run(main())
+    return asyncio.run(main())
 
 
 @dataclass

@@ -5,24 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
 
 import pytest
+from boundaries_support import run_on
 
 from harn_async_trace import MockClock, Span, SpanCollector, SpanKind, SpanLink, install_override
 
 LOOPS = ["asyncio", "uvloop"]
-T = TypeVar("T")
-
-
-def run_on(loop_name: str, coro_factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run a coroutine on a fresh stock asyncio or uvloop loop."""
-    if loop_name == "uvloop":
-        import uvloop
-
-        return uvloop.run(coro_factory())
-    return asyncio.run(coro_factory())
 
 
 class TestTaskChains:

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from export_trace_builders import rich_trace, run_on
+from boundaries_support import run_on
+from export_trace_builders import rich_trace
 
 from harn_async_trace import (
     MockClock,
+    Span,
     SpanCollector,
     SpanEndEvent,
     SpanKind,
@@ -229,7 +231,7 @@ class TestQueuedSubscriber:
         """500 interleaved tasks (some failing, some cancelled): the stream equals the trace."""
         seen: list[SpanStartEvent | SpanEndEvent] = []
 
-        async def main() -> list[object]:
+        async def main() -> list[Span]:
             clock = MockClock()
             with install_override(clock):
                 c = SpanCollector()

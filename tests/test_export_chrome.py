@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_trace_builders import rich_trace, run_on
+from boundaries_support import run_on
+from export_trace_builders import rich_trace
 
 from harn_async_trace import MockClock, Span, SpanCollector, SpanLink, install_override
 from harn_async_trace.export import chrome_trace_events, write_chrome_trace
