@@ -78,8 +78,6 @@ KEYWORDS = frozenset(
         "mutex",
     }
 )
-# Words that are keywords only in one position; elsewhere they are names.
-SOFT_KEYWORDS = frozenset({"each", "settle", "with", "timeout", "from", "exclusive", "to"})
 
 _OPS = sorted(
     [

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -215,9 +215,6 @@ class Channel:
     def close(self) -> None:
         self.closed = True
         self._notify()
-
-
-AsyncFn = Callable[..., Awaitable[Any]]
 
 
 def type_name(v: Any) -> str:

@@ -61,8 +61,6 @@ _FAST_HANDLES: Final = set(asyncio.Handle.__slots__) == {
 } and set(asyncio.TimerHandle.__slots__) == {"_scheduled", "_when"}  # fmt: skip
 _new_timer_handle: Final = asyncio.TimerHandle.__new__
 _copy_context: Final = contextvars.copy_context
-# Stands in for the pump's handle while a pass runs (kicks are then no-ops).
-_RUNNING: Final[Any] = object()
 
 
 # While real work runs, the loop re-checks on this real back-off (ns).
