@@ -24,6 +24,8 @@ from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import Atomic, Channel, ChannelClosed, Closure, Result, TaskHandle, to_display
 from vm_demo.registry import arity, builtin, want
 
+__all__ = ("release_mock_time",)
+
 # -- tasks ---------------------------------------------------------------------------------
 
 

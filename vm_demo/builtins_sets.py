@@ -11,6 +11,8 @@ from typing import Any
 from vm_demo.objects import HarnSet
 from vm_demo.registry import arity, builtin, method, want
 
+__all__ = ("difference", "intersect", "symmetric", "union")
+
 
 @builtin("set")
 def _set(vm: Any, args: list[Any]) -> HarnSet:

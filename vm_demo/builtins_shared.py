@@ -15,6 +15,8 @@ from vm_demo.objects import Channel
 from vm_demo.operators import equal
 from vm_demo.registry import arity, builtin, want
 
+__all__ = ("Mailbox", "Shared")
+
 _MISSING = object()
 
 

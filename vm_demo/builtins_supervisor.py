@@ -22,6 +22,8 @@ from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import Duration, to_display
 from vm_demo.registry import arity, builtin, want
 
+__all__ = ("Child", "Supervisor")
+
 _STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one", "escalate_to_parent")
 _MODES = ("never", "on_failure", "always")
 

@@ -18,6 +18,18 @@ from typing import Any
 from harn_async_trace import span_end, span_set_metadata
 from vm_demo.objects import to_display
 
+__all__ = (
+    "HarnError",
+    "HarnRuntimeError",
+    "HarnSyntaxError",
+    "Location",
+    "TraceEntry",
+    "deep_recursion",
+    "ending_span",
+    "register_source",
+    "source_line",
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Location:

@@ -15,6 +15,8 @@ from typing import Any
 
 from vm_demo.errors import HarnSyntaxError, Location
 
+__all__ = ("KEYWORDS", "Lexer", "StrExpr", "T", "Token", "tokenize")
+
 
 class T(Enum):
     """Token types."""

@@ -17,6 +17,25 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from vm_demo.bytecode import Code
 
+__all__ = (
+    "Atomic",
+    "Builtin",
+    "Cell",
+    "Channel",
+    "ChannelClosed",
+    "Closure",
+    "Duration",
+    "HarnSet",
+    "Result",
+    "TaskHandle",
+    "freeze",
+    "freeze_content",
+    "sorted_keys",
+    "to_display",
+    "to_json_value",
+    "type_name",
+)
+
 
 class Cell:
     """A captured variable shared between a frame and its closures."""

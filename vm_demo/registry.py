@@ -13,6 +13,8 @@ from typing import Any, TypeVar, overload
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import Builtin, to_display, type_name
 
+__all__ = ("BUILTINS", "METHODS", "arity", "builtin", "method", "want")
+
 BUILTINS: dict[str, Any] = {}
 METHODS: dict[type, dict[str, tuple[Callable[..., Any], bool]]] = {}
 
