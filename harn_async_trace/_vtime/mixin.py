@@ -38,13 +38,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, cast
 
-from ..clock import (
-    Clock,
-    MockClock,
-    _bind_thread_clock,
-    _check_autojump_threshold,
-    _restore_thread_clock,
-)
+from .._mock_clock import _check_autojump_threshold
+from ..clock import Clock, MockClock, _bind_thread_clock, _restore_thread_clock
 from .holds import LOOP_THREADS, WorkWatch
 from .seen import SeesWorkMixin
 from .tasks import OrderedTask
