@@ -1,4 +1,7 @@
-"""Shared fixtures: ``traced`` for the boundary tests (the clean-state reset is ../conftest.py)."""
+"""Shared fixtures: ``traced`` for the boundary tests, ``use_uvloop`` for the loop tests.
+
+The clean-state reset is ../conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -20,3 +23,9 @@ def traced(request: pytest.FixtureRequest) -> Iterator[Traced]:
     value, restore = make_traced(request.param)
     yield value
     restore()
+
+
+@pytest.fixture(params=[False, True], ids=["asyncio", "uvloop"])
+def use_uvloop(request: pytest.FixtureRequest) -> bool:
+    """Run the test on the stock asyncio loop and on uvloop (the ``test_loop*`` modules)."""
+    return bool(request.param)
