@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pytest
 from boundaries_support import LOOPS, Traced, make_traced
 
+from harn_async_trace import AsyncioInstrumentation, instrument_asyncio
+
 pytest_plugins = ["pytester"]
 
 
@@ -29,3 +31,10 @@ def traced(request: pytest.FixtureRequest) -> Iterator[Traced]:
 def use_uvloop(request: pytest.FixtureRequest) -> bool:
     """Run the test on the stock asyncio loop and on uvloop (the ``test_loop*`` modules)."""
     return bool(request.param)
+
+
+@pytest.fixture
+def instrumented() -> Iterator[AsyncioInstrumentation]:
+    """instrument_asyncio() for the test (the autouse reset turns it off after, too)."""
+    with instrument_asyncio() as handle:
+        yield handle
