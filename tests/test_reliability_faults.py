@@ -17,6 +17,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import HealthCheck, given, settings
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from reliability_interpreter import run_program
 from reliability_invariants import check
 from reliability_programs import (
     Body,
@@ -29,7 +30,6 @@ from reliability_programs import (
     Spawn,
     Timeout,
     programs,
-    run_program,
 )
 
 from harn_async_trace import (

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from reliability_interpreter import run_program
 from reliability_invariants import check
 from reliability_programs import (
     Body,
@@ -38,7 +39,6 @@ from reliability_programs import (
     Timeout,
     Try,
     programs,
-    run_program,
 )
 
 from harn_async_trace import SpanCollector, SpanKind, SpanLink
