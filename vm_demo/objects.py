@@ -18,23 +18,10 @@ if TYPE_CHECKING:
     from vm_demo.bytecode import Code
 
 __all__ = (
-    "Atomic",
-    "Builtin",
-    "Cell",
-    "Channel",
-    "ChannelClosed",
-    "Closure",
-    "Duration",
-    "HarnSet",
-    "Result",
-    "TaskHandle",
-    "freeze",
-    "freeze_content",
-    "sorted_keys",
-    "to_display",
-    "to_json_value",
-    "type_name",
-)
+    "Atomic", "Builtin", "Cell", "Channel", "ChannelClosed", "Closure", "Duration", "HarnSet",
+    "Result", "TaskHandle", "freeze", "freeze_content", "sorted_keys", "to_display",
+    "to_json_value", "type_name",
+)  # fmt: skip
 
 
 class Cell:
