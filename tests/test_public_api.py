@@ -80,7 +80,7 @@ FACADES = {"harn_async_trace", "harn_async_trace.export", "harn_async_trace.boun
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES + VM_MODULES)
 def test_each_public_module_has_a_tuple_all(module_name: str) -> None:
-    """Every public (and vm_demo) module lists its names in a tuple __all__ of unique names."""
+    """Each public (and vm_demo) module lists its names in a tuple __all__ of unique, real names."""
     module = importlib.import_module(module_name)
     names = getattr(module, "__all__", None)
     assert isinstance(names, tuple), f"{module_name}.__all__ must be a tuple"
