@@ -189,8 +189,9 @@ def fuzz_report(examples: int) -> dict[str, Any]:
     """
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from hypothesis import HealthCheck, given, settings
+    from reliability_interpreter import run_program
     from reliability_invariants import check as check_trace
-    from reliability_programs import Body, programs, run_program, size
+    from reliability_programs import Body, programs, size
 
     from harn_async_trace.export import span_to_dict
 
@@ -235,7 +236,8 @@ def _case(n: int, loop: str, tracing: bool, max_spans: int = 1_000_000) -> dict[
         capture_output=True,
         text=True,
     )
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
+    result: dict[str, Any] = json.loads(out.stdout)
+    return result
 
 
 def main() -> None:

@@ -172,7 +172,7 @@ def looptime_uvloop_error() -> str:
     """Try looptime on uvloop; return why it does not work."""
     loop = uvloop.new_event_loop()
     try:
-        looptime.patch_event_loop(loop)  # type: ignore[arg-type]
+        looptime.patch_event_loop(loop)  # type: ignore[arg-type]  # uvloop's Loop: what is being tried
     except Exception as exc:  # what we are reporting
         return f"{type(exc).__name__}: {exc}"
     else:

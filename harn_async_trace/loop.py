@@ -24,9 +24,10 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
+from ._mock_clock import _check_autojump_threshold
 from ._vtime.loops import new_virtual_loop
 from ._vtime.mixin import VirtualTimeMixin
-from .clock import MockClock, _check_autojump_threshold, active_mock_clock
+from .clock import MockClock, active_mock_clock
 
 if TYPE_CHECKING:  # uvloop is optional at run time
     import uvloop

@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import uvloop
 
-from harn_async_trace import MockClock, Span, SpanCollector, install_override, use_collector
+from harn_async_trace import (
+    MockClock,
+    Span,
+    SpanCollector,
+    SpanKind,
+    install_override,
+    use_collector,
+)
 from harn_async_trace.loop import virtual_loop_factory
 
 T = TypeVar("T")
@@ -30,6 +37,18 @@ def new_loop(kind: str, clock: MockClock) -> asyncio.AbstractEventLoop:
     if kind.startswith("virtual-"):
         return virtual_loop_factory(clock, use_uvloop=kind.endswith("uvloop"))()
     return uvloop.new_event_loop() if kind == "uvloop" else asyncio.new_event_loop()
+
+
+def spawn_names(collector: SpanCollector) -> list[str]:
+    """The names of ``collector``'s finished spawn spans, in order."""
+    return [s.name for s in collector.spans() if s.kind is SpanKind.SPAWN]
+
+
+def run_on(loop_name: str, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main()`` on a fresh stock asyncio (``"asyncio"``) or uvloop (``"uvloop"``) loop."""
+    if loop_name == "uvloop":
+        return uvloop.run(main())
+    return asyncio.run(main())
 
 
 @dataclass

@@ -9,10 +9,7 @@ All under a MockClock, so times are exact and deterministic.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 from harn_async_trace import (
     LlmCallUsage,
@@ -120,12 +117,3 @@ def rich_trace(clock: MockClock | None = None) -> tuple[SpanCollector, list[Span
         tick(500)
         task.run(c.end, spawn)
     return c, c.spans()
-
-
-def run_on(loop_name: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-    """Run a coroutine on stock asyncio or uvloop."""
-    if loop_name == "uvloop":
-        import uvloop
-
-        return uvloop.run(factory())
-    return asyncio.run(factory())

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from reliability_programs import Expect, Key, Run
+from reliability_interpreter import Expect, Key, Run
 
 from harn_async_trace import Span
 

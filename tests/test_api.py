@@ -75,7 +75,7 @@ def test_reset_tracing() -> None:
 def test_set_tracing_enabled_rejects_non_bool() -> None:
     """A non-bool flag is a TypeError, not a silent truthiness test."""
     with pytest.raises(TypeError, match="enabled must be a bool"):
-        set_tracing_enabled(1)  # type: ignore[arg-type]
+        set_tracing_enabled(1)  # type: ignore[arg-type]  # runtime guard
 
 
 def test_use_collector_routes_and_restores() -> None:
@@ -88,7 +88,7 @@ def test_use_collector_routes_and_restores() -> None:
     assert [s.name for s in mine.spans()] == ["mine"]
     assert peek_spans() == []
     with pytest.raises(TypeError, match="SpanCollector"):
-        with use_collector("nope"):  # type: ignore[arg-type]
+        with use_collector("nope"):  # type: ignore[arg-type]  # runtime guard
             pass
 
 
@@ -117,7 +117,7 @@ def test_chains_of_two_collectors_are_independent() -> None:
     first, second = SpanCollector(), SpanCollector()
     a = first.start(SpanKind.PIPELINE, "a")
     b = second.start(SpanKind.STEP, "b")
-    assert second.end(b).parent_id is None  # type: ignore[union-attr]
+    assert second.end(b).parent_id is None  # type: ignore[union-attr]  # the span was open
     assert first.end(a) is not None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -37,17 +38,23 @@ async def _ticks(n: int) -> None:
         await asyncio.sleep(0)
 
 
-async def _execute(node: Node, name: str) -> None:
+async def _execute(node: Node, name: str, chaos: bool = False) -> None:
+    """Run a plan; a ``chaos`` plan's leaves may raise, and its fan-outs are left at defaults."""
     kind, ticks = node[0], node[1]
     await _ticks(ticks)
     if kind == "leaf":
         with span(SpanKind.FN_CALL, name):
             await _ticks(ticks)
+            if chaos and node[2]:
+                raise _LeafError(name)
         return
     children: list[Node] = node[2]
 
+    def branches() -> list[Coroutine[Any, Any, None]]:
+        return [_execute(c, f"{name}.{i}", chaos) for i, c in enumerate(children)]
+
     async def run_children() -> None:
-        await asyncio.gather(*(_execute(c, f"{name}.{i}") for i, c in enumerate(children)))
+        await asyncio.gather(*branches())
 
     if kind == "span":
         with span(SpanKind.STEP, name):
@@ -55,15 +62,13 @@ async def _execute(node: Node, name: str) -> None:
     elif kind == "spawn":
         await traced_spawn(run_children(), name=name)
     elif kind == "parallel":
-        await traced_parallel(
-            [_execute(c, f"{name}.{i}") for i, c in enumerate(children)],
-            name=name,
-            max_concurrent=2,
-        )
+        await traced_parallel(branches(), name=name, max_concurrent=None if chaos else 2)
     else:
         async with TracedPool(2, len(children), name=name) as pool:
             futures = [
-                pool.submit(_execute, c, f"{name}.{i}", name=f"{name}/{i}")
+                pool.submit(
+                    _execute, c, f"{name}.{i}", chaos, name=None if chaos else f"{name}/{i}"
+                )
                 for i, c in enumerate(children)
             ]
             await asyncio.gather(*futures)
@@ -148,34 +153,6 @@ chaos_plans = st.recursive(
 )
 
 
-async def _chaos(node: Node, name: str) -> None:
-    kind, ticks = node[0], node[1]
-    await _ticks(ticks)
-    if kind == "leaf":
-        with span(SpanKind.FN_CALL, name):
-            await _ticks(ticks)
-            if node[2]:
-                raise _LeafError(name)
-        return
-    children: list[Node] = node[2]
-
-    async def run_children() -> None:
-        await asyncio.gather(*(_chaos(c, f"{name}.{i}") for i, c in enumerate(children)))
-
-    if kind == "span":
-        with span(SpanKind.STEP, name):
-            await run_children()
-    elif kind == "spawn":
-        await traced_spawn(run_children(), name=name)
-    elif kind == "parallel":
-        await traced_parallel([_chaos(c, f"{name}.{i}") for i, c in enumerate(children)], name=name)
-    else:
-        async with TracedPool(2, len(children), name=name) as pool:
-            await asyncio.gather(
-                *(pool.submit(_chaos, c, f"{name}.{i}") for i, c in enumerate(children))
-            )
-
-
 @pytest.mark.parametrize("loop_kind", LOOPS)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(plan=chaos_plans, cancel_after=st.one_of(st.none(), st.integers(0, 25)))
@@ -187,7 +164,7 @@ def test_errors_and_cancellation_leave_no_open_span(
     try:
 
         async def main() -> None:
-            task = asyncio.create_task(_chaos(plan, "n"))
+            task = asyncio.create_task(_execute(plan, "n", True))
             if cancel_after is not None:
                 await _ticks(cancel_after)
                 task.cancel()

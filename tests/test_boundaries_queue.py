@@ -251,10 +251,10 @@ class TestInterleaving:
             item = handle.name.removeprefix("handle ")
             match = by_id[handle.parent_id]  # type: ignore[index]  # always nested
             assert match.kind is SpanKind.CHANNEL_MATCH
-            assert by_id[match.parent_id].name == handled[item]  # type: ignore[index]
+            assert by_id[match.parent_id].name == handled[item]  # type: ignore[index]  # always nested
             emit = by_id[int(match.links[0].span_id)]
             assert emit.kind is SpanKind.CHANNEL_EMIT
-            assert by_id[emit.parent_id].name == f"make {item}"  # type: ignore[index]
+            assert by_id[emit.parent_id].name == f"make {item}"  # type: ignore[index]  # always nested
             matched += 1
         assert matched == 100
         assert traced.collector.open_span_count() == 0

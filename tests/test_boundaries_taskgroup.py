@@ -22,8 +22,6 @@ from harn_async_trace import (
     use_collector,
 )
 
-GROUPS = pytest.mark.parametrize("group_cls", [asyncio.TaskGroup, TracedTaskGroup])
-
 
 def _group(group_cls: type[asyncio.TaskGroup]) -> asyncio.TaskGroup:
     return TracedTaskGroup(name="g") if group_cls is TracedTaskGroup else group_cls()

@@ -57,7 +57,7 @@ class TestMockClock:
     def test_bad_delta_is_rejected(self, bad: object) -> None:
         """Non-finite or non-numeric deltas are refused."""
         with pytest.raises((TypeError, ValueError)):
-            MockClock().advance(bad)  # type: ignore[arg-type]
+            MockClock().advance(bad)  # type: ignore[arg-type]  # runtime guard
 
     def test_concurrent_advances_are_not_lost(self) -> None:
         """Many threads advancing at once add up exactly (thread-safe)."""
@@ -133,7 +133,7 @@ class TestOverrides:
     def test_install_override_rejects_non_clocks(self) -> None:
         """Anything without wall_ns/monotonic_ns is a TypeError."""
         with pytest.raises(TypeError, match="wall_ns"):
-            install_override(object())  # type: ignore[arg-type]
+            install_override(object())  # type: ignore[arg-type]  # runtime guard
 
 
 class TestMockTime:
@@ -401,7 +401,7 @@ class TestRejectedUpFront:
     @pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0, "1", True])
     def test_mock_time_autojump_threshold(self, bad: object) -> None:
         with pytest.raises((TypeError, ValueError), match="autojump_threshold"):
-            mock_time(autojump_threshold=bad)  # type: ignore[arg-type]
+            mock_time(autojump_threshold=bad)  # type: ignore[arg-type]  # runtime guard
 
     @pytest.mark.parametrize("bad", [float("nan"), -0.5])
     def test_loop_entry_points_autojump_threshold(self, bad: float) -> None:
@@ -418,7 +418,7 @@ class TestRejectedUpFront:
     def test_advance_ns_needs_an_int(self, bad: object) -> None:
         clock = MockClock()
         with pytest.raises(TypeError, match="delta_ns"):
-            clock.advance_ns(bad)  # type: ignore[arg-type]
+            clock.advance_ns(bad)  # type: ignore[arg-type]  # runtime guard
         with pytest.raises(TypeError, match="value_ns"):
-            clock.set_monotonic_ns(bad)  # type: ignore[arg-type]
+            clock.set_monotonic_ns(bad)  # type: ignore[arg-type]  # runtime guard
         assert clock.monotonic_ns() == 0

@@ -5,21 +5,14 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+from collections.abc import Callable
 
 import pytest
+from boundaries_support import run_on
 
 from harn_async_trace import MockClock, Span, SpanCollector, SpanKind, SpanLink, install_override
 
 LOOPS = ["asyncio", "uvloop"]
-
-
-def run_on(loop_name: str, coro_factory):  # type: ignore[no-untyped-def]
-    """Run a coroutine on a fresh stock asyncio or uvloop loop."""
-    if loop_name == "uvloop":
-        import uvloop
-
-        return uvloop.run(coro_factory())
-    return asyncio.run(coro_factory())
 
 
 class TestTaskChains:
@@ -162,7 +155,7 @@ class TestTimes:
         s = c.start(SpanKind.STEP, "a")
         clock.advance(3)
         guard.restore()
-        assert c.end(s).duration_ms == 3_000  # type: ignore[union-attr]
+        assert c.end(s).duration_ms == 3_000  # type: ignore[union-attr]  # the span was open
 
     def test_system_clock_start_is_offset_from_epoch(self) -> None:
         """With the real clock, start_ms counts from the collector's epoch."""
@@ -198,7 +191,9 @@ class TestBadInput:
             (lambda c: SpanCollector(max_spans=-1), "max_spans must be"),
         ],
     )
-    def test_wrong_types_raise_type_error(self, call, message: str) -> None:  # type: ignore[no-untyped-def]
+    def test_wrong_types_raise_type_error(
+        self, call: Callable[[SpanCollector], object], message: str
+    ) -> None:
         """Wrong argument types raise TypeError naming the argument."""
         with pytest.raises(TypeError, match=message):
             call(SpanCollector())
@@ -209,15 +204,15 @@ class TestBadInput:
         outer = c.start(SpanKind.PIPELINE, "p")
         c.end(c.start(SpanKind.STEP, "done"))
         with pytest.raises(TypeError):
-            c.start(SpanKind.STEP, None)  # type: ignore[arg-type]
+            c.start(SpanKind.STEP, None)  # type: ignore[arg-type]  # runtime guard
         assert c.current_span_id() == outer
-        assert c.end(c.start(SpanKind.STEP, "next")).span_id == 3  # type: ignore[union-attr]
+        assert c.end(c.start(SpanKind.STEP, "next")).span_id == 3  # type: ignore[union-attr]  # the span was open
         assert [s.name for s in c.spans()] == ["done", "next"]
 
     def test_string_kinds_accepted(self) -> None:
         """A kind's string value works wherever a SpanKind does."""
         c = SpanCollector()
-        assert c.end(c.start("llm_call", "x")).kind is SpanKind.LLM_CALL  # type: ignore[union-attr]
+        assert c.end(c.start("llm_call", "x")).kind is SpanKind.LLM_CALL  # type: ignore[union-attr]  # the span was open
 
 
 class TestLimits:
@@ -268,7 +263,7 @@ class TestLimits:
         assert fresh == old + 1
         assert c.end(old) is None
         c.set_metadata(old, "stale", True)
-        assert c.end(fresh).parent_id is None  # type: ignore[union-attr]
+        assert c.end(fresh).parent_id is None  # type: ignore[union-attr]  # the span was open
         assert c.spans()[0].metadata == {}
 
     def test_reset_with_nothing_open_restarts_ids(self) -> None:
@@ -323,7 +318,7 @@ class TestAdoptTrace:
     def test_adopt_trace_rejects_bad_input(self, args: tuple[object, object], error: type) -> None:
         """Bad trace ids or first ids are rejected with a clear error."""
         with pytest.raises(error):
-            SpanCollector().adopt_trace(*args)  # type: ignore[arg-type]
+            SpanCollector().adopt_trace(*args)  # type: ignore[arg-type]  # runtime guard
 
     def test_start_unix_ns_is_exact(self) -> None:
         """start_unix_ns keeps the sub-ms wall start that start_unix_ms floors."""

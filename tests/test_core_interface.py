@@ -28,7 +28,7 @@ class TestOpenBindClose:
         job = c.open("spawn", "job", detached=True, push=False)
         after = c.open("step", "after")
         assert c.current_span_id() == after
-        assert (c.end(after).parent_id, c.end(job).parent_id) == (root, None)  # type: ignore[union-attr]
+        assert (c.end(after).parent_id, c.end(job).parent_id) == (root, None)  # type: ignore[union-attr]  # the span was open
 
     def test_bind_makes_the_span_the_whole_chain_and_resets(self) -> None:
         """Inside bind() spans nest under the bound span; outside, the old chain is back."""
@@ -207,7 +207,7 @@ class TestLanes:
         c = SpanCollector()
         root = c.open("pipeline", "p")
         child = contextvars.copy_context().run(c.open, "step", "in-copy")
-        assert c.end(child).lane == root  # type: ignore[union-attr]
+        assert c.end(child).lane == root  # type: ignore[union-attr]  # the span was open
 
 
 class TestLinksOnBoundarySpans:
@@ -221,11 +221,11 @@ class TestLinksOnBoundarySpans:
         worker = contextvars.copy_context().run(
             c.open, "pool_dequeue", "job", [link], True, False
         )
-        assert c.end(worker).trace_id == link.trace_id != c.trace_id  # type: ignore[union-attr]
+        assert c.end(worker).trace_id == link.trace_id != c.trace_id  # type: ignore[union-attr]  # the span was open
 
     def test_links_are_checked(self) -> None:
         """Links must be SpanLink values."""
         c = SpanCollector()
         with pytest.raises(TypeError, match=r"links\[0\] must be a SpanLink"):
-            c.open("step", "s", ["nope"])  # type: ignore[list-item]
+            c.open("step", "s", ["nope"])  # type: ignore[list-item]  # runtime guard
         assert c.open("step", "ok", [SpanLink("t", "1")]) == 2

@@ -6,12 +6,15 @@ import asyncio
 import logging
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from export_trace_builders import rich_trace, run_on
+from boundaries_support import run_on
+from export_trace_builders import rich_trace
 
 from harn_async_trace import (
     MockClock,
+    Span,
     SpanCollector,
     SpanEndEvent,
     SpanKind,
@@ -91,7 +94,7 @@ class TestEvents:
     def test_subscribe_rejects_non_callables(self) -> None:
         """A non-callable subscriber is a TypeError at subscribe time, not at emit time."""
         with pytest.raises(TypeError, match="callable"):
-            subscribe(42)  # type: ignore[arg-type]
+            subscribe(42)  # type: ignore[arg-type]  # runtime guard
 
 
 class TestFailingSubscriber:
@@ -228,7 +231,7 @@ class TestQueuedSubscriber:
         """500 interleaved tasks (some failing, some cancelled): the stream equals the trace."""
         seen: list[SpanStartEvent | SpanEndEvent] = []
 
-        async def main() -> list[object]:
+        async def main() -> list[Span]:
             clock = MockClock()
             with install_override(clock):
                 c = SpanCollector()
@@ -276,9 +279,9 @@ class TestStartAndEndHooks:
         built: list[object] = []
         real = events_module.SpanStartEvent
 
-        def counting(*args: object, **kwargs: object) -> object:
+        def counting(*args: Any, **kwargs: Any) -> object:
             built.append(args)
-            return real(*args, **kwargs)  # type: ignore[arg-type]
+            return real(*args, **kwargs)
 
         monkeypatch.setattr(events_module, "SpanStartEvent", counting)
         ended: list[SpanEndEvent] = []
@@ -324,7 +327,7 @@ class TestStartAndEndHooks:
         with pytest.raises(TypeError, match="needs a callback"):
             subscribe()
         with pytest.raises(TypeError, match="on_end must be callable"):
-            subscribe(on_end=5)  # type: ignore[arg-type]
+            subscribe(on_end=5)  # type: ignore[arg-type]  # runtime guard
 
     def test_unsubscribe_a_split_hook_by_its_function(self) -> None:
         """unsubscribe(fn) also finds a subscription made with on_end=fn."""

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from export_trace_builders import rich_trace, run_on
+from boundaries_support import run_on
+from export_trace_builders import rich_trace
 
 from harn_async_trace import MockClock, Span, SpanCollector, SpanLink, install_override
 from harn_async_trace.export import chrome_trace_events, write_chrome_trace
@@ -98,9 +99,9 @@ def validate_trace_event_file(doc: Any) -> dict[str, Any]:
 def _load(spans: list[Span], **kwargs: Any) -> dict[str, Any]:
     buf = io.StringIO()
     count = write_chrome_trace(spans, buf, **kwargs)
-    doc = json.loads(buf.getvalue())
+    doc: dict[str, Any] = json.loads(buf.getvalue())
     assert len(doc["traceEvents"]) == count
-    return doc  # type: ignore[no-any-return]
+    return doc
 
 
 def _lane_of(doc: dict[str, Any]) -> dict[int, Lane]:

@@ -51,7 +51,7 @@ class Otel:
 
     def by_harn_id(self) -> dict[int, ReadableSpan]:
         return {
-            int(s.attributes["harn.span.id"]): s  # type: ignore[arg-type]
+            int(s.attributes["harn.span.id"]): s  # type: ignore[arg-type]  # the bridge sets it on every span
             for s in self.finished() if s.attributes and "harn.span.id" in s.attributes
         }
 
@@ -90,7 +90,7 @@ class TestLiveExport:
                 call.set_metadata("input_tokens", 7)
         spans = otel.by_harn_id()
         assert set(spans) == {main.span_id, call.span_id}
-        assert spans[call.span_id].attributes["gen_ai.usage.input_tokens"] == 7  # type: ignore[index]
+        assert spans[call.span_id].attributes["gen_ai.usage.input_tokens"] == 7  # type: ignore[index]  # an llm span has attributes
         assert spans[call.span_id].kind is otel_trace.SpanKind.CLIENT
         for harn_id, exported in spans.items():
             assert (exported.context.trace_id, exported.context.span_id) == _ids(
@@ -186,7 +186,7 @@ class TestCurrentSpan:
         assert records["db.query"].parent_id == records["outer"].span_id
         assert records["inside"].parent_id == records["db.query"].span_id
         exported = {s.name: s for s in otel.finished()}
-        assert exported["inside"].parent.span_id == query.get_span_context().span_id  # type: ignore[union-attr]
+        assert exported["inside"].parent.span_id == query.get_span_context().span_id  # type: ignore[union-attr]  # a child span has a parent
 
     def test_harn_root_inside_a_foreign_otel_span_is_its_child(self, otel: Otel) -> None:
         """A harn root opened under another provider's current span is that span's child."""
@@ -333,9 +333,9 @@ class TestHandle:
     def test_bad_arguments(self) -> None:
         """Not an SDK provider, or a non-bool capture_content: TypeError naming it."""
         with pytest.raises(TypeError, match="SDK TracerProvider"):
-            use_otel(otel_trace.NoOpTracerProvider())  # type: ignore[arg-type]
+            use_otel(otel_trace.NoOpTracerProvider())  # type: ignore[arg-type]  # runtime guard
         with pytest.raises(TypeError, match="capture_content"):
-            use_otel(TracerProvider(), capture_content="yes")  # type: ignore[arg-type]
+            use_otel(TracerProvider(), capture_content="yes")  # type: ignore[arg-type]  # runtime guard
 
 
 def _parent_of(spans: Sequence[ReadableSpan], name: str) -> int | None:

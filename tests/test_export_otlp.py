@@ -40,7 +40,7 @@ def _exported(spans: list[Span]) -> dict[int, ReadableSpan]:
     finished = exporter.get_finished_spans()
     assert len(finished) == len(spans)
     # Keyed by harn span id (the OTel span id is derived from it and the trace id).
-    return {int(s.attributes["harn.span.id"]): s for s in finished}  # type: ignore[arg-type,index]
+    return {int(s.attributes["harn.span.id"]): s for s in finished}  # type: ignore[arg-type,index]  # the bridge sets it on every span
 
 
 @pytest.fixture(scope="module")
@@ -274,9 +274,9 @@ class TestWithoutSdk:
         """Using the bridge without the SDK raises OtelUnavailableError naming [otel]."""
         _, spans = rich_trace()
         with pytest.raises(OtelUnavailableError, match=r"\[otel\]"):
-            export_to_otel(spans, object())  # type: ignore[arg-type]
+            export_to_otel(spans, object())  # type: ignore[arg-type]  # runtime guard
         with pytest.raises(ImportError, match="harn-async-trace\\[otel\\]"):
-            OtelBridge(object())  # type: ignore[arg-type]
+            OtelBridge(object())  # type: ignore[arg-type]  # runtime guard
 
     @pytest.mark.usefixtures("no_sdk")
     def test_otlp_json_needs_no_sdk(self) -> None:

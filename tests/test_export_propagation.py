@@ -123,7 +123,7 @@ class TestMalformed:
     ) -> None:
         """Non-string header values are malformed, not crashes."""
         with caplog.at_level(logging.WARNING, logger="harn_async_trace.propagation"):
-            assert extract_traceparent(carrier) is None  # type: ignore[arg-type]
+            assert extract_traceparent(carrier) is None  # type: ignore[arg-type]  # runtime guard
         assert len(caplog.records) == 1
 
     def test_broken_carrier_is_ignored(self, caplog: pytest.LogCaptureFixture) -> None:

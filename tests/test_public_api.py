@@ -1,4 +1,4 @@
-"""The package's public surface: __all__ matches DESIGN.md and what is importable."""
+"""The public surface: __all__ matches DESIGN.md and what is importable (vm_demo's too)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+import vm_demo  # noqa: E402
+
 API_MD = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 
 
@@ -67,13 +69,18 @@ def _public_modules() -> list[str]:
 
 
 PUBLIC_MODULES = _public_modules()
+# vm_demo's modules have no underscore convention, but each says what it offers too.
+VM_MODULES = [
+    "vm_demo",
+    *(f"vm_demo.{info.name}" for info in pkgutil.iter_modules(vm_demo.__path__)),
+]
 # Package faces re-export their submodules' names; the others are home modules.
 FACADES = {"harn_async_trace", "harn_async_trace.export", "harn_async_trace.boundaries"}
 
 
-@pytest.mark.parametrize("module_name", PUBLIC_MODULES)
+@pytest.mark.parametrize("module_name", PUBLIC_MODULES + VM_MODULES)
 def test_each_public_module_has_a_tuple_all(module_name: str) -> None:
-    """Every public module lists its names in a tuple __all__ of unique, real names."""
+    """Each public (and vm_demo) module lists its names in a tuple __all__ of unique, real names."""
     module = importlib.import_module(module_name)
     names = getattr(module, "__all__", None)
     assert isinstance(names, tuple), f"{module_name}.__all__ must be a tuple"
@@ -84,10 +91,11 @@ def test_each_public_module_has_a_tuple_all(module_name: str) -> None:
 
 @pytest.mark.parametrize(
     # pytest_plugin's fixtures and hooks are public through pytest, not imports.
-    "module_name", [m for m in PUBLIC_MODULES if m != "harn_async_trace.pytest_plugin"]
+    "module_name",
+    [m for m in PUBLIC_MODULES if m != "harn_async_trace.pytest_plugin"] + VM_MODULES,
 )
 def test_names_defined_in_a_public_module_are_in_its_all(module_name: str) -> None:
-    """A public function or class defined in a public module is listed in its __all__."""
+    """A public function or class defined in a public (or vm_demo) module is in its __all__."""
     module = importlib.import_module(module_name)
     defined = {
         name

@@ -12,10 +12,12 @@ import asyncio
 import io
 import json
 import threading
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from reliability_interpreter import run_program
 from reliability_invariants import check
 from reliability_programs import (
     Body,
@@ -28,7 +30,6 @@ from reliability_programs import (
     Spawn,
     Timeout,
     programs,
-    run_program,
 )
 
 from harn_async_trace import (
@@ -237,22 +238,28 @@ class TestFullCollector:
         assert collector.open_span_count() == 0
 
 
+def _interrupted_abc(subscriber: Callable[[object], None]) -> SpanCollector:
+    """Spans a > (b, c) with ``subscriber`` listening; b must end in KeyboardInterrupt."""
+    collector = SpanCollector()
+    listener = subscribe(subscriber)
+    with use_collector(collector), span("pipeline", "a"):
+        with pytest.raises(KeyboardInterrupt), span("step", "b"):
+            pass
+        with span("step", "c"):
+            pass
+    listener.close()
+    return collector
+
+
 class TestInterrupts:
     def test_keyboard_interrupt_at_span_end_keeps_the_span(self) -> None:
         """KeyboardInterrupt from a subscriber as a span ends: it propagates, the span is kept."""
-        collector = SpanCollector()
 
         def interrupt(event: object) -> None:
             if isinstance(event, SpanEndEvent) and event.span.name == "b":
                 raise KeyboardInterrupt
 
-        listener = subscribe(interrupt)
-        with use_collector(collector), span("pipeline", "a"):
-            with pytest.raises(KeyboardInterrupt), span("step", "b"):
-                pass
-            with span("step", "c"):
-                pass
-        listener.close()
+        collector = _interrupted_abc(interrupt)
         assert [(s.name, s.parent_id) for s in collector.spans()] == [
             ("b", 1),
             ("c", 1),
@@ -262,7 +269,6 @@ class TestInterrupts:
 
     def test_keyboard_interrupt_at_span_start_leaves_nothing_open(self) -> None:
         """KeyboardInterrupt in a start subscriber: nothing left open, later spans parent right."""
-        collector = SpanCollector()
         fired: list[int] = []
 
         def interrupt(event: object) -> None:
@@ -270,13 +276,7 @@ class TestInterrupts:
                 fired.append(1)
                 raise KeyboardInterrupt
 
-        listener = subscribe(interrupt)
-        with use_collector(collector), span("pipeline", "a"):
-            with pytest.raises(KeyboardInterrupt), span("step", "b"):
-                pass
-            with span("step", "c"):
-                pass
-        listener.close()
+        collector = _interrupted_abc(interrupt)
         assert collector.open_span_count() == 0
         c = next(s for s in collector.spans() if s.name == "c")
         assert c.parent_id == 1

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from reliability_interpreter import run_program
 from reliability_invariants import check
 from reliability_programs import (
     Body,
@@ -38,10 +39,9 @@ from reliability_programs import (
     Timeout,
     Try,
     programs,
-    run_program,
 )
 
-from harn_async_trace import SpanKind, SpanLink
+from harn_async_trace import SpanCollector, SpanKind, SpanLink
 from harn_async_trace.export import span_to_dict
 
 settings.register_profile(
@@ -226,9 +226,11 @@ class TestCheckerCanFail:
 
         real = _common.end_with_status
 
-        def skip_cancelled(collector: object, span_id: int, exc: BaseException | None) -> None:
+        def skip_cancelled(
+            collector: SpanCollector, span_id: int, exc: BaseException | None
+        ) -> None:
             if exc is None or not isinstance(exc, asyncio.CancelledError):
-                real(collector, span_id, exc)  # type: ignore[arg-type]
+                real(collector, span_id, exc)
 
         monkeypatch.setattr(_common, "end_with_status", skip_cancelled)
         run = run_program((Spawn((Sleep(10),), "cancel", 1),), use_uvloop=False)

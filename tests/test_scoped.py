@@ -146,7 +146,7 @@ class TestDecorator:
             return await asyncio.gather(*(caller(i) for i in range(50)))
 
         caller_ids = asyncio.run(main())
-        leaves = sorted(s.parent_id for s in collector.spans() if s.name == "leaf")  # type: ignore[type-var]
+        leaves = sorted(s.parent_id for s in collector.spans() if s.name == "leaf")  # type: ignore[type-var]  # every leaf has a parent
         assert leaves == sorted(caller_ids)
 
 
@@ -155,7 +155,7 @@ def test_bad_arguments() -> None:
     with pytest.raises(TypeError, match="kind"):
         span("nope", "x")
     with pytest.raises(TypeError, match="name"):
-        span("step", 3)  # type: ignore[arg-type]
+        span("step", 3)  # type: ignore[arg-type]  # runtime guard
 
 
 class TestRoundTwoOptions:
@@ -198,7 +198,7 @@ class TestRoundTwoOptions:
     def test_bad_links_are_rejected_up_front(self) -> None:
         """links must be SpanLink values, checked when the span() is made."""
         with pytest.raises(TypeError, match="links must be a list of SpanLink"):
-            span("step", "x", links=["trace:1"])  # type: ignore[list-item]
+            span("step", "x", links=["trace:1"])  # type: ignore[list-item]  # runtime guard
 
 
 class TestSharedObject:

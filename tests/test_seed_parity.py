@@ -40,8 +40,8 @@ class TestCollectorSeed:
         sibling = c.start(SpanKind.FN_CALL, "g")
         assert inner_span is not None
         assert inner_span.parent_id == outer
-        assert c.end(sibling).parent_id == outer  # type: ignore[union-attr]
-        assert c.end(outer).parent_id is None  # type: ignore[union-attr]
+        assert c.end(sibling).parent_id == outer  # type: ignore[union-attr]  # the span was open
+        assert c.end(outer).parent_id is None  # type: ignore[union-attr]  # the span was open
 
     def test_metadata(self) -> None:
         """Metadata set while open is on the finished span."""
@@ -49,7 +49,7 @@ class TestCollectorSeed:
         s = c.start(SpanKind.LLM_CALL, "ask")
         c.set_metadata(s, "model", "gpt-x")
         c.set_metadata(s, "input_tokens", 12)
-        assert c.end(s).metadata == {"model": "gpt-x", "input_tokens": 12}  # type: ignore[union-attr]
+        assert c.end(s).metadata == {"model": "gpt-x", "input_tokens": 12}  # type: ignore[union-attr]  # the span was open
 
     def test_set_metadata_after_end_is_ignored(self) -> None:
         """set_metadata acts on open spans only."""
@@ -74,7 +74,7 @@ class TestCollectorSeed:
         c = SpanCollector()
         links = [SpanLink("trace_a", "7", {"relation": "x"}), SpanLink("trace_b", "9")]
         s = c.start_with_links(SpanKind.STEP, "a", links)
-        assert c.end(s).links == links  # type: ignore[union-attr]
+        assert c.end(s).links == links  # type: ignore[union-attr]  # the span was open
 
     def test_detached_links_do_not_inherit_active_parent(self) -> None:
         """A detached span has no parent but its children nest under it."""
@@ -203,4 +203,4 @@ class TestModuleSeed:
 def test_bad_kind_is_type_error(bad_kind: object) -> None:
     """A kind that is neither a SpanKind nor its value raises TypeError naming 'kind'."""
     with pytest.raises(TypeError, match="kind must be a SpanKind"):
-        SpanCollector().start(bad_kind, "x")  # type: ignore[arg-type]
+        SpanCollector().start(bad_kind, "x")  # type: ignore[arg-type]  # runtime guard

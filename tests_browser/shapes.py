@@ -16,14 +16,13 @@ _MS = 1_000_000
 
 
 def _span(spans: list[Span], parent: int | None, kind: str, name: str, start: int, dur: int,
-          **extra: object) -> int:
+          links: list[SpanLink] | None = None, **extra: object) -> int:
     span_id = len(spans) + 1
-    links = extra.pop("links", None)
     spans.append(Span(
         trace_id="trace_big", span_id=span_id, parent_id=parent, kind=kind, name=name,
         start_ms=start // _MS, start_unix_ms=1_700_000_000_000 + start // _MS,
         duration_ms=dur // _MS, start_ns=start, duration_ns=dur,
-        metadata=dict(extra) or None, links=links,  # type: ignore[arg-type]
+        metadata=dict(extra) or None, links=links,
     ))  # fmt: skip
     return span_id
 

@@ -7,3 +7,5 @@ Pipeline: `lexer` -> `parser` (`ast`) -> `compiler` -> `bytecode` -> `vm`
 """
 
 from __future__ import annotations
+
+__all__: tuple[str, ...] = ()

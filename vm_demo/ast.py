@@ -10,6 +10,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
+__all__ = (
+    "Assign", "Attr", "Binary", "Block", "Break", "BuiltinCall", "Call", "Const", "Continue",
+    "Deadline", "Defer", "DictLit", "DictPattern", "Duration", "EnumDecl", "ExprStmt", "FnDecl",
+    "For", "FuncExpr", "Guard", "IfExpr", "ImplDecl", "Import", "Index", "Interp", "Let",
+    "ListLit", "ListPattern", "Logical", "Match", "MatchArm", "MethodCall", "Module", "Name",
+    "NamePattern", "Node", "Parallel", "Param", "Pattern", "PipelineDecl", "Range", "Retry",
+    "Return", "Select", "SelectCase", "Slice", "Spawn", "Spread", "StructDecl", "StructLit",
+    "Ternary", "Throw", "TryExpr", "TuplePattern", "Unary", "Unwrap", "While", "Yield", "walk",
+)  # fmt: skip
+
 
 @dataclass(slots=True)
 class Node:

@@ -24,6 +24,8 @@ from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import Atomic, Channel, ChannelClosed, Closure, Result, TaskHandle, to_display
 from vm_demo.registry import arity, builtin, want
 
+__all__ = ("release_mock_time",)
+
 # -- tasks ---------------------------------------------------------------------------------
 
 
@@ -42,7 +44,7 @@ def _spawn(vm: Any, args: list[Any]) -> TaskHandle:
 
 
 def _handle(name: str, v: Any) -> TaskHandle:
-    return want(name, v, TaskHandle, what="a task handle (from spawn)")  # type: ignore[no-any-return]
+    return want(name, v, TaskHandle, what="a task handle (from spawn)")
 
 
 @builtin("await", "await_task", is_async=True)
@@ -234,7 +236,7 @@ def _channel(vm: Any, args: list[Any]) -> Channel:
 
 
 def _chan(name: str, v: Any) -> Channel:
-    return want(name, v, Channel, what="a channel")  # type: ignore[no-any-return]
+    return want(name, v, Channel, what="a channel")
 
 
 @builtin("send", is_async=True)
@@ -296,7 +298,7 @@ async def _channel_select(vm: Any, args: list[Any]) -> dict[str, Any]:
 
 
 def _atomic(name: str, v: Any) -> Atomic:
-    return want(name, v, Atomic, what="an atomic")  # type: ignore[no-any-return]
+    return want(name, v, Atomic, what="an atomic")
 
 
 @builtin("atomic_get")

@@ -11,6 +11,8 @@ from vm_demo.objects import HarnSet, Result, sorted_keys, to_display, to_json_va
 from vm_demo.operators import equal
 from vm_demo.registry import BUILTINS, arity, builtin, want
 
+__all__: tuple[str, ...] = ()
+
 # -- output ----------------------------------------------------------------------------
 
 

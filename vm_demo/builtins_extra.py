@@ -16,6 +16,8 @@ from vm_demo.objects import to_display
 from vm_demo.operators import compare, equal
 from vm_demo.registry import arity, builtin, method, want
 
+__all__ = ("Rng",)
+
 L = (list,)
 S = (str,)
 

@@ -19,6 +19,8 @@ from vm_demo.objects_types import Pair
 from vm_demo.operators import add, compare
 from vm_demo.registry import arity, builtin, method, want
 
+__all__ = ("adopt_list_methods", "drain")
+
 _SOURCES = (list, dict, str, HarnSet, Channel, Generator, LazyIter, range)
 # Ranges are lazy too: a combinator on `a to b` allocates nothing.
 _LAZY = (LazyIter, Generator, range)

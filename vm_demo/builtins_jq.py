@@ -20,6 +20,8 @@ from vm_demo.objects import sorted_keys
 from vm_demo.operators import equal
 from vm_demo.registry import arity, builtin, want
 
+__all__ = ("Query",)
+
 # -- JSON Pointer ------------------------------------------------------------------------------
 
 

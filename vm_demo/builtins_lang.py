@@ -14,6 +14,8 @@ from vm_demo.objects_types import impl
 from vm_demo.operators import contains
 from vm_demo.registry import BUILTINS, METHODS, arity, builtin, want
 
+__all__ = ("register_string_functions",)
+
 
 @builtin("__impl")
 def _impl(vm: Any, args: list[Any]) -> None:

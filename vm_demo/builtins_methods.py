@@ -13,6 +13,8 @@ from vm_demo.objects import HarnSet, sorted_keys, to_display
 from vm_demo.operators import compare, contains, equal
 from vm_demo.registry import arity, method, want
 
+__all__ = ("no_such_method",)
+
 L = (list,)
 S = (str,)
 D = (dict,)

@@ -18,6 +18,8 @@ from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import Result, to_display, type_name
 from vm_demo.registry import arity, builtin, want
 
+__all__ = ("canonical", "check")
+
 _TYPE_ALIASES = {
     "object": "dict",
     "array": "list",

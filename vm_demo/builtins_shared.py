@@ -15,6 +15,8 @@ from vm_demo.objects import Channel
 from vm_demo.operators import equal
 from vm_demo.registry import arity, builtin, want
 
+__all__ = ("Mailbox", "Shared")
+
 _MISSING = object()
 
 
@@ -43,6 +45,11 @@ class Shared:
 
     def harn_type(self) -> str:
         return f"shared_{self.kind}"
+
+    def wrote(self) -> None:
+        """Count a plain write: the value has a new version."""
+        self.version += 1
+        self.stats["write_count"] += 1
 
     def cas(self, current: Any, expected: Any, write: Any) -> bool:
         if isinstance(expected, dict) and "version" in expected and "value" in expected:
@@ -106,8 +113,7 @@ def _set(vm: Any, args: list[Any]) -> Any:
     arity("shared_set", args, 2)
     c = _handle("shared_set", args[0], "cell")
     old, c.value = c.value, args[1]
-    c.version += 1
-    c.stats["write_count"] += 1
+    c.wrote()
     return old
 
 
@@ -144,8 +150,7 @@ def _map_set(vm: Any, args: list[Any]) -> Any:
     m = _handle("shared_map_set", args[0], "map")
     old = m.value.get(args[1])
     m.value[args[1]] = args[2]
-    m.version += 1
-    m.stats["write_count"] += 1
+    m.wrote()
     return old
 
 
@@ -153,8 +158,7 @@ def _map_set(vm: Any, args: list[Any]) -> Any:
 def _map_delete(vm: Any, args: list[Any]) -> Any:
     arity("shared_map_delete", args, 2)
     m = _handle("shared_map_delete", args[0], "map")
-    m.version += 1
-    m.stats["write_count"] += 1
+    m.wrote()
     return m.value.pop(args[1], None)
 
 

@@ -22,6 +22,8 @@ from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import Duration, to_display
 from vm_demo.registry import arity, builtin, want
 
+__all__ = ("Child", "Supervisor")
+
 _STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one", "escalate_to_parent")
 _MODES = ("never", "on_failure", "always")
 
@@ -151,9 +153,9 @@ def _supervisor(vm: Any, name: str, v: Any) -> Supervisor:
     if isinstance(v, Supervisor):
         return v
     if isinstance(v, str):
-        found = vm.state.get("supervisors", {}).get(v)
+        found: Supervisor | None = vm.state.get("supervisors", {}).get(v)
         if found is not None:
-            return found  # type: ignore[no-any-return]
+            return found
     raise HarnRuntimeError(f"{name}() expected a supervisor handle or id, got {to_display(v)}")
 
 

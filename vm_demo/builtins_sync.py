@@ -18,6 +18,8 @@ from typing import Any
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.registry import arity, builtin, want
 
+__all__ = ("Permit", "Primitive")
+
 _METRICS = (
     "acquisition_count",
     "timeout_count",

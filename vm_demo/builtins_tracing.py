@@ -19,6 +19,8 @@ from harn_async_trace import (
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.registry import arity, builtin, want
 
+__all__: tuple[str, ...] = ()
+
 
 @builtin("enable_tracing")
 def _enable_tracing(vm: Any, args: list[Any]) -> None:

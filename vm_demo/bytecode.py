@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
+__all__ = ("Code", "Op", "disassemble")
+
 
 class Op(IntEnum):
     """Opcodes, grouped as the VM's handler table is."""

@@ -8,6 +8,8 @@ from vm_demo.compiler_ext import ExtCompiler
 from vm_demo.compiler_scope import BINOPS, Binding, TryBlock
 from vm_demo.objects import Duration
 
+__all__ = ("ExprCompiler",)
+
 
 def _yields(nodes: list[A.Node]) -> bool:
     """Does this body contain `yield` outside nested functions?"""

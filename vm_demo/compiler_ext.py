@@ -17,6 +17,8 @@ from vm_demo.bytecode import Op
 from vm_demo.compiler_scope import ScopeCompiler, TryBlock
 from vm_demo.objects_types import EnumDef, StructDef
 
+__all__ = ("ExtCompiler", "bound_names", "pattern_desc")
+
 
 def pattern_desc(node: A.Node) -> tuple[Any, ...] | None:
     """The structural form of a match pattern, or None for an expression pattern."""

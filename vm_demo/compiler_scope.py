@@ -16,6 +16,8 @@ from vm_demo import ast as A
 from vm_demo.bytecode import Code, Op
 from vm_demo.errors import HarnSyntaxError, Location
 
+__all__ = ("BINOPS", "Binding", "LoopBlock", "ModuleCode", "ScopeCompiler", "TryBlock")
+
 BINOPS = {
     "+": Op.ADD,
     "-": Op.SUB,

@@ -16,6 +16,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from harn_async_trace import span_end, span_set_metadata
+from vm_demo.objects import to_display
+
+__all__ = (
+    "HarnError",
+    "HarnRuntimeError",
+    "HarnSyntaxError",
+    "Location",
+    "TraceEntry",
+    "deep_recursion",
+    "ending_span",
+    "register_source",
+    "source_line",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +149,6 @@ class HarnRuntimeError(HarnError):
 
 
 def _describe(value: Any) -> str:
-    # Imported lazily: objects.py imports this module.
-    from vm_demo.objects import to_display
-
     return to_display(value)
 
 

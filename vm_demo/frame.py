@@ -7,6 +7,8 @@ from typing import Any
 from vm_demo.errors import HarnRuntimeError, Location
 from vm_demo.objects import Cell
 
+__all__ = ("FINISHED", "NO_PUSH", "Frame")
+
 FINISHED = object()  # returned by RETURN when the base frame of a run returns
 NO_PUSH = object()  # an awaited handler result that must not be pushed
 

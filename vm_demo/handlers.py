@@ -23,6 +23,18 @@ from vm_demo.objects_types import StructInstance
 if TYPE_CHECKING:
     from vm_demo.vm import VMBase
 
+__all__ = (
+    "TABLE", "Handler", "op_add", "op_build_dict", "op_build_list", "op_build_range",
+    "op_build_string", "op_define_global", "op_dup", "op_for_iter", "op_get_attr", "op_get_index",
+    "op_get_iter", "op_import", "op_in", "op_jump", "op_jump_if_false", "op_jump_if_false_or_pop",
+    "op_jump_if_not_nil_or_pop", "op_jump_if_true", "op_jump_if_true_or_pop", "op_load_builtin",
+    "op_load_cell", "op_load_const", "op_load_free", "op_load_global", "op_load_local",
+    "op_load_nil", "op_make_cell", "op_ne", "op_neg", "op_nop", "op_not", "op_not_in", "op_pop",
+    "op_pop_block", "op_reraise", "op_set_attr", "op_set_index", "op_setup_try", "op_slice",
+    "op_store_cell", "op_store_free", "op_store_global", "op_store_local", "op_sub", "op_throw",
+    "op_unpack_list", "op_wrap_err", "op_wrap_ok",
+)  # fmt: skip
+
 _MISSING = object()
 
 Handler = Callable[["VMBase", Frame, Any], Any]

@@ -20,6 +20,16 @@ from vm_demo.objects import Builtin, Closure, to_display, type_name
 if TYPE_CHECKING:
     from vm_demo.vm import VMBase
 
+__all__ = (
+    "CALL_HANDLERS",
+    "op_call",
+    "op_call_method",
+    "op_call_method_spread",
+    "op_call_spread",
+    "op_make_closure",
+    "op_return",
+)
+
 
 def op_make_closure(vm: VMBase, f: Frame, code: Any) -> None:
     cells = tuple(f.slots[i] if from_slot else f.cells[i] for from_slot, i in code.captures)

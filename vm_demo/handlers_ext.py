@@ -24,6 +24,23 @@ from vm_demo.objects_types import Pair, StructInstance
 if TYPE_CHECKING:
     from vm_demo.vm import VMBase
 
+__all__ = (
+    "EXT_HANDLERS",
+    "UNSET",
+    "op_arg_set",
+    "op_build_dict_spread",
+    "op_build_list_spread",
+    "op_check_args",
+    "op_check_catch",
+    "op_match",
+    "op_no_match",
+    "op_pow",
+    "op_unpack_dict",
+    "op_unpack_pair",
+    "op_unwrap",
+    "op_yield",
+)
+
 UNSET = object()  # a defaulted parameter the caller did not pass
 
 

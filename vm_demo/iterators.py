@@ -19,6 +19,18 @@ from typing import Any
 from vm_demo.errors import HarnRuntimeError, ending_span
 from vm_demo.objects import Channel, Closure, HarnSet, sorted_keys, type_name
 
+__all__ = (
+    "END",
+    "SUSPENDED",
+    "AsyncIter",
+    "Generator",
+    "GeneratorFn",
+    "LazyIter",
+    "async_iter",
+    "lift",
+    "snapshot",
+)
+
 END = object()  # a pull found the source exhausted
 SUSPENDED = object()  # run_frame stopped at a `yield`
 

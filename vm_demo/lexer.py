@@ -15,6 +15,8 @@ from typing import Any
 
 from vm_demo.errors import HarnSyntaxError, Location
 
+__all__ = ("KEYWORDS", "Lexer", "StrExpr", "T", "Token", "tokenize")
+
 
 class T(Enum):
     """Token types."""
@@ -78,8 +80,6 @@ KEYWORDS = frozenset(
         "mutex",
     }
 )
-# Words that are keywords only in one position; elsewhere they are names.
-SOFT_KEYWORDS = frozenset({"each", "settle", "with", "timeout", "from", "exclusive", "to"})
 
 _OPS = sorted(
     [

@@ -34,6 +34,8 @@ from vm_demo.errors import HarnRuntimeError, ending_span
 from vm_demo.objects import to_display
 from vm_demo.registry import arity, builtin, want
 
+__all__ = ("DEFAULT_MODEL", "PRICES", "Tool", "cost_usd", "count_tokens", "provider_for")
+
 DEFAULT_MODEL = "gpt-4o-mini"
 # USD per million tokens: (input, output). Models not listed are unpriced.
 PRICES: dict[str, tuple[float, float]] = {

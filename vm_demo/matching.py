@@ -17,6 +17,8 @@ from vm_demo.objects import Builtin, Closure, Duration, HarnSet, Result, type_na
 from vm_demo.objects_types import EnumValue, StructInstance
 from vm_demo.operators import equal
 
+__all__ = ("catches", "match_pattern", "shape_problem", "value_has_type")
+
 
 def match_pattern(desc: tuple[Any, ...], v: Any, out: list[Any]) -> bool:
     kind = desc[0]

@@ -11,11 +11,17 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vm_demo.bytecode import Code
+
+__all__ = (
+    "Atomic", "Builtin", "Cell", "Channel", "ChannelClosed", "Closure", "Duration", "HarnSet",
+    "Result", "TaskHandle", "freeze", "freeze_content", "sorted_keys", "to_display",
+    "to_json_value", "type_name",
+)  # fmt: skip
 
 
 class Cell:
@@ -215,9 +221,6 @@ class Channel:
     def close(self) -> None:
         self.closed = True
         self._notify()
-
-
-AsyncFn = Callable[..., Awaitable[Any]]
 
 
 def type_name(v: Any) -> str:

@@ -16,6 +16,16 @@ from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import freeze_content as freeze
 from vm_demo.objects import to_display
 
+__all__ = (
+    "EnumDef",
+    "EnumValue",
+    "Pair",
+    "StructDef",
+    "StructInstance",
+    "VariantConstructor",
+    "impl",
+)
+
 
 class StructDef:
     """A declared struct: its name, field names and `impl` methods."""

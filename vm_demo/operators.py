@@ -12,6 +12,11 @@ from typing import Any
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import Channel, Duration, HarnSet, Result, sorted_keys, type_name
 
+__all__ = (
+    "add", "compare", "contains", "div", "equal", "get_attr", "get_index", "iterate", "make_range",
+    "mod", "mul", "negate", "power", "set_index", "slice_of", "sub",
+)  # fmt: skip
+
 
 def _is_num(v: Any) -> bool:
     t = type(v)

@@ -16,6 +16,8 @@ from vm_demo.lexer import T, tokenize
 from vm_demo.parser_decl import DeclParser
 from vm_demo.parser_expr import ExprParser
 
+__all__ = ("Parser", "parse")
+
 _ASSIGN_OPS = frozenset({"=", "+=", "-=", "*=", "/=", "%="})
 
 

@@ -11,6 +11,8 @@ from vm_demo import ast as A
 from vm_demo.errors import HarnSyntaxError, Location
 from vm_demo.lexer import T, Token
 
+__all__ = ("RUNTIME_TYPES", "ParserBase")
+
 # Operators that continue an expression when they start the next line.
 _CONTINUATION = frozenset(
     {"+", "*", "/", "%", "&&", "||", "??", "==", "!=", "<=", ">=", "<", ">", "|>", ".", "?."}

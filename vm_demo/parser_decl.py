@@ -11,6 +11,8 @@ from vm_demo import ast as A
 from vm_demo.lexer import T
 from vm_demo.parser_base import ParserBase
 
+__all__ = ("DeclParser",)
+
 
 class DeclParser(ParserBase):
     """Parsing of type declarations; mixed into `parser.Parser`."""

@@ -10,6 +10,8 @@ from vm_demo.errors import HarnSyntaxError
 from vm_demo.lexer import StrExpr, T, Token, tokenize
 from vm_demo.parser_forms import FormParser
 
+__all__ = ("ExprParser",)
+
 _PIPE = "__pipe"
 
 

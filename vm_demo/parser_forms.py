@@ -8,6 +8,8 @@ from vm_demo import ast as A
 from vm_demo.lexer import T, Token
 from vm_demo.parser_base import ParserBase
 
+__all__ = ("FormParser",)
+
 
 class FormParser(ParserBase):
     """Mixed under `parser_expr.ExprParser`, whose methods these call."""

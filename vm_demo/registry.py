@@ -8,15 +8,18 @@ method is `fn(vm, receiver, args)`. Registration happens at import time of
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from vm_demo.errors import HarnRuntimeError
 from vm_demo.objects import Builtin, to_display, type_name
+
+__all__ = ("BUILTINS", "METHODS", "arity", "builtin", "method", "want")
 
 BUILTINS: dict[str, Any] = {}
 METHODS: dict[type, dict[str, tuple[Callable[..., Any], bool]]] = {}
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def builtin(*names: str, is_async: bool = False) -> Callable[[F], F]:
@@ -51,6 +54,10 @@ def arity(name: str, args: list[Any], lo: int, hi: int | None = None) -> None:
         raise HarnRuntimeError(f"{name}() expects {want} argument(s), got {len(args)}")
 
 
+@overload
+def want(name: str, value: Any, kind: type[T], /, *, what: str = "") -> T: ...
+@overload
+def want(name: str, value: Any, *types: type, what: str = "") -> Any: ...
 def want(name: str, value: Any, *types: type, what: str = "") -> Any:
     """Check a builtin argument's type; `bool` never passes as `int`.
 

@@ -259,6 +259,3 @@ def _describe_py_error(e: Exception) -> str:
     if isinstance(e, ZeroDivisionError):
         return "division by zero"
     return f"{type(e).__name__}: {e}"
-
-
-# == handlers =====================================================================

@@ -42,7 +42,7 @@ ENTRY_POINTS_HINT: Final = (
 )
 
 
-class VirtualEventLoop(StockMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]
+class VirtualEventLoop(StockMixin, asyncio.SelectorEventLoop):  # type: ignore[misc]  # mixin signatures looser than typeshed
     """The stock asyncio selector loop on (optionally) virtual time.
 
     Make one with :func:`new_virtual_loop` (or the public
@@ -68,14 +68,14 @@ def _uvloop_class() -> type[Any]:
                 "use_uvloop=True needs uvloop: pip install 'harn-async-trace[uvloop]'"
             ) from None
 
-        class VirtualUVLoop(PumpMixin, uvloop.Loop):  # type: ignore[misc]
+        class VirtualUVLoop(PumpMixin, uvloop.Loop):  # type: ignore[misc]  # its stubs disagree with typeshed
             """``uvloop.Loop`` on (optionally) virtual time."""
 
             # uvloop runs ready callbacks in a libuv idle handler we cannot
             # inspect, so activity is judged by counting call_soon calls.
             # Same calls as uvloop's, typed without typeshed's TypeVarTuple.
-            call_soon = PumpMixin._v_counted_call_soon  # type: ignore[assignment]
-            call_soon_threadsafe = PumpMixin._v_counted_call_soon_threadsafe  # type: ignore[assignment]
+            call_soon = PumpMixin._v_counted_call_soon  # type: ignore[assignment]  # see above
+            call_soon_threadsafe = PumpMixin._v_counted_call_soon_threadsafe  # type: ignore[assignment]  # as above
 
             def _v_base_time(self) -> float:
                 return uvloop.Loop.time(self)

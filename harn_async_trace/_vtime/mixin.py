@@ -38,13 +38,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, cast
 
-from ..clock import (
-    Clock,
-    MockClock,
-    _bind_thread_clock,
-    _check_autojump_threshold,
-    _restore_thread_clock,
-)
+from .._mock_clock import _check_autojump_threshold
+from ..clock import Clock, MockClock, _bind_thread_clock, _restore_thread_clock
 from .holds import LOOP_THREADS, WorkWatch
 from .seen import SeesWorkMixin
 from .tasks import OrderedTask
@@ -61,8 +56,6 @@ _FAST_HANDLES: Final = set(asyncio.Handle.__slots__) == {
 } and set(asyncio.TimerHandle.__slots__) == {"_scheduled", "_when"}  # fmt: skip
 _new_timer_handle: Final = asyncio.TimerHandle.__new__
 _copy_context: Final = contextvars.copy_context
-# Stands in for the pump's handle while a pass runs (kicks are then no-ops).
-_RUNNING: Final[Any] = object()
 
 
 # While real work runs, the loop re-checks on this real back-off (ns).
@@ -187,13 +180,13 @@ class VirtualTimeMixin(SeesWorkMixin, TimelineMixin):
         same order on every run (see ``tasks.py``). A user task factory wins.
         """
         base: Any = super()
-        if self._v_clock is None or self.get_task_factory() is not None:  # type: ignore[attr-defined]
+        if self._v_clock is None or self.get_task_factory() is not None:
             return cast("asyncio.Task[Any]", base.create_task(coro, name=name, context=context))
-        if self.is_closed():  # type: ignore[attr-defined]
+        if self.is_closed():
             raise RuntimeError("Event loop is closed")
         self._v_tasks_made += 1
         task = OrderedTask(
-            coro, loop=self, name=name, context=context, order=self._v_tasks_made  # type: ignore[arg-type]
+            coro, loop=self, name=name, context=context, order=self._v_tasks_made  # type: ignore[arg-type]  # self is the loop
         )
         trace = task._source_traceback  # type: ignore[attr-defined]  # set in debug mode
         if trace:
@@ -211,7 +204,7 @@ class VirtualTimeMixin(SeesWorkMixin, TimelineMixin):
         if self._v_timers:
             self._v_kick()
         try:
-            super().run_forever()  # type: ignore[misc]
+            super().run_forever()  # type: ignore[misc]  # the loop class after the mixins
         finally:
             self._v_unbind_thread()
             self._v_thread = None
@@ -239,11 +232,11 @@ class VirtualTimeMixin(SeesWorkMixin, TimelineMixin):
         clock = self._v_clock
         if clock is not None:
             clock._remove_listener(self._v_on_time_moved)
-        super().close()  # type: ignore[misc]
+        super().close()  # type: ignore[misc]  # the loop class after the mixins
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
         # Called by TimerHandle.cancel(); the queue skips cancelled entries.
-        if handle._scheduled:  # type: ignore[attr-defined]
+        if handle._scheduled:  # type: ignore[attr-defined]  # private in typeshed
             self._v_timers.note_cancelled()
 
     # -- the timers ---------------------------------------------------------------
@@ -255,10 +248,10 @@ class VirtualTimeMixin(SeesWorkMixin, TimelineMixin):
         args: tuple[Any, ...],
         context: contextvars.Context | None,
     ) -> asyncio.TimerHandle:
-        if self.is_closed():  # type: ignore[attr-defined]
+        if self.is_closed():
             raise RuntimeError("Event loop is closed")
         when = (due + self._v_offset_ns) / _NS
-        if _FAST_HANDLES and not self.get_debug():  # type: ignore[attr-defined]
+        if _FAST_HANDLES and not self.get_debug():
             # Fill the slots directly: TimerHandle.__init__ -> Handle.__init__
             # costs two Python frames per timer, a visible share of a sleep.
             raw: Any = _new_timer_handle(asyncio.TimerHandle)
@@ -273,9 +266,9 @@ class VirtualTimeMixin(SeesWorkMixin, TimelineMixin):
             raw._scheduled = True
             handle: asyncio.TimerHandle = raw
         else:
-            handle = asyncio.TimerHandle(when, callback, args, self, context)  # type: ignore[arg-type]
-            handle._scheduled = True  # type: ignore[attr-defined]
-            trace = handle._source_traceback  # type: ignore[attr-defined]
+            handle = asyncio.TimerHandle(when, callback, args, self, context)  # type: ignore[arg-type]  # self is the loop
+            handle._scheduled = True  # type: ignore[attr-defined]  # private in typeshed
+            trace = handle._source_traceback  # type: ignore[attr-defined]  # set in debug mode
             while trace and trace[-1].filename.startswith(_OUR_DIR):
                 del trace[-1]  # "created at" names the caller, as on stock asyncio
         self._v_timers.push(due, handle)
@@ -347,7 +340,7 @@ class VirtualTimeMixin(SeesWorkMixin, TimelineMixin):
 
     def _v_on_time_moved(self) -> None:
         """Clock listener: someone else moved time (advance_time, another loop)."""
-        if self._v_clock is None or not self.is_running():  # type: ignore[attr-defined]
+        if self._v_clock is None or not self.is_running():
             return  # run_forever kicks when it starts
         if threading.get_ident() == self._v_thread:
             self._v_kick()

@@ -43,7 +43,7 @@ class PumpMixin(VirtualTimeMixin):
     ) -> Any:
         """As uvloop does: a delay <= 0 is a ``call_soon`` (same order, a plain Handle)."""
         if delay <= 0:
-            return self.call_soon(callback, *args, context=context)  # type: ignore[attr-defined]
+            return self.call_soon(callback, *args, context=context)
         return super().call_later(delay, callback, *args, context=context)
 
     def call_at(
@@ -55,7 +55,7 @@ class PumpMixin(VirtualTimeMixin):
     ) -> Any:
         """As uvloop does: a deadline already reached is a ``call_soon``."""
         if when <= self.time():
-            return self.call_soon(callback, *args, context=context)  # type: ignore[attr-defined]
+            return self.call_soon(callback, *args, context=context)
         return super().call_at(when, callback, *args, context=context)
 
     def _v_counted_call_soon(
@@ -82,7 +82,7 @@ class PumpMixin(VirtualTimeMixin):
 
     def _v_kick(self) -> None:
         """Make sure a pump pass is queued (loop thread only)."""
-        if self._v_pump_handle is None and not self.is_closed():  # type: ignore[attr-defined]
+        if self._v_pump_handle is None and not self.is_closed():
             self._v_pump_handle = self._v_base_call_soon(self._v_pump)
 
     def _v_pump(self) -> None:

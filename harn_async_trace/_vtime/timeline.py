@@ -10,10 +10,11 @@ offset, so code holding old deadlines is not surprised.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import threading
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..clock import MockClock
 from .timers import TimerQueue
@@ -47,6 +48,20 @@ class TimelineMixin:
     _v_thread: int | None
     _v_pump_handle: asyncio.Handle | None
     _v_real_armed: tuple[int, asyncio.Handle] | None
+
+    if TYPE_CHECKING:
+        # The event loop's own methods, which the loop class after the mixins
+        # provides; declared for the type checker only so they never shadow it.
+        def is_running(self) -> bool: ...
+        def is_closed(self) -> bool: ...
+        def get_debug(self) -> bool: ...
+        def get_task_factory(self) -> Any: ...
+        def call_soon(
+            self,
+            callback: Callable[..., object],
+            *args: Any,
+            context: contextvars.Context | None = None,
+        ) -> asyncio.Handle: ...
 
     def _v_base_time(self) -> float:
         raise NotImplementedError
@@ -129,7 +144,7 @@ class TimelineMixin:
         self._v_idle_since = None
         self._v_seen = self._v_activity
         clock._add_listener(self._v_on_time_moved)
-        if self.is_running():  # type: ignore[attr-defined]
+        if self.is_running():
             self._v_thread = threading.get_ident()
             self._v_bind_thread()
         if self._v_timers:

@@ -163,31 +163,15 @@ def _wrap_async_gen(
 def _wrap_gen(
     func: Callable[..., Generator[Any, Any, Any]], step_name: str, extra: dict[str, Any]
 ) -> Callable[..., Generator[Any, Any, Any]]:
-    # The same driver as _wrap_async_gen, without the awaits.
+    # What _wrap_async_gen drives by hand, ``yield from`` does for a sync
+    # generator (sends, throws, the return value): only the binding is ours.
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
         gen = func(*args, **kwargs)
         span = _GeneratorStep(step_name, extra)
         outcome: BaseException | None = None
-        send: Any = None
-        throw: BaseException | None = None
         try:
-            while True:
-                try:
-                    with span.bound():
-                        if throw is not None:
-                            exc, throw = throw, None
-                            item = gen.throw(exc)
-                        else:
-                            item = gen.send(send)
-                except StopIteration as stop:
-                    return stop.value
-                try:
-                    send = yield item
-                except GeneratorExit:
-                    raise
-                except BaseException as exc:
-                    throw = exc
+            return (yield from _BoundSteps(gen, span))
         except BaseException as exc:
             outcome = exc
             raise
@@ -199,3 +183,36 @@ def _wrap_gen(
                 span.end(outcome)
 
     return wrapper
+
+
+class _BoundSteps:
+    """A generator whose every resumption runs with its step span bound.
+
+    It has no ``close()``, so ``yield from`` does not close the generator
+    when the wrapper is closed: the wrapper's ``finally`` does, once, as the
+    async driver does.
+    """
+
+    __slots__ = ("_gen", "_span")
+
+    def __init__(self, gen: Generator[Any, Any, Any], span: _GeneratorStep) -> None:
+        self._gen = gen
+        self._span = span
+
+    def __iter__(self) -> _BoundSteps:
+        return self
+
+    def __next__(self) -> Any:
+        with self._span.bound():
+            return self._gen.send(None)
+
+    def send(self, value: Any) -> Any:
+        with self._span.bound():
+            return self._gen.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        # yield from passes throw()'s arguments on as the caller gave them.
+        with self._span.bound():
+            if val is None and tb is None:
+                return self._gen.throw(typ)
+            return self._gen.throw(typ, val, tb)

@@ -58,12 +58,13 @@ class TaskOrder:
     def _make(
         self, loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any
     ) -> asyncio.Future[Any]:
+        task: asyncio.Task[Any]
         if self._previous is not None:
             task = self._previous(loop, coro, **kwargs)
         else:
             task = asyncio.Task(coro, loop=loop, **kwargs)
         self._index[task] = next(self._count)
-        return task  # type: ignore[no-any-return]
+        return task
 
     def index(self, task: asyncio.Task[Any]) -> int:
         """Creation rank of ``task``; tasks made before :meth:`install` come first (-1)."""

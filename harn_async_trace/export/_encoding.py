@@ -39,7 +39,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]  # C speedups, untyped
 from typing import Any, Final, TextIO
 
 __all__ = (

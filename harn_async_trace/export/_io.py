@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Final
 
@@ -24,6 +24,7 @@ __all__ = (
     "ended_span_of",
     "open_target",
     "start_unix_ns",
+    "write_span_array",
 )
 
 # The encoder already writes lone surrogates as text (_encoding); this only
@@ -149,3 +150,37 @@ def ended_span_of(
     if collector is not None and event.collector is not collector:
         return None
     return span
+
+
+def write_span_array(
+    write: Callable[[str], object],
+    spans: Iterable[Span],
+    encode: Callable[[Span], object],
+    func: str | None = None,
+) -> int:
+    """Stream a JSON array of ``encode(span)``, one element a line; returns the count.
+
+    The file exporters write their array this way, never building it whole.
+    With ``func``, each item is checked to be a Span as it comes (a
+    ``TypeError`` naming ``func`` and the index); pass None for spans
+    checked already.
+
+    Example:
+        >>> buf = io.StringIO()
+        >>> write_span_array(buf.write, [], lambda span: span.name)
+        0
+        >>> buf.getvalue()
+        '[]'
+    """
+    write("[")
+    count = 0
+    for span in spans:
+        if func is not None:
+            item: object = span  # typed callers pass Spans; others get a clear TypeError
+            if item.__class__ is not Span:
+                check_span(item, func, count)
+        write(",\n" if count else "\n")
+        write(dumps(encode(span)))
+        count += 1
+    write("\n]" if count else "]")
+    return count

@@ -27,6 +27,7 @@ from ._io import (
     dumps,
     ended_span_of,
     open_target,
+    write_span_array,
 )
 from ._trace_file import TraceFileError, read_jsonl
 from .dicts import _event_to_dict, _link_to_dict, span_to_dict
@@ -141,18 +142,9 @@ def write_json(spans: Iterable[Span], target: Target) -> int:
         0
         '[]\\n'
     """
-    count = 0
     with open_target(target, "write_json") as out:
-        write = out.write
-        write("[")
-        for span in spans:
-            item: object = span  # typed callers pass Spans; others get a clear TypeError
-            if item.__class__ is not Span:
-                check_span(item, "write_json", count)
-            write(",\n" if count else "\n")
-            write(dumps(_span_record(span)))
-            count += 1
-        write("\n]\n" if count else "]\n")
+        count = write_span_array(out.write, spans, _span_record, "write_json")
+        out.write("\n")
         out.flush()
     return count
 

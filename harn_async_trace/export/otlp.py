@@ -14,6 +14,7 @@ each span the moment it ends.
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -76,16 +77,13 @@ def _sdk() -> Any:
 
     from .. import __version__
 
-    class Namespace:
-        pass
-
-    ns = Namespace()
-    ns.api = api  # type: ignore[attr-defined]  # ad-hoc namespace of lazily imported names
-    ns.sdk = sdk  # type: ignore[attr-defined]
-    ns.scope = InstrumentationScope(_SCOPE_NAME, __version__)  # type: ignore[attr-defined]
-    ns.Resource = Resource  # type: ignore[attr-defined]
-    ns.sampled = api.TraceFlags(api.TraceFlags.SAMPLED)  # type: ignore[attr-defined]
-    return ns
+    return types.SimpleNamespace(
+        api=api,
+        sdk=sdk,
+        scope=InstrumentationScope(_SCOPE_NAME, __version__),
+        Resource=Resource,
+        sampled=api.TraceFlags(api.TraceFlags.SAMPLED),
+    )
 
 
 def default_resource() -> Resource:

@@ -25,7 +25,7 @@ from typing import Any, Final
 from .._trace_id import trace_id_hex
 from ..model import Span
 from ._encoding import safe_text, text_of
-from ._io import Target, check_span, dumps, open_target
+from ._io import Target, check_span, dumps, open_target, write_span_array
 from ._otel.mapping import (
     clean_attributes,
     error_of,
@@ -86,7 +86,7 @@ def _hex_ids(data: dict[str, Any]) -> dict[str, Any]:
 @functools.cache
 def _sdk_encoder() -> _Encoder | None:
     try:
-        from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]
+        from google.protobuf.json_format import MessageToDict  # type: ignore[import-untyped]  # protobuf ships no stubs
         from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
         from opentelemetry.sdk.trace import ReadableSpan
         from opentelemetry.trace import SpanContext
@@ -219,18 +219,11 @@ def write_otlp_json(
         resource = {"attributes": _key_values(clean_attributes(attributes))}
         encode = _plain_span_json
     scope = {"name": "harn_async_trace", "version": __version__}
-    count = 0
     with open_target(target, "write_otlp_json") as out:
         write = out.write
         write(f'{{"resourceSpans":[{{"resource":{dumps(resource)},')
-        write(f'"scopeSpans":[{{"scope":{dumps(scope)},"spans":[')
-        for span in spans:
-            item: object = span  # typed callers pass Spans; others get a clear TypeError
-            if item.__class__ is not Span:
-                check_span(item, "write_otlp_json", count)
-            write(",\n" if count else "\n")
-            write(dumps(encode(span)))
-            count += 1
-        write("\n]}]}]}\n" if count else "]}]}]}\n")
+        write(f'"scopeSpans":[{{"scope":{dumps(scope)},"spans":')
+        count = write_span_array(write, spans, encode, "write_otlp_json")
+        write("}]}]}\n")
         out.flush()
     return count

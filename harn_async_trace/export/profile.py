@@ -23,7 +23,7 @@ from typing import Any, Final
 from ..kinds import meta
 from ..model import Span
 from ._encoding import text_of
-from ._io import Target, check_spans, dumps, open_target
+from ._io import Target, check_spans, dumps, open_target, write_span_array
 from .jsonl import _span_record
 
 __all__ = ("llm_totals", "profile_totals", "write_profile_json")
@@ -154,17 +154,14 @@ def write_profile_json(spans: Sequence[Span], target: Target) -> int:
     check_spans(spans, "write_profile_json")
     totals = _Totals(_child_durations(spans))
     trace_ids: dict[str, None] = {}
-    count = 0
+    for span in spans:
+        totals.add(span)
+        trace_ids.setdefault(span.trace_id)
     with open_target(target, "write_profile_json") as out:
         write = out.write
-        write('{"spans":[')
-        for span in spans:
-            write(",\n" if count else "\n")
-            write(dumps(_span_record(span)))
-            totals.add(span)
-            trace_ids.setdefault(span.trace_id)
-            count += 1
-        write("\n],\n" if count else "],\n")
+        write('{"spans":')
+        count = write_span_array(write, spans, _span_record)
+        write(",\n")
         write(f'"span_count":{count},\n')
         write(f'"trace_ids":{dumps(list(trace_ids))},\n')
         write(f'"kinds":{dumps(totals.kinds_dict())},\n')

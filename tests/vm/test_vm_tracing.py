@@ -91,7 +91,7 @@ class TestConcurrentParents:
             works = [s for s in spans if s.parent_id == b.span_id]
             assert [w.name for w in works] == ["work"]
             inners = [s for s in spans if s.parent_id == works[0].span_id]
-            assert [ids[i.parent_id].name for i in inners] == ["work"]  # type: ignore[index]
+            assert [ids[i.parent_id].name for i in inners] == ["work"]  # type: ignore[index]  # inner spans are nested
         assert parent_name(spans, par) == "default"
 
     def test_spawn_is_detached_and_linked(self, loop: str) -> None:

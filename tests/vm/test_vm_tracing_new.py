@@ -70,7 +70,7 @@ class TestNewConstructSpans:
         _, spans = run(src, loop=loop, tracing=True)
         assert {s.kind for s in named(spans, "P.area")} == {"fn_call"}
         assert_each_under_own_branch(spans, "leaf", "P.area", 4)
-        assert all(parent(spans, s).kind == "spawn" for s in named(spans, "P.area"))  # type: ignore[union-attr]
+        assert all(parent(spans, s).kind == "spawn" for s in named(spans, "P.area"))  # type: ignore[union-attr]  # each has a parent
 
     def test_generator_resumes_nest_where_consumed(self, loop: str) -> None:
         """Each pull of a generator is a `fn_call` span under the consumer's span."""
@@ -82,10 +82,10 @@ class TestNewConstructSpans:
         assert out == "[0, 2, 4]\n"
         gens = named(spans, "gen")
         assert len(gens) == 9  # two yields and the final resume, per branch
-        assert all(parent(spans, g).name == "consume" for g in gens)  # type: ignore[union-attr]
+        assert all(parent(spans, g).name == "consume" for g in gens)  # type: ignore[union-attr]  # each has a parent
         leafs = named(spans, "leaf")
         assert len(leafs) == 6
-        assert all(parent(spans, s).name == "gen" for s in leafs)  # type: ignore[union-attr]
+        assert all(parent(spans, s).name == "gen" for s in leafs)  # type: ignore[union-attr]  # each has a parent
         assert len({branch_of(spans, s).span_id for s in leafs}) == 3
 
     def test_iterator_callbacks_nest_under_the_consumer(self, loop: str) -> None:
