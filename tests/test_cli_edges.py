@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import restore_sigint
 from cli_support import run_cli as _cli
 
 from harn_async_trace.cli import main
@@ -131,7 +132,8 @@ class TestCtrlC:
                    "--summary", *flags, *_output_flags(paths)]  # fmt: skip
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            preexec_fn=restore_sigint,
         )
         try:
             assert proc.stdout is not None

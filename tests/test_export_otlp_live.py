@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cli_support import restore_sigint
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -130,6 +131,7 @@ class TestCli:
             [sys.executable, "-m", "harn_async_trace.cli", "run", str(program),
              "--otlp-endpoint", receiver.url],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            preexec_fn=restore_sigint,
         )
         try:
             assert proc.stdout is not None
