@@ -324,13 +324,17 @@ class TestThreadsAndTasks:
     def test_async_with_on_many_tasks_with_cancellation(self, loop: str) -> None:
         """`async with span()` in 500 interleaved tasks, some cancelled, failing or timed out."""
         c = SpanCollector()
+        entered = 0
 
         async def task(i: int) -> None:
+            nonlocal entered
             async with span("step", f"outer{i}") as outer:
                 await asyncio.sleep(0)
                 async with span("fn_call", f"inner{i}") as inner:
+                    entered += 1
                     assert c.current_span_id() == inner.span_id != outer.span_id
-                    await asyncio.sleep(0.01 if i % 7 == 0 else 0)
+                    # Every seventh task waits here until main cancels it.
+                    await asyncio.sleep(30 if i % 7 == 0 else 0)
                     if i % 5 == 0:
                         raise ValueError(i)
                     if i % 11 == 0:
@@ -339,7 +343,10 @@ class TestThreadsAndTasks:
 
         async def main() -> None:
             tasks = [asyncio.create_task(task(i)) for i in range(500)]
-            await asyncio.sleep(0.001)
+            # Cancel only once every task is inside its inner span (not after a
+            # real-time sleep, which a busy machine can outlast).
+            while entered < 500:
+                await asyncio.sleep(0)
             for t in tasks[::7]:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
