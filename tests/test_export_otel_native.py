@@ -349,7 +349,10 @@ class TestConcurrency:
         provider, exporter, _ = _provider()
         tracer = provider.get_tracer("t")
 
+        parked = 0  # tasks waiting in their OTel span to be cancelled
+
         async def job(index: int) -> None:
+            nonlocal parked
             with span("step", f"job{index}"):
                 await asyncio.sleep(0.001 * (index % 7))
                 with tracer.start_as_current_span(f"otel{index}"):
@@ -360,12 +363,14 @@ class TestConcurrency:
                             await asyncio.sleep(1)
                     await asyncio.sleep(0.001 * (index % 3))
                     if index % 5 == 2:
+                        parked += 1
                         await asyncio.sleep(10)  # cancelled below
 
         async def main() -> None:
             with span("pipeline", "main"):
                 tasks = [asyncio.create_task(job(i)) for i in range(60)]
-                await asyncio.sleep(0.05)
+                while parked < 12:  # every cancelled task is inside its OTel span first
+                    await asyncio.sleep(0.001)
                 for index, task in enumerate(tasks):
                     if index % 5 == 2:
                         task.cancel()
