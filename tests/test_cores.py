@@ -325,6 +325,7 @@ class TestThreadsAndTasks:
         """`async with span()` in 500 interleaved tasks, some cancelled, failing or timed out."""
         c = SpanCollector()
         entered = 0
+        all_inside = asyncio.Event()
 
         async def task(i: int) -> None:
             nonlocal entered
@@ -332,6 +333,8 @@ class TestThreadsAndTasks:
                 await asyncio.sleep(0)
                 async with span("fn_call", f"inner{i}") as inner:
                     entered += 1
+                    if entered == 500:
+                        all_inside.set()
                     assert c.current_span_id() == inner.span_id != outer.span_id
                     # Every seventh task waits here until main cancels it.
                     await asyncio.sleep(30 if i % 7 == 0 else 0)
@@ -345,8 +348,7 @@ class TestThreadsAndTasks:
             tasks = [asyncio.create_task(task(i)) for i in range(500)]
             # Cancel only once every task is inside its inner span (not after a
             # real-time sleep, which a busy machine can outlast).
-            while entered < 500:
-                await asyncio.sleep(0)
+            await all_inside.wait()
             for t in tasks[::7]:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

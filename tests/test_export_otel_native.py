@@ -350,6 +350,7 @@ class TestConcurrency:
         tracer = provider.get_tracer("t")
 
         parked = 0  # tasks waiting in their OTel span to be cancelled
+        all_parked = asyncio.Event()
 
         async def job(index: int) -> None:
             nonlocal parked
@@ -364,13 +365,14 @@ class TestConcurrency:
                     await asyncio.sleep(0.001 * (index % 3))
                     if index % 5 == 2:
                         parked += 1
+                        if parked == 12:
+                            all_parked.set()
                         await asyncio.sleep(10)  # cancelled below
 
         async def main() -> None:
             with span("pipeline", "main"):
                 tasks = [asyncio.create_task(job(i)) for i in range(60)]
-                while parked < 12:  # every cancelled task is inside its OTel span first
-                    await asyncio.sleep(0.001)
+                await all_parked.wait()  # every task to cancel is inside its OTel span
                 for index, task in enumerate(tasks):
                     if index % 5 == 2:
                         task.cancel()
