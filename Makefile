@@ -14,7 +14,8 @@ OTEL_STAMP := $(OTEL_VENV)/.installed
 .PHONY: demo test test-pure check-core bench-peers test-otel test-browser test-extended bench lint clean test-plugin-matrix
 
 # anyio's own test suite on plain and virtual-time loops (benchmarks/anyio_suite.py):
-# too slow for `make test`, so it has its own venv with anyio's test dependencies.
+# too slow for `make test` (about 3 minutes), so it has its own venv with anyio's
+# test dependencies; .ci/run runs it.
 EXT_VENV := .venv-extended
 EXT_PY := $(EXT_VENV)/bin/python
 EXT_STAMP := $(EXT_VENV)/.installed

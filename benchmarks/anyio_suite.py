@@ -163,7 +163,7 @@ def fetch_tests(workdir: Path) -> Path:
 
 
 def run_suite(root: Path, extra: list[str]) -> dict[str, str]:
-    """Run the suite (again after a hang); test id -> passed/failed/error/skipped/hung."""
+    """Run the suite (again after a hang); pytest node id -> passed/failed/error/skipped/hung."""
     (root / "harn_suite_plugin.py").write_text(_PLUGIN, encoding="utf-8")
     results = root / "outcomes.jsonl"
     results.unlink(missing_ok=True)
@@ -192,7 +192,12 @@ def run_suite(root: Path, extra: list[str]) -> dict[str, str]:
         print(f"  hung: {hung[-1]} (pytest exited {done.returncode}); running the rest", flush=True)
         with results.open("a", encoding="utf-8") as out:
             out.write(json.dumps({"nodeid": hung[-1], "outcome": "hung"}) + "\n")
-    return {nodeid.replace("/", ".").replace(".py::", "::"): o for nodeid, o in outcomes.items()}
+    return dict(outcomes)
+
+
+def test_key(nodeid: str) -> str:
+    """``tests/test_x.py::t[p]`` -> ``tests.test_x::t[p]``, the form ``EXPECTED`` uses."""
+    return nodeid.replace("/", ".").replace(".py::", "::")
 
 
 def split_param(test_id: str) -> tuple[str, str | None]:
@@ -207,13 +212,19 @@ def split_param(test_id: str) -> tuple[str, str | None]:
     return test_id, None
 
 
-def compare(outcomes: dict[str, str]) -> int:
+def compare(outcomes: dict[str, str]) -> list[str]:
+    """Print the table and the differences; return the node ids of unexpected losses.
+
+    Each unexpected loss comes with its plain-loop twin, so both can be run again.
+    """
     by_flavour: dict[str, dict[str, str]] = {}
-    for test_id, outcome in outcomes.items():
-        base, flavour = split_param(test_id)
+    node_of: dict[tuple[str, str], str] = {}
+    for nodeid, outcome in outcomes.items():
+        base, flavour = split_param(test_key(nodeid))
         if flavour is not None:
             by_flavour.setdefault(flavour, {})[base] = outcome
-    status = 0
+            node_of[flavour, base] = nodeid
+    unexpected_nodes: list[str] = []
     print()
     print("| loop | passed | failed | error | hung | skipped |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -237,9 +248,32 @@ def compare(outcomes: dict[str, str]) -> int:
             print(f"  - {test}: {ours.get(test, 'missing')} ({why})")
         for test in gained:
             print(f"  + {test}: {theirs.get(test, 'missing')} on {plain}")
-        if unexpected:
-            status = 1
-    return status
+        for test in unexpected:
+            unexpected_nodes += [node_of[virtual, test], node_of[plain, test]]
+    return unexpected_nodes
+
+
+def check(root: Path, extra: list[str]) -> int:
+    """Run the suite and compare; unexpected losses get one more run, alone, before failing.
+
+    A loaded machine (CI's two shared cores) can fail a timing test once on
+    either loop; a test that loses again when run alone is a real regression.
+    """
+    unexpected = compare(run_suite(root, extra))
+    if not unexpected:
+        return 0
+    print(f"\n{len(unexpected) // 2} unexpected: running them and their plain-loop twins again")
+    again = run_suite(root, unexpected)
+    still = [
+        virtual
+        for virtual, plain in zip(unexpected[::2], unexpected[1::2], strict=True)
+        if again.get(plain) == "passed" and again.get(virtual) != "passed"
+    ]
+    for nodeid in still:
+        print(f"  still lost on virtual time: {nodeid} ({again.get(nodeid, 'missing')})")
+    if not still:
+        print("  all of them pass on the second run (load, not a regression)")
+    return 1 if still else 0
 
 
 def main() -> int:
@@ -253,11 +287,11 @@ def main() -> int:
         shutil.rmtree(args.keep, ignore_errors=True)
         args.keep.mkdir(parents=True)
         root = fetch_tests(args.keep)
-        status = compare(run_suite(root, extra))
+        status = check(root, extra)
     else:
         with tempfile.TemporaryDirectory(prefix="anyio-suite-") as tmp:
             root = fetch_tests(Path(tmp))
-            status = compare(run_suite(root, extra))
+            status = check(root, extra)
     print(f"\nanyio {importlib.metadata.version('anyio')}, {time.monotonic() - started:.0f} s")
     return status
 
