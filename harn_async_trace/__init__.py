@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from ._core import ACCELERATED as accelerated
 from ._scoped import SpanHandle, span
+from ._version import __version__
 from .api import (
     current_span_id,
     current_span_link,
@@ -108,8 +109,6 @@ from .markers import (
     emit_tool_mount,
 )
 from .model import LlmCallUsage, Span, SpanEvent, SpanLink
-
-__version__ = "0.1.0"
 
 __all__ = (
     "AsyncioInstrumentation",

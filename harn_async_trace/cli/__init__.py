@@ -27,7 +27,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
+from .._version import __version__
 from ._diff import add_diff_parser
 from ._run import add_run_arguments, check_run_arguments, run_command
 from ._summary import add_summary_parser

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from .. import events as _events
 from .._trace_id import trace_id_hex
+from .._version import __version__
 from ..model import Span
 from ._encoding import safe_text
 from ._io import check_filter, check_span, ended_span_of
@@ -74,8 +75,6 @@ def _sdk() -> Any:
         from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     except ImportError as exc:
         raise OtelUnavailableError(_INSTALL_HINT) from exc
-
-    from .. import __version__
 
     return types.SimpleNamespace(
         api=api,

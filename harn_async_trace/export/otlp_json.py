@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from .._trace_id import trace_id_hex
+from .._version import __version__
 from ..model import Span
 from ._encoding import safe_text, text_of
 from ._io import Target, check_span, dumps, open_target, write_span_array
@@ -206,8 +207,6 @@ def write_otlp_json(
         >>> json.loads(buf.getvalue())["resourceSpans"][0]["scopeSpans"][0]["spans"]
         []
     """
-    from .. import __version__  # late: the package imports this module
-
     attributes = resource_attributes()
     if service_name is not None:
         attributes["service.name"] = service_name

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final, final
 
 from ... import events as _events
 from ..._trace_id import trace_id_hex
+from ..._version import __version__
 from ...model import SpanLink
 from .._encoding import safe_text
 from .mapping import (
@@ -95,8 +96,6 @@ class LiveExport:
 
     def __init__(self, provider: TracerProvider, *, capture_content: bool) -> None:
         from opentelemetry import trace as api
-
-        from ... import __version__
 
         self._api = api
         self.capture_content = capture_content
