@@ -280,6 +280,7 @@ ccore_exec(PyObject *module)
     }
     struct { PyObject **slot; const char *text; } names[] = {
         {&st->s_start_subs, "_start_subscribers"}, {&st->s_end_subs, "_end_subscribers"},
+        {&st->s_root_parent, "_root_parent"},
         {&st->s_monotonic_ns, "monotonic_ns"}, {&st->s_wall_ns, "wall_ns"},
         {&st->s_trace_id, "trace_id"}, {&st->s_cancelled, "cancelled"},
         {&st->s_error, "error"}, {&st->s_error_type, "error_type"},
@@ -369,6 +370,7 @@ ccore_clear(PyObject *module)
     Py_CLEAR(st->zero);
     Py_CLEAR(st->s_start_subs);
     Py_CLEAR(st->s_end_subs);
+    Py_CLEAR(st->s_root_parent);
     Py_CLEAR(st->s_monotonic_ns);
     Py_CLEAR(st->s_wall_ns);
     Py_CLEAR(st->s_trace_id);
