@@ -8,7 +8,7 @@ import uuid
 
 from .clock import Clock, MockClock
 
-__all__ = ("new_trace_id", "trace_id_hex")
+__all__ = ("new_trace_id", "trace_id_from_hex", "trace_id_hex")
 
 
 def _uuid7(unix_ms: int, rand: bytes) -> uuid.UUID:
@@ -48,3 +48,18 @@ def trace_id_hex(trace_id: str) -> str:
     except ValueError:
         # Foreign ids: hash to a stable 128-bit value rather than fail an export.
         return hashlib.blake2b(trace_id.encode(), digest_size=16).hexdigest()
+
+
+def trace_id_from_hex(trace_hex: str) -> str:
+    """Our form (``trace_<uuid>``) of a 32-hex W3C/OTel trace id; ``trace_id_hex`` maps it back.
+
+    How a trace continued from elsewhere (a ``traceparent``, a foreign OTel
+    span) is named in the harn trace.
+
+    Example:
+        >>> trace_id_from_hex("0af7651916cd43dd8448eb211c80319c")
+        'trace_0af76519-16cd-43dd-8448-eb211c80319c'
+        >>> trace_id_hex(trace_id_from_hex("0af7651916cd43dd8448eb211c80319c"))
+        '0af7651916cd43dd8448eb211c80319c'
+    """
+    return "trace_" + str(uuid.UUID(hex=trace_hex))

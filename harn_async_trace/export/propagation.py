@@ -21,12 +21,11 @@ import hashlib
 import logging
 import os
 import re
-import uuid
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Final, final
 
-from .._trace_id import trace_id_hex
+from .._trace_id import trace_id_from_hex, trace_id_hex
 from ..clock import MockClock, current_clock
 from ..collector import SpanCollector
 from ..model import Span, SpanLink
@@ -68,7 +67,7 @@ class TraceParent:
     @property
     def trace_id(self) -> str:
         """Our form of the trace id (``trace_<uuid>``); ``trace_id_hex`` maps it back."""
-        return "trace_" + str(uuid.UUID(hex=self.trace_id_hex))
+        return trace_id_from_hex(self.trace_id_hex)
 
     @property
     def span_id(self) -> int:
