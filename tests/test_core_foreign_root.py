@@ -117,6 +117,9 @@ class TestNotAsked:
         assert (linked.trace_id, linked.links) == (c.trace_id, [own])
         assert fresh.trace_id not in (c.trace_id, FOREIGN) and fresh.links == []
         assert hook.asked == []
+        plain = c.end(c.open("step", "plain"))  # the control: a bare root is asked
+        assert plain is not None and plain.trace_id == FOREIGN
+        assert hook.asked == [c]
 
     def test_detached_spans_under_an_open_span_do_not_ask(self) -> None:
         """Only a span with no open harn span above it is a root the hook is asked about."""
@@ -126,11 +129,14 @@ class TestNotAsked:
         previous = events._set_root_parent(calls)
         try:
             detached = c.end(c.open("spawn", "job", detached=True))
+            assert calls.asked == []
+            c.close(outer)
+            root = c.end(c.open("spawn", "job", detached=True))  # nothing open above it now
         finally:
             events._set_root_parent(previous)
-        c.close(outer)
         assert detached is not None and detached.trace_id == c.trace_id
-        assert calls.asked == []
+        assert root is not None and root.trace_id == FOREIGN
+        assert calls.asked == [c]
 
 
 class TestBadHooks:
