@@ -71,7 +71,7 @@ def run_service() -> list[h.Span]:
 
 
 def _foreign_root(collector: h.SpanCollector, clock: h.MockClock) -> None:
-    """A root in a foreign trace (the root-parent hook, as use_otel sets it), events at given times."""
+    """A root in a foreign trace (the root-parent hook use_otel sets); events at given times."""
     trace = trace_id_from_hex("0af7651916cd43dd8448eb211c80319c")
     remote = h.SpanLink(trace, str(0xB7AD6B7169203331), {"relation": "remote_parent"})
     previous = events._set_root_parent(lambda c: (trace, remote))

@@ -102,7 +102,8 @@ class TestAtNs:
         assert collector.record_event(span_id, "b", at_ns=start_unix_ns)
         assert collector.dropped_events == 1
         record = collector.end(span_id)
-        assert record is not None and [e.name for e in record.events] == ["a"]
+        assert record is not None
+        assert [e.name for e in record.events] == ["a"]
 
 
 class TestValidation:
@@ -113,7 +114,8 @@ class TestValidation:
         with pytest.raises(TypeError, match=r"at_ns must be an int \(ns since the Unix epoch\)"):
             collector.record_event(span_id, "e", at_ns=bad)
         record = collector.end(span_id)
-        assert record is not None and record.events == []
+        assert record is not None
+        assert record.events == []
 
     @pytest.mark.parametrize(("bad", "why"), [(-1, "at_ns must be >= 0"),
                                               (-(1 << 70), "at_ns must be >= 0"),
@@ -124,7 +126,8 @@ class TestValidation:
         with pytest.raises(ValueError, match=why):
             collector.record_event(span_id, "e", None, bad)
         record = collector.end(span_id)
-        assert record is not None and record.events == []
+        assert record is not None
+        assert record.events == []
 
     def test_keywords_and_arity(self) -> None:
         """All four parameters by name; unknown names and too many arguments are TypeErrors."""
@@ -137,7 +140,8 @@ class TestValidation:
         with pytest.raises(TypeError):
             collector.record_event(span_id, "e", None, at, 1)  # type: ignore[call-arg]  # the error under test
         record = collector.end(span_id)
-        assert record is not None and [e.attributes for e in record.events] == [{"a": 1}]
+        assert record is not None
+        assert [e.attributes for e in record.events] == [{"a": 1}]
 
     def test_a_span_that_is_not_open_is_false(self) -> None:
         """As before: False for ids that are not open (no validation of the rest)."""

@@ -63,7 +63,8 @@ class TestRoots:
         with c.bind(handed):
             grandchild = c.open("step", "in-job")
         link = c.span_link(child)
-        assert link is not None and link.trace_id == FOREIGN
+        assert link is not None
+        assert link.trace_id == FOREIGN
         for span_id in (grandchild, handed, child, root):
             assert c.close(span_id)
         assert {s.name: s.trace_id for s in c.spans()} == dict.fromkeys(
@@ -95,14 +96,16 @@ class TestRoots:
         hook.answer = (FOREIGN, None)
         c = SpanCollector()
         record = c.end(c.open("step", "root"))
-        assert record is not None and (record.trace_id, record.links) == (FOREIGN, [])
+        assert record is not None
+        assert (record.trace_id, record.links) == (FOREIGN, [])
 
     def test_none_is_an_ordinary_root(self, hook: Calls) -> None:
         """A hook that answers None changes nothing."""
         hook.answer = None
         c = SpanCollector()
         record = c.end(c.open("step", "root"))
-        assert record is not None and (record.trace_id, record.links) == (c.trace_id, [])
+        assert record is not None
+        assert (record.trace_id, record.links) == (c.trace_id, [])
         assert hook.asked == [c]
 
 
@@ -113,12 +116,15 @@ class TestNotAsked:
         own = SpanLink(c.trace_id, "7")
         linked = c.end(c.open("step", "linked", [own]))
         fresh = c.end(c.open("step", "fresh", new_trace=True))
-        assert linked is not None and fresh is not None
+        assert linked is not None
+        assert fresh is not None
         assert (linked.trace_id, linked.links) == (c.trace_id, [own])
-        assert fresh.trace_id not in (c.trace_id, FOREIGN) and fresh.links == []
+        assert fresh.trace_id not in (c.trace_id, FOREIGN)
+        assert fresh.links == []
         assert hook.asked == []
         plain = c.end(c.open("step", "plain"))  # the control: a bare root is asked
-        assert plain is not None and plain.trace_id == FOREIGN
+        assert plain is not None
+        assert plain.trace_id == FOREIGN
         assert hook.asked == [c]
 
     def test_detached_spans_under_an_open_span_do_not_ask(self) -> None:
@@ -134,8 +140,10 @@ class TestNotAsked:
             root = c.end(c.open("spawn", "job", detached=True))  # nothing open above it now
         finally:
             events._set_root_parent(previous)
-        assert detached is not None and detached.trace_id == c.trace_id
-        assert root is not None and root.trace_id == FOREIGN
+        assert detached is not None
+        assert detached.trace_id == c.trace_id
+        assert root is not None
+        assert root.trace_id == FOREIGN
         assert calls.asked == [c]
 
 

@@ -266,7 +266,7 @@ class TestOtelSpansInTheHarnTrace:
             with span("step", "s"):
                 chat = provider.get_tracer("t").start_span(
                     "chat m", attributes={"gen_ai.operation.name": "chat"})
-                clock.advance_ns(2_000_000_000)  # the stream takes 2 s; its first chunk came at 0.125
+                clock.advance_ns(2_000_000_000)  # a 2 s stream; its first chunk came at 0.125 s
                 chat.set_attribute("gen_ai.response.time_to_first_chunk", 0.125)
                 chat.end()
         record = next(s for s in collector.spans() if s.name == "chat m")

@@ -92,7 +92,8 @@ def assert_one_trace(b: Bridge) -> None:
             assert e.parent.span_id == otel_of[s.parent_id].context.span_id, s.name
         elif remote:
             assert remote[0].trace_id == s.trace_id
-            assert e.parent is not None and e.parent.span_id == int(remote[0].span_id), s.name
+            assert e.parent is not None, s.name
+            assert e.parent.span_id == int(remote[0].span_id), s.name
         else:
             assert e.parent is None, s.name
 
@@ -107,9 +108,12 @@ class TestLiveRoots:
         foreign_trace = trace_id_from_hex(_hex(context.trace_id))
         root, child = bridge.record("handle"), bridge.record("plan")
         assert (root.trace_id, child.trace_id) == (foreign_trace, foreign_trace)
-        assert root.parent_id is None and root.links == [_remote_link(context)]
-        assert child.links == [] and child.parent_id == root.span_id
-        assert link is not None and link.trace_id == foreign_trace
+        assert root.parent_id is None
+        assert root.links == [_remote_link(context)]
+        assert child.links == []
+        assert child.parent_id == root.span_id
+        assert link is not None
+        assert link.trace_id == foreign_trace
         assert bridge.collector.trace_id != foreign_trace  # the collector's own trace is kept
         assert_one_trace(bridge)
         (exported_root,) = [e for e in bridge.exported() if e.name == "invoke_workflow handle"]
@@ -164,7 +168,7 @@ class TestLiveRoots:
 
 class TestMirroredRoots:
     def test_an_otel_root_span_is_mirrored_in_its_own_trace(self, bridge: Bridge) -> None:
-        """An OTel span with no parent and no harn span open: its mirror and children in its trace."""
+        """An OTel span with no parent and no harn span open: mirror and children in its trace."""
         with bridge.own.start_as_current_span("GET /own") as request:
             with span("step", "inside"), bridge.own.start_as_current_span("db"):
                 pass
@@ -186,7 +190,7 @@ class TestMirroredRoots:
         assert_one_trace(bridge)
 
     def test_an_otel_span_under_a_harn_root_is_its_child(self, bridge: Bridge) -> None:
-        """Under an open harn span a mirror is its child, in its trace (the foreign one), unlinked."""
+        """Under an open harn span a mirror is its child, in its (foreign) trace, unlinked."""
         with bridge.foreign.start_as_current_span("GET /ask") as request:
             with span("step", "outer"):
                 bridge.own.start_span("cache.get").end()
