@@ -166,6 +166,48 @@ class TestLiveRoots:
         assert exporter.get_finished_spans() == ()  # ParentBased: not sampled, as its parent
 
 
+class TestSpanIds:
+    def test_two_collectors_in_one_foreign_trace_never_share_span_ids(self, bridge: Bridge) -> None:
+        """As with continue_trace, ids restart from a random base: no two OTel span ids collide.
+
+        (Two collectors stand for two processes: both count from 1, and the OTel
+        span id is a hash of trace id and harn id.)
+        """
+        other = SpanCollector()
+        with bridge.foreign.start_as_current_span("GET /ask") as request:
+            with span("step", "a"), span("step", "a-child"):
+                pass
+            with use_collector(other), span("step", "b"), span("step", "b-child"):
+                pass
+        foreign_trace = trace_id_from_hex(_hex(request.get_span_context().trace_id))
+        records = [*bridge.collector.spans(), *other.spans()]
+        assert {s.trace_id for s in records} == {foreign_trace}
+        assert len({s.span_id for s in records}) == 4
+        assert min(s.span_id for s in records) > 1_000  # not counted from 1
+        exported = [e for e in bridge.exported() if "harn.span.id" in (e.attributes or {})]
+        assert len({e.context.span_id for e in exported}) == len(exported) == 4
+        for s in records:
+            (e,) = [e for e in exported if e.name == s.name]
+            assert e.context.span_id == otel_span_id(s.trace_id, s.span_id)
+
+    def test_ids_restart_once_per_collector_trace(self, bridge: Bridge) -> None:
+        """The first foreign root restarts the ids; later ones count on; a reset restarts again."""
+        with bridge.foreign.start_as_current_span("GET /1"):
+            with span("step", "first"):
+                pass
+        with bridge.foreign.start_as_current_span("GET /2"):
+            with span("step", "second"):
+                pass
+        first, second = bridge.record("first"), bridge.record("second")
+        assert first.span_id > 1_000
+        assert second.span_id == first.span_id + 1
+        bridge.collector.reset()
+        with bridge.foreign.start_as_current_span("GET /3"):
+            with span("step", "third"):
+                pass
+        assert bridge.record("third").span_id > 1_000
+
+
 class TestMirroredRoots:
     def test_an_otel_root_span_is_mirrored_in_its_own_trace(self, bridge: Bridge) -> None:
         """An OTel span with no parent and no harn span open: mirror and children in its trace."""

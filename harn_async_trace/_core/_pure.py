@@ -366,18 +366,20 @@ class CoreCollector:
         top = self._chain.get()
         while top is not None and top._collector is None:
             top = top._prev
-        span_id = self._next_id()
         if top is None:
-            parent_id = None
-            lane = span_id
-            ctx = self._root_ctx
-            if new_trace:
-                trace_id = new_trace_id(clock)
-            elif _events._root_parent is None or links:
+            # A root asks the root-parent hook before its id is taken: the
+            # hook may restart the ids (as continue_trace does).
+            if _events._root_parent is None or links or new_trace:
                 trace_id = self.trace_id
             else:  # a root that may sit inside someone else's trace (events._root_parent)
                 trace_id, links = self._foreign_root()
+            span_id = lane = self._next_id()
+            if new_trace:
+                trace_id = new_trace_id(clock)
+            parent_id = None
+            ctx = self._root_ctx
         else:
+            span_id = self._next_id()
             up = top._row
             ctx = up[_CTX]
             lane = up[_LANE]

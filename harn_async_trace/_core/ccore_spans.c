@@ -153,7 +153,7 @@ core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *lin
           int detached, int push, int new_trace, PyObject *metadata_arg)
 {
     State *st = self->state;
-    Handle *h = NULL;
+    Handle *h = NULL, *top = NULL;
     PyObject *clock = NULL, *trace = NULL;
     PyObject *hook_links = NULL; /* the root-parent hook's [link], in place of links_arg */
     PyObject *kind = checked_kind(st, kind_arg);
@@ -178,6 +178,40 @@ core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *lin
     int64_t start_ns;
     if (binding_now(self, bi, &start_ns) < 0) {
         goto fail;
+    }
+    /* The chain before the id: a root asks the root-parent hook first, and
+     * the hook may restart the ids (as continue_trace does). */
+    PyObject *top_obj;
+    if (PyContextVar_Get(self->chain, NULL, &top_obj) < 0) {
+        goto fail;
+    }
+    top = top_obj == Py_None ? NULL : (Handle *)top_obj;
+    while (top != NULL && top->collector == NULL) {
+        top = top->prev;
+    }
+    Py_XINCREF(top);
+    Py_XDECREF(top_obj);
+    if (top == NULL && !new_trace) {
+        /* Only a root without links or new_trace looks for the hook:
+         * one dict lookup, and nothing for any other span. */
+        PyObject *hook = PyDict_GetItemWithError(st->events_dict, st->s_root_parent);
+        if (hook == NULL && PyErr_Occurred()) {
+            goto fail;
+        }
+        if (hook != NULL && hook != Py_None) {
+            int has_links = links_arg != NULL && links_arg != Py_None;
+            if (has_links && (has_links = PyObject_IsTrue(links_arg)) < 0) {
+                goto fail;
+            }
+            if (!has_links) {
+                if (foreign_root(self, hook, &trace, &hook_links) < 0) {
+                    goto fail;
+                }
+                if (hook_links != NULL) {
+                    links_arg = hook_links;
+                }
+            }
+        }
     }
     int64_t id = self->next_id++;
     if (new_trace) {
@@ -207,45 +241,8 @@ core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *lin
     if (h->span_id == NULL) {
         goto fail;
     }
-    PyObject *top_obj;
-    if (PyContextVar_Get(self->chain, NULL, &top_obj) < 0) {
-        goto fail;
-    }
-    Handle *top = top_obj == Py_None ? NULL : (Handle *)top_obj;
-    while (top != NULL && top->collector == NULL) {
-        top = top->prev;
-    }
-    Py_XINCREF(top);
-    Py_XDECREF(top_obj);
     if (top == NULL) {
         h->lane = id;
-        if (trace == NULL) {
-            /* Only a root without links or new_trace looks for the hook:
-             * one dict lookup, and nothing for any other span. */
-            PyObject *hook = PyDict_GetItemWithError(st->events_dict, st->s_root_parent);
-            if (hook == NULL && PyErr_Occurred()) {
-                goto fail;
-            }
-            if (hook != NULL && hook != Py_None) {
-                int has_links = links_arg != NULL && links_arg != Py_None;
-                if (has_links && (has_links = PyObject_IsTrue(links_arg)) < 0) {
-                    goto fail;
-                }
-                if (!has_links) {
-                    if (foreign_root(self, hook, &trace, &hook_links) < 0) {
-                        goto fail;
-                    }
-                    if (self->generation != generation) {
-                        PyErr_SetString(PyExc_RuntimeError,
-                                        "the collector was reset while a span was being opened");
-                        goto fail;
-                    }
-                    if (hook_links != NULL) {
-                        links_arg = hook_links;
-                    }
-                }
-            }
-        }
         if (trace == NULL) {
             trace = self->trace_id;
             Py_INCREF(trace);
@@ -350,6 +347,7 @@ fail:
     Py_XDECREF(clock);
     Py_XDECREF(trace);
     Py_XDECREF(hook_links);
+    Py_XDECREF(top);
     Py_XDECREF(h);
     return NULL;
 }

@@ -229,12 +229,26 @@ def continue_trace(parent: TraceParent, collector: SpanCollector | None = None) 
         from ..context import current_collector  # late: context sits above the exporters
 
         collector = current_collector()
+    collector.adopt_trace(parent.trace_id, fresh_id_base(parent.header()))
+    return parent.to_link()
+
+
+def fresh_id_base(seed: str) -> int:
+    """A random 62-bit first span id for a collector joining a trace other processes share.
+
+    Harn ids count from 1 in every process and the OTel span id is a hash of
+    (trace id, harn id), so two processes in one trace must not both count
+    from 1. Under a mock clock it comes from ``seed`` and the clock instead,
+    so replays are stable.
+
+    Example:
+        >>> 0 < fresh_id_base("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01") < 2**62
+        True
+    """
     clock = current_clock()
     if isinstance(clock, MockClock):
-        seed = f"{parent.header()}:{clock.now_wall_ms()}:{clock.next_trace_seq()}".encode()
-        raw = hashlib.blake2b(seed, digest_size=8).digest()
+        mixed = f"{seed}:{clock.now_wall_ms()}:{clock.next_trace_seq()}".encode()
+        raw = hashlib.blake2b(mixed, digest_size=8).digest()
     else:
         raw = os.urandom(8)
-    base = (int.from_bytes(raw, "big") >> 2) | 1
-    collector.adopt_trace(parent.trace_id, base)
-    return parent.to_link()
+    return (int.from_bytes(raw, "big") >> 2) | 1

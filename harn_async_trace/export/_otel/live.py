@@ -20,13 +20,18 @@ links) takes that span's trace id (``trace_id_from_hex``) and a
 ``relation=remote_parent`` link to it, as ``continue_trace`` gives a root,
 so the harn trace and OTel name the same trace; its export is that span's
 child. A mirror opened with no harn span above it takes its OTel span's
-trace id (and a link to its OTel parent) the same way.
+trace id (and a link to its OTel parent) the same way. And as
+``continue_trace`` does, the first time a collector joins a foreign trace
+its span ids restart from a random base (``fresh_id_base``): other
+processes in that trace count from 1 too, and the OTel span id is a hash of
+(trace id, harn id).
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, final
 
@@ -34,6 +39,7 @@ from ... import events as _events
 from ..._trace_id import trace_id_from_hex, trace_id_hex
 from ...model import SpanLink
 from .._encoding import safe_text
+from ..propagation import fresh_id_base
 from .mapping import (
     REMOTE_PARENT,
     attributes_for,
@@ -142,6 +148,9 @@ class LiveExport:
         self._subscription: _events.Subscription | None = _events.subscribe(
             on_start=self._on_start, on_end=self._on_end
         )
+        # Collector -> its trace id when its ids were restarted (a reset
+        # starts a new trace and counts from 1 again: restart again then).
+        self._rebased: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._hook = self._root_parent  # one bound method: close() compares it by identity
         _events._set_root_parent(self._hook)
 
@@ -188,6 +197,8 @@ class LiveExport:
             trace_id = _harn_trace_of(collector.trace_id, context.trace_id)
         except Exception:  # OTel's context must never fail the open of a harn span
             return None
+        if trace_id is not collector.trace_id:
+            self._join(collector, trace_id)
         if parent is None or not parent.is_valid:
             # An OTel root mirrored: its trace, no parent to point at.
             return None if trace_id is collector.trace_id else (trace_id, None)
@@ -195,6 +206,18 @@ class LiveExport:
         if not local.mirroring:
             local.foreign_root = (link, otel_span)
         return trace_id, link
+
+    def _join(self, collector: SpanCollector, trace_id: str) -> None:
+        """Restart ``collector``'s ids from a random base once per trace of its own (module doc)."""
+        own = collector.trace_id
+        try:
+            if self._rebased.get(collector) == own:
+                return
+            self._rebased[collector] = own
+        except TypeError:  # a collector that takes no weak references: restart every time
+            pass
+        # The root's id is taken after this hook returns: it gets one of the new ids too.
+        collector._restart_ids(own, fresh_id_base(trace_id))
 
     # -- harn -> OTel ------------------------------------------------------------
 
