@@ -229,11 +229,11 @@ def continue_trace(parent: TraceParent, collector: SpanCollector | None = None) 
         from ..context import current_collector  # late: context sits above the exporters
 
         collector = current_collector()
-    collector.adopt_trace(parent.trace_id, fresh_id_base(parent.header()))
+    collector.adopt_trace(parent.trace_id, _fresh_id_base(parent.header()))
     return parent.to_link()
 
 
-def fresh_id_base(seed: str) -> int:
+def _fresh_id_base(seed: str) -> int:
     """A random 62-bit first span id for a collector joining a trace other processes share.
 
     Harn ids count from 1 in every process and the OTel span id is a hash of
@@ -242,7 +242,7 @@ def fresh_id_base(seed: str) -> int:
     so replays are stable.
 
     Example:
-        >>> 0 < fresh_id_base("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01") < 2**62
+        >>> 0 < _fresh_id_base("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01") < 2**62
         True
     """
     clock = current_clock()

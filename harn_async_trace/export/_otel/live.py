@@ -22,7 +22,7 @@ so the harn trace and OTel name the same trace; its export is that span's
 child. A mirror opened with no harn span above it takes its OTel span's
 trace id (and a link to its OTel parent) the same way. And as
 ``continue_trace`` does, the first time a collector joins a foreign trace
-its span ids restart from a random base (``fresh_id_base``): other
+its span ids restart from a random base (``_fresh_id_base``): other
 processes in that trace count from 1 too, and the OTel span id is a hash of
 (trace id, harn id).
 """
@@ -39,7 +39,7 @@ from ... import events as _events
 from ..._trace_id import trace_id_from_hex, trace_id_hex
 from ...model import SpanLink
 from .._encoding import safe_text
-from ..propagation import fresh_id_base
+from ..propagation import _fresh_id_base
 from .mapping import (
     REMOTE_PARENT,
     attributes_for,
@@ -217,7 +217,7 @@ class LiveExport:
         except TypeError:  # a collector that takes no weak references: restart every time
             pass
         # The root's id is taken after this hook returns: it gets one of the new ids too.
-        collector._restart_ids(own, fresh_id_base(trace_id))
+        collector._restart_ids(own, _fresh_id_base(trace_id))
 
     # -- harn -> OTel ------------------------------------------------------------
 
