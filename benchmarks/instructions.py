@@ -5,7 +5,8 @@ For each core (this process's, then the pure one with ``HARN_TRACE_PURE=1``)
 and each workload, it runs itself under ``valgrind --tool=callgrind`` twice,
 with N and with 0 repetitions, and prints ``(Ir(N) - Ir(0)) / spans``: the
 interpreter start-up and imports cancel out, so what is left is the cost of
-the spans alone, and it does not depend on the load of the machine.
+the spans alone, and it does not depend on the load of the machine (the
+hash seed is fixed, so repeated runs agree to a few instructions).
 
 Workloads (a collector current, nobody listening for events):
 
@@ -63,7 +64,9 @@ def _workload(name: str, reps: int) -> None:
 
 
 def _instructions(name: str, reps: int, pure: bool) -> int:
-    env = dict(os.environ)
+    # A fixed hash seed: string hashes (dict probes, set layouts) vary run to
+    # run otherwise, and so would the counts, by a few percent.
+    env = dict(os.environ, PYTHONHASHSEED="0")
     if pure:
         env["HARN_TRACE_PURE"] = "1"
     else:
