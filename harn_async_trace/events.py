@@ -144,8 +144,10 @@ _end_subscribers: tuple[Subscription, ...] = ()
 RootParentHook = Callable[[Any], "tuple[str, SpanLink | None] | None"]
 # The cores call it only for a span with no open harn span above it, no links
 # and no new_trace, and read it only on that branch: with no hook (every
-# process without use_otel) a root pays one lookup, other spans nothing.
-_root_parent: RootParentHook | None = None
+# process without use_otel) a root pays one read, other spans nothing. A
+# one-item list, so the compiled core holds the list and reads its item
+# (no dict lookup per root).
+_root_parent: Final[list[RootParentHook | None]] = [None]
 
 
 def _set_root_parent(hook: RootParentHook | None) -> RootParentHook | None:
@@ -161,10 +163,9 @@ def _set_root_parent(hook: RootParentHook | None) -> RootParentHook | None:
         'trace_elsewhere'
         >>> _ = _set_root_parent(previous)
     """
-    global _root_parent
     if hook is not None and not callable(hook):
         raise TypeError(f"hook must be callable or None, got {hook!r}")
-    previous, _root_parent = _root_parent, hook
+    previous, _root_parent[0] = _root_parent[0], hook
     return previous
 
 

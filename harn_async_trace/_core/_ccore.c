@@ -168,6 +168,14 @@ ccore_configure(PyObject *module, PyObject *config)
     }
     Py_INCREF(dict);
     Py_XSETREF(st->events_dict, dict);
+    PyObject *root_parent = PyDict_GetItemString(dict, "_root_parent"); /* borrowed */
+    if (root_parent == NULL || !PyList_CheckExact(root_parent)
+        || PyList_GET_SIZE(root_parent) != 1) {
+        PyErr_SetString(PyExc_TypeError, "events._root_parent must be a one-item list");
+        return NULL;
+    }
+    Py_INCREF(root_parent);
+    Py_XSETREF(st->root_parent, root_parent);
     for (int i = 0; i < SLOT_COUNT; i++) {
         PyObject *descr = PyObject_GetAttrString(st->Span, slot_names[i]);
         if (descr == NULL) {
@@ -280,7 +288,6 @@ ccore_exec(PyObject *module)
     }
     struct { PyObject **slot; const char *text; } names[] = {
         {&st->s_start_subs, "_start_subscribers"}, {&st->s_end_subs, "_end_subscribers"},
-        {&st->s_root_parent, "_root_parent"},
         {&st->s_monotonic_ns, "monotonic_ns"}, {&st->s_wall_ns, "wall_ns"},
         {&st->s_trace_id, "trace_id"}, {&st->s_cancelled, "cancelled"},
         {&st->s_error, "error"}, {&st->s_error_type, "error_type"},
@@ -315,6 +322,7 @@ ccore_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->system_clock);
     Py_VISIT(st->SystemClock);
     Py_VISIT(st->events_dict);
+    Py_VISIT(st->root_parent);
     Py_VISIT(st->Span);
     for (int i = 0; i < SLOT_COUNT; i++) {
         Py_VISIT(st->slots[i]);
@@ -351,6 +359,7 @@ ccore_clear(PyObject *module)
     Py_CLEAR(st->system_clock);
     Py_CLEAR(st->SystemClock);
     Py_CLEAR(st->events_dict);
+    Py_CLEAR(st->root_parent);
     Py_CLEAR(st->Span);
     for (int i = 0; i < SLOT_COUNT; i++) {
         Py_CLEAR(st->slots[i]);
@@ -370,7 +379,6 @@ ccore_clear(PyObject *module)
     Py_CLEAR(st->zero);
     Py_CLEAR(st->s_start_subs);
     Py_CLEAR(st->s_end_subs);
-    Py_CLEAR(st->s_root_parent);
     Py_CLEAR(st->s_monotonic_ns);
     Py_CLEAR(st->s_wall_ns);
     Py_CLEAR(st->s_trace_id);

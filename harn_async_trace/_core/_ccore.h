@@ -120,6 +120,7 @@ typedef struct {
     /* Given by _configure (see __init__.py). */
     PyObject *current_clock, *system_clock, *SystemClock;
     PyObject *events_dict; /* events.py's globals: read per event, as the pure core does */
+    PyObject *root_parent; /* events._root_parent: a one-item list holding the hook or None */
     PyObject *Span, *slots[SLOT_COUNT];
     PyObject *ClockBinding, *SpanLink, *SpanEvent, *SpanKind, *kind_by_value, *coerce_kind;
     PyObject *new_trace_id, *CancelledError, *decorate, *time_monotonic_ns;
@@ -127,7 +128,7 @@ typedef struct {
     PyObject *disabled;   /* the handle of spans entered while tracing is off */
     PyObject *ready_none; /* an awaitable that gives None (span.__aexit__) */
     PyObject *zero;
-    PyObject *s_start_subs, *s_end_subs, *s_root_parent, *s_monotonic_ns, *s_wall_ns, *s_trace_id;
+    PyObject *s_start_subs, *s_end_subs, *s_monotonic_ns, *s_wall_ns, *s_trace_id;
     PyObject *s_cancelled, *s_error, *s_error_type, *s_Cancelled, *s_name;
     PyObject *s_emit_start, *s_emit_end, *s_SpanStartEvent, *s_SpanEndEvent;
     /* CoreCollector's own methods, to tell when a subclass replaced one. */

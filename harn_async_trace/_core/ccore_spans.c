@@ -192,13 +192,12 @@ core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *lin
     Py_XINCREF(top);
     Py_XDECREF(top_obj);
     if (top == NULL && !new_trace) {
-        /* Only a root without links or new_trace looks for the hook:
-         * one dict lookup, and nothing for any other span. */
-        PyObject *hook = PyDict_GetItemWithError(st->events_dict, st->s_root_parent);
-        if (hook == NULL && PyErr_Occurred()) {
-            goto fail;
-        }
-        if (hook != NULL && hook != Py_None) {
+        /* Only a root without links or new_trace looks for the hook: one
+         * read of the list's item, and nothing for any other span. */
+        PyObject *hook = st->root_parent != NULL && PyList_GET_SIZE(st->root_parent) == 1
+                             ? PyList_GET_ITEM(st->root_parent, 0)
+                             : Py_None; /* borrowed; foreign_root holds it for the call */
+        if (hook != Py_None) {
             int has_links = links_arg != NULL && links_arg != Py_None;
             if (has_links && (has_links = PyObject_IsTrue(links_arg)) < 0) {
                 goto fail;

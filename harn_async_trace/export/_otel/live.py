@@ -372,7 +372,7 @@ class LiveExport:
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             subscription.close()
-        if _events._root_parent is self._hook:
+        if _events._root_parent[0] is self._hook:
             _events._set_root_parent(None)
 
 
