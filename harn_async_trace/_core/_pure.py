@@ -41,6 +41,9 @@ _LANE: Final = 5
 _CTX: Final = 6
 _SYSTEM: Final = SystemClock()
 _NO_BINDING: Final = _ClockBinding(None, 0, 0)
+# events._root_parent itself (a one-item list): a root reads its item, no
+# module attribute lookup.
+_ROOT_PARENT: Final = _events._root_parent
 
 
 def checked_kind(kind: object) -> SpanKind:
@@ -369,7 +372,7 @@ class CoreCollector:
         if top is None:
             # A root asks the root-parent hook before its id is taken: the
             # hook may restart the ids (as continue_trace does).
-            if _events._root_parent[0] is None or links or new_trace:
+            if _ROOT_PARENT[0] is None or links or new_trace:
                 trace_id = self.trace_id
             else:  # a root that may sit inside someone else's trace (events._root_parent)
                 trace_id, links = self._foreign_root()
@@ -421,7 +424,7 @@ class CoreCollector:
 
     def _foreign_root(self) -> tuple[str, list[SpanLink] | None]:
         """The trace id and links of a root, as the root-parent hook says (see events)."""
-        hook = _events._root_parent[0]
+        hook = _ROOT_PARENT[0]
         found = None if hook is None else hook(self)
         if found is None:
             return self.trace_id, None
