@@ -189,6 +189,21 @@ class TestBadHooks:
         finally:
             events._set_root_parent(previous)
 
+    def test_links_whose_truth_test_removes_the_hook(self) -> None:
+        """The hook is read again after links run Python code: the removed one is never called."""
+
+        class Sneaky(list[SpanLink]):
+            def __len__(self) -> int:
+                events._set_root_parent(None)  # drops the only reference to the hook below
+                return 0
+
+        calls: list[object] = []
+        events._set_root_parent(lambda c: calls.append(c))
+        c = SpanCollector()
+        record = c.end(c.open("step", "root", Sneaky()))
+        assert record is not None
+        assert (record.trace_id, record.links, calls) == (c.trace_id, [], [])
+
     def test_only_callables_or_none(self) -> None:
         with pytest.raises(TypeError, match="hook must be callable or None"):
             events._set_root_parent("nope")  # type: ignore[arg-type]  # the error under test

@@ -147,6 +147,14 @@ foreign_root(Collector *self, PyObject *hook, PyObject **trace_out, PyObject **l
     return 0;
 }
 
+/* The hook in events._root_parent (borrowed), or None. */
+static inline PyObject *
+root_parent_hook(State *st)
+{
+    PyObject *cell = st->root_parent;
+    return cell != NULL && PyList_GET_SIZE(cell) == 1 ? PyList_GET_ITEM(cell, 0) : Py_None;
+}
+
 /* Open a span; returns its handle (new reference). */
 HT_INTERNAL Handle *
 core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *links_arg,
@@ -194,15 +202,14 @@ core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *lin
     if (top == NULL && !new_trace) {
         /* Only a root without links or new_trace looks for the hook: one
          * read of the list's item, and nothing for any other span. */
-        PyObject *hook = st->root_parent != NULL && PyList_GET_SIZE(st->root_parent) == 1
-                             ? PyList_GET_ITEM(st->root_parent, 0)
-                             : Py_None; /* borrowed; foreign_root holds it for the call */
-        if (hook != Py_None) {
+        if (root_parent_hook(st) != Py_None) {
             int has_links = links_arg != NULL && links_arg != Py_None;
             if (has_links && (has_links = PyObject_IsTrue(links_arg)) < 0) {
                 goto fail;
             }
-            if (!has_links) {
+            /* Read again: the truth test may have run Python (and swapped it). */
+            PyObject *hook = root_parent_hook(st); /* borrowed; foreign_root holds it */
+            if (!has_links && hook != Py_None) {
                 if (foreign_root(self, hook, &trace, &hook_links) < 0) {
                     goto fail;
                 }
