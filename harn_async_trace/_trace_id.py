@@ -8,7 +8,7 @@ import uuid
 
 from .clock import Clock, MockClock
 
-__all__ = ("new_trace_id", "trace_id_hex")
+__all__ = ("fresh_id_base", "new_trace_id", "trace_id_from_hex", "trace_id_hex")
 
 
 def _uuid7(unix_ms: int, rand: bytes) -> uuid.UUID:
@@ -48,3 +48,41 @@ def trace_id_hex(trace_id: str) -> str:
     except ValueError:
         # Foreign ids: hash to a stable 128-bit value rather than fail an export.
         return hashlib.blake2b(trace_id.encode(), digest_size=16).hexdigest()
+
+
+def trace_id_from_hex(trace_hex: str) -> str:
+    """Our form (``trace_<uuid>``) of a 32-hex W3C/OTel trace id; ``trace_id_hex`` maps it back.
+
+    How a trace continued from elsewhere (a ``traceparent``, a foreign OTel
+    span) is named in the harn trace.
+
+    Example:
+        >>> trace_id_from_hex("0af7651916cd43dd8448eb211c80319c")
+        'trace_0af76519-16cd-43dd-8448-eb211c80319c'
+        >>> trace_id_hex(trace_id_from_hex("0af7651916cd43dd8448eb211c80319c"))
+        '0af7651916cd43dd8448eb211c80319c'
+    """
+    return "trace_" + str(uuid.UUID(hex=trace_hex))
+
+
+def fresh_id_base(seed: str, clock: Clock) -> int:
+    """A random 62-bit first span id for a collector joining a trace other processes share.
+
+    Harn ids count from 1 in every process and the OTel span id is a hash of
+    (trace id, harn id), so two processes in one trace must not both count
+    from 1. Under a :class:`MockClock` it comes from ``seed`` and the clock
+    instead, so replays are stable.
+
+    Example:
+        >>> seed = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        >>> 0 < fresh_id_base(seed, MockClock()) < 2**62
+        True
+        >>> fresh_id_base(seed, MockClock()) == fresh_id_base(seed, MockClock())
+        True
+    """
+    if isinstance(clock, MockClock):
+        mixed = f"{seed}:{clock.now_wall_ms()}:{clock.next_trace_seq()}".encode()
+        raw = hashlib.blake2b(mixed, digest_size=8).digest()
+    else:
+        raw = os.urandom(8)
+    return (int.from_bytes(raw, "big") >> 2) | 1

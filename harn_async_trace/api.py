@@ -137,16 +137,25 @@ def span_start_user_timing(
     return span_id, trace_id, parent_id, start_unix_ns // 1_000_000
 
 
-def span_record_event(span_id: int, name: str, attrs: dict[str, Any] | None = None) -> bool:
+def span_record_event(
+    span_id: int, name: str, attrs: dict[str, Any] | None = None, *, at_ns: int | None = None
+) -> bool:
     """Record an event on an open span; False for 0 or ids that are not open.
+
+    ``at_ns`` places it at that time (ns since the Unix epoch, the clock of
+    ``Span.start_unix_ns``) instead of now.
 
     Example:
         >>> span_record_event(0, "retry")
         False
+        >>> span_record_event(0, "first_token", at_ns=1_700_000_000_125_000_000)
+        False
     """
     if not span_id:
         return False
-    return current_collector().record_event(span_id, name, attrs)
+    if at_ns is None:  # a collector subclass may still take three arguments
+        return current_collector().record_event(span_id, name, attrs)
+    return current_collector().record_event(span_id, name, attrs, at_ns)
 
 
 

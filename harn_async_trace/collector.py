@@ -34,7 +34,9 @@ methods on top):
   record for the caller (``instant``: zero duration, for marker spans).
 * ``set_metadata``, ``attach_metadata_if_absent``, ``record_event``,
   ``current_span_id``, ``innermost_of``, ``span_link``, ``is_open``,
-  ``open_details`` edit and read open spans.
+  ``open_details`` edit and read open spans. ``record_event(span_id, name,
+  attributes=None, at_ns=None)`` records at ``at_ns`` (ns since the Unix
+  epoch, the clock of ``Span.start_unix_ns``) when given, else now.
 * ``spans``, ``take_spans``, ``finished_count``, ``open_span_count``,
   ``reset`` read and clear the store. Finished spans are kept as plain rows
   (no object each); every read builds fresh ``Span`` records, which share
@@ -42,7 +44,10 @@ methods on top):
 
 A span's trace id is its parent's (or, for a boundary span, the trace of the
 span that handed the work off); roots take ``collector.trace_id``, and
-``new_trace=True`` starts a fresh one. A span's ``lane`` is the task it ran
+``new_trace=True`` starts a fresh one. A root with no links and no
+``new_trace`` asks the root-parent hook (``events._root_parent``, set by
+``use_otel``), when there is one, whether it sits inside a foreign trace: it
+then takes that trace id and a ``remote_parent`` link instead. A span's ``lane`` is the task it ran
 in, recorded, not guessed: a span pushed under an open span takes that
 span's lane, and a span that starts a task (detached, not pushed) or has
 nothing above it starts a lane of its own (its id).

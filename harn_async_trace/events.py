@@ -138,6 +138,36 @@ _subscribers: tuple[Subscription, ...] = ()
 _start_subscribers: tuple[Subscription, ...] = ()
 _end_subscribers: tuple[Subscription, ...] = ()
 
+# Given the collector opening a root, None (an ordinary root) or
+# (trace id, its ``remote_parent`` link or None) for a root inside a trace
+# that is not harn's.
+RootParentHook = Callable[[Any], "tuple[str, SpanLink | None] | None"]
+# The cores call it only for a span with no open harn span above it, no links
+# and no new_trace, and read it only on that branch: with no hook (every
+# process without use_otel) a root pays one read, other spans nothing. A
+# one-item list, so the compiled core holds the list and reads its item
+# (no dict lookup per root).
+_root_parent: Final[list[RootParentHook | None]] = [None]
+
+
+def _set_root_parent(hook: RootParentHook | None) -> RootParentHook | None:
+    """Install the root-parent hook (None removes it); returns the one it replaced.
+
+    ``use_otel()``'s live export sets it, so that a harn root opened inside a
+    foreign OTel span takes that span's trace id and a ``remote_parent`` link.
+
+    Example:
+        >>> from harn_async_trace import SpanCollector
+        >>> previous = _set_root_parent(lambda c: ("trace_elsewhere", None))
+        >>> c = SpanCollector(); c.end(c.open("step", "root")).trace_id
+        'trace_elsewhere'
+        >>> _ = _set_root_parent(previous)
+    """
+    if hook is not None and not callable(hook):
+        raise TypeError(f"hook must be callable or None, got {hook!r}")
+    previous, _root_parent[0] = _root_parent[0], hook
+    return previous
+
 
 def _publish(subscribers: tuple[Subscription, ...]) -> None:
     global _subscribers, _start_subscribers, _end_subscribers

@@ -2,8 +2,8 @@
 
 * :func:`reset_tracing_state` gives every test a clean process: the default
   collector emptied and switched off, no clock override left installed, no
-  event listener left subscribed, ``instrument_asyncio`` off. Call it from an
-  autouse fixture.
+  event listener (or root-parent hook) left, ``instrument_asyncio`` off. Call
+  it from an autouse fixture.
 * :func:`render_trace_tree` renders spans as the readable tree that the
   pytest plugin's ``trace_snapshot`` compares with golden files.
 
@@ -44,4 +44,5 @@ def reset_tracing_state() -> None:
     collector.enabled = False
     del _clock._ACTIVE[1:]  # index 0 is the system clock
     _events.unsubscribe_all()
+    _events._set_root_parent(None)
     uninstrument_asyncio()

@@ -17,6 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_trace_builders import rich_trace
 
 import harn_async_trace as h
+from harn_async_trace import events
+from harn_async_trace._trace_id import trace_id_from_hex
 from harn_async_trace.export.chrome import write_chrome_trace
 from harn_async_trace.export.jsonl import write_jsonl
 from harn_async_trace.export.otlp_json import write_otlp_json
@@ -64,7 +66,27 @@ def run_service() -> list[h.Span]:
         collector = h.SpanCollector()  # its trace id comes from the mock too
     with h.use_collector(collector):
         h.run(_service(), clock=clock)
+        _foreign_root(collector, clock)
     return collector.spans()
+
+
+def _foreign_root(collector: h.SpanCollector, clock: h.MockClock) -> None:
+    """A root in a foreign trace (the root-parent hook use_otel sets); events at given times."""
+    trace = trace_id_from_hex("0af7651916cd43dd8448eb211c80319c")
+    remote = h.SpanLink(trace, str(0xB7AD6B7169203331), {"relation": "remote_parent"})
+    previous = events._set_root_parent(lambda c: (trace, remote))
+    try:
+        with h.install_override(clock), h.span("pipeline", "foreign-root"):
+            with h.span("llm_call", "chat") as call:
+                start_unix_ns = collector.open_details(call.span_id)[2]
+                clock.advance_ns(2_000_000_000)
+                collector.record_event(
+                    call.span_id, "first_token", {"time_to_first_token_ms": 125.0},
+                    start_unix_ns + 125_000_000,
+                )
+                call.record_event("done")
+    finally:
+        events._set_root_parent(previous)
 
 
 def main(out_dir: str) -> None:

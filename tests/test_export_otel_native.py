@@ -18,7 +18,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 
-from harn_async_trace import SpanCollector, span, traced_parallel, traced_spawn, use_collector
+from harn_async_trace import (
+    MockClock,
+    SpanCollector,
+    install_override,
+    span,
+    traced_parallel,
+    traced_spawn,
+    use_collector,
+)
 from harn_async_trace._trace_id import trace_id_hex
 from harn_async_trace.export import OtelHandle, use_otel
 from harn_async_trace.export._otel.mapping import otel_span_id
@@ -248,6 +256,25 @@ class TestOtelSpansInTheHarnTrace:
         record = next(s for s in otel.collector.spans() if s.name == "chat m")
         (event,) = record.events
         assert (event.name, event.attributes) == ("first_token", {"time_to_first_token_ms": 125.0})
+
+    def test_the_first_token_event_sits_at_start_plus_ttft(self) -> None:
+        """Not at the span's end: the mirror's start + time_to_first_chunk, exact under a mock."""
+        provider, _, _ = _provider()
+        clock = MockClock(start_wall_ms=1_700_000_000_000)
+        collector = SpanCollector()
+        with install_override(clock), use_collector(collector), use_otel(provider):
+            with span("step", "s"):
+                chat = provider.get_tracer("t").start_span(
+                    "chat m", attributes={"gen_ai.operation.name": "chat"})
+                clock.advance_ns(2_000_000_000)  # a 2 s stream; its first chunk came at 0.125 s
+                chat.set_attribute("gen_ai.response.time_to_first_chunk", 0.125)
+                chat.end()
+        record = next(s for s in collector.spans() if s.name == "chat m")
+        (event,) = record.events
+        assert record.duration_ms == 2_000
+        assert (event.name, event.offset_ms, event.time_unix_ms) == (
+            "first_token", 125, record.start_unix_ms + 125)
+        assert event.attributes == {"time_to_first_token_ms": 125.0}
 
     def test_error_status_becomes_error_metadata(self, otel: Otel) -> None:
         """An OTel span that ends with an ERROR status is an error span in the harn trace."""

@@ -168,6 +168,14 @@ ccore_configure(PyObject *module, PyObject *config)
     }
     Py_INCREF(dict);
     Py_XSETREF(st->events_dict, dict);
+    PyObject *root_parent = PyDict_GetItemString(dict, "_root_parent"); /* borrowed */
+    if (root_parent == NULL || !PyList_CheckExact(root_parent)
+        || PyList_GET_SIZE(root_parent) != 1) {
+        PyErr_SetString(PyExc_TypeError, "events._root_parent must be a one-item list");
+        return NULL;
+    }
+    Py_INCREF(root_parent);
+    Py_XSETREF(st->root_parent, root_parent);
     for (int i = 0; i < SLOT_COUNT; i++) {
         PyObject *descr = PyObject_GetAttrString(st->Span, slot_names[i]);
         if (descr == NULL) {
@@ -314,6 +322,7 @@ ccore_traverse(PyObject *module, visitproc visit, void *arg)
     Py_VISIT(st->system_clock);
     Py_VISIT(st->SystemClock);
     Py_VISIT(st->events_dict);
+    Py_VISIT(st->root_parent);
     Py_VISIT(st->Span);
     for (int i = 0; i < SLOT_COUNT; i++) {
         Py_VISIT(st->slots[i]);
@@ -350,6 +359,7 @@ ccore_clear(PyObject *module)
     Py_CLEAR(st->system_clock);
     Py_CLEAR(st->SystemClock);
     Py_CLEAR(st->events_dict);
+    Py_CLEAR(st->root_parent);
     Py_CLEAR(st->Span);
     for (int i = 0; i < SLOT_COUNT; i++) {
         Py_CLEAR(st->slots[i]);

@@ -95,11 +95,12 @@ static const char *const slot_names[SLOT_COUNT] = {
 
 enum {
     ARG_KIND, ARG_NAME, ARG_LINKS, ARG_DETACHED, ARG_PUSH, ARG_NEW_TRACE, ARG_METADATA,
-    ARG_INSTANT, ARG_COUNT
+    ARG_INSTANT, ARG_SPAN_ID, ARG_ATTRIBUTES, ARG_AT_NS, ARG_COUNT
 };
 
 static const char *const arg_names[ARG_COUNT] = {
     "kind", "name", "links", "detached", "push", "new_trace", "metadata", "instant",
+    "span_id", "attributes", "at_ns",
 };
 
 /* Collector methods the module API and span() call: when type(collector)
@@ -119,6 +120,7 @@ typedef struct {
     /* Given by _configure (see __init__.py). */
     PyObject *current_clock, *system_clock, *SystemClock;
     PyObject *events_dict; /* events.py's globals: read per event, as the pure core does */
+    PyObject *root_parent; /* events._root_parent: a one-item list holding the hook or None */
     PyObject *Span, *slots[SLOT_COUNT];
     PyObject *ClockBinding, *SpanLink, *SpanEvent, *SpanKind, *kind_by_value, *coerce_kind;
     PyObject *new_trace_id, *CancelledError, *decorate, *time_monotonic_ns;
@@ -275,7 +277,7 @@ HT_INTERNAL int core_set_metadata(Collector *self, PyObject *span_id, PyObject *
 HT_INTERNAL PyObject *call_replaced(Collector *c, PyObject *method, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 HT_INTERNAL int via_set_metadata(Collector *c, PyObject *span_id, PyObject *key, PyObject *value);
 HT_INTERNAL int core_attach_if_absent(Collector *self, PyObject *span_id, PyObject *key, PyObject *value);
-HT_INTERNAL int handle_record_event_impl(Handle *h, PyObject *name, PyObject *attributes);
+HT_INTERNAL int handle_record_event_impl(Handle *h, PyObject *name, PyObject *attributes, PyObject *at_ns);
 HT_INTERNAL PyObject *link_of(State *st, PyObject *trace_id, PyObject *span_id);
 HT_INTERNAL int handle_traverse(Handle *h, visitproc visit, void *arg);
 HT_INTERNAL int handle_clear(Handle *h);
@@ -306,7 +308,7 @@ HT_INTERNAL PyObject *collector_close(Collector *self, PyObject *const *args, Py
 HT_INTERNAL PyObject *collector_end(Collector *self, PyObject *span_id);
 HT_INTERNAL PyObject *collector_set_metadata(Collector *self, PyObject *const *args, Py_ssize_t nargs);
 HT_INTERNAL PyObject *collector_attach_metadata_if_absent(Collector *self, PyObject *const *args, Py_ssize_t nargs);
-HT_INTERNAL PyObject *collector_record_event(Collector *self, PyObject *const *args, Py_ssize_t nargs);
+HT_INTERNAL PyObject *collector_record_event(Collector *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 HT_INTERNAL int chain_top(Collector *self, PyObject **top_out, Handle **live_out);
 HT_INTERNAL PyObject *collector_current_span_id(Collector *self, PyObject *Py_UNUSED(ignored));
 HT_INTERNAL PyObject *collector_chain_length(Collector *self, PyObject *Py_UNUSED(ignored));

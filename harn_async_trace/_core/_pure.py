@@ -41,6 +41,9 @@ _LANE: Final = 5
 _CTX: Final = 6
 _SYSTEM: Final = SystemClock()
 _NO_BINDING: Final = _ClockBinding(None, 0, 0)
+# events._root_parent itself (a one-item list): a root reads its item, no
+# module attribute lookup.
+_ROOT_PARENT: Final = _events._root_parent
 
 
 def checked_kind(kind: object) -> SpanKind:
@@ -61,6 +64,17 @@ def checked_name(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}: {name!r}")
     return str.__str__(name)
+
+
+def _checked_at_ns(at_ns: object) -> int:
+    """``record_event``'s ``at_ns`` as an int in [0, 2**63), else TypeError/ValueError."""
+    if isinstance(at_ns, bool) or not isinstance(at_ns, int):
+        raise TypeError(f"at_ns must be an int (ns since the Unix epoch) or None, got {at_ns!r}")
+    if at_ns < 0:
+        raise ValueError(f"at_ns must be >= 0, got {at_ns!r}")
+    if at_ns >= 1 << 63:  # the compiled core keeps times as int64
+        raise ValueError(f"at_ns must be < 2**63, got {at_ns!r}")
+    return int(at_ns)
 
 
 class SpanHandle:
@@ -355,13 +369,20 @@ class CoreCollector:
         top = self._chain.get()
         while top is not None and top._collector is None:
             top = top._prev
-        span_id = self._next_id()
         if top is None:
+            # A root asks the root-parent hook before its id is taken: the
+            # hook may restart the ids (as continue_trace does).
+            if _ROOT_PARENT[0] is None or links or new_trace:
+                trace_id = self.trace_id
+            else:  # a root that may sit inside someone else's trace (events._root_parent)
+                trace_id, links = self._foreign_root()
+            span_id = lane = self._next_id()
+            if new_trace:
+                trace_id = new_trace_id(clock)
             parent_id = None
-            trace_id = new_trace_id(clock) if new_trace else self.trace_id
-            lane = span_id
             ctx = self._root_ctx
         else:
+            span_id = self._next_id()
             up = top._row
             ctx = up[_CTX]
             lane = up[_LANE]
@@ -400,6 +421,24 @@ class CoreCollector:
         if _events._start_subscribers:
             self._emit_start(span)
         return span_id
+
+    def _foreign_root(self) -> tuple[str, list[SpanLink] | None]:
+        """The trace id and links of a root, as the root-parent hook says (see events)."""
+        hook = _ROOT_PARENT[0]
+        found = None if hook is None else hook(self)
+        if found is None:
+            return self.trace_id, None
+        if (
+            type(found) is not tuple
+            or len(found) != 2
+            or type(found[0]) is not str
+            or not (found[1] is None or isinstance(found[1], SpanLink))
+        ):
+            raise TypeError(
+                "the root-parent hook must return None or (trace_id: str, link: SpanLink | "
+                f"None), got {found!r}"
+            )
+        return found[0], None if found[1] is None else [found[1]]
 
     def start(self, kind: SpanKind | str, name: str) -> int:
         """Open a span under the current task's innermost open span; returns its id.
@@ -523,14 +562,26 @@ class CoreCollector:
         return False
 
     def record_event(
-        self, span_id: int, name: str, attributes: dict[str, Any] | None = None
+        self,
+        span_id: int,
+        name: str,
+        attributes: dict[str, Any] | None = None,
+        at_ns: int | None = None,
     ) -> bool:
         """Record a timestamped event on an open span; False if it is not open.
+
+        ``at_ns`` is the event's time in ns since the Unix epoch (the clock of
+        ``Span.start_unix_ns`` and ``open_details``); None means now.
 
         Example:
             >>> c = CoreCollector(); s = c.open("step", "a")
             >>> c.record_event(s, "retry", {"attempt": 2})
             True
+            >>> start_unix_ns = c.open_details(s)[2]
+            >>> c.record_event(s, "first_token", at_ns=start_unix_ns + 125_000_000)
+            True
+            >>> c.end(s).events[1].offset_ms
+            125
         """
         span = self._open.get(span_id)
         if span is None:
@@ -539,6 +590,8 @@ class CoreCollector:
             raise TypeError(f"event name must be a str, got {name!r}")
         if attributes is not None and not isinstance(attributes, dict):
             raise TypeError(f"event attributes must be a dict, got {attributes!r}")
+        if at_ns is not None:
+            at_ns = _checked_at_ns(at_ns)
         events = span._events
         if events is None:
             events = span._events = []
@@ -548,7 +601,10 @@ class CoreCollector:
         row = span._row
         binding = row[_CTX][1]
         start_ns = row[_START]
-        offset_ns = binding.now() - binding.base_ns - start_ns
+        if at_ns is None:
+            offset_ns = binding.now() - binding.base_ns - start_ns
+        else:  # a given time needs no clock read
+            offset_ns = at_ns - binding.wall_offset_ns - start_ns
         events.append(
             SpanEvent(
                 name,

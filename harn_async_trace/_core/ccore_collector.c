@@ -294,14 +294,21 @@ collector_attach_metadata_if_absent(Collector *self, PyObject *const *args, Py_s
 }
 
 HT_INTERNAL PyObject *
-collector_record_event(Collector *self, PyObject *const *args, Py_ssize_t nargs)
+collector_record_event(Collector *self, PyObject *const *args, Py_ssize_t nargs,
+                       PyObject *kwnames)
 {
-    if (nargs < 2 || nargs > 3) {
-        PyErr_Format(PyExc_TypeError, "record_event() takes 2 or 3 arguments (%zd given)",
-                     nargs);
+    static const int want[] = {ARG_SPAN_ID, ARG_NAME, ARG_ATTRIBUTES, ARG_AT_NS};
+    PyObject *a[4];
+    if (kwnames == NULL && nargs >= 2 && nargs <= 3) {
+        a[0] = args[0];
+        a[1] = args[1];
+        a[2] = nargs == 3 ? args[2] : NULL;
+        a[3] = NULL;
+    }
+    else if (parse_args(self->state, "record_event", args, nargs, kwnames, want, 4, 2, a) < 0) {
         return NULL;
     }
-    Handle *h = open_handle(self, args[0]);
+    Handle *h = open_handle(self, a[0]);
     if (h == NULL) {
         if (PyErr_Occurred()) {
             return NULL;
@@ -309,7 +316,7 @@ collector_record_event(Collector *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_FALSE;
     }
     Py_INCREF(h);
-    int status = handle_record_event_impl(h, args[1], nargs == 3 ? args[2] : NULL);
+    int status = handle_record_event_impl(h, a[1], a[2], a[3]);
     Py_DECREF(h);
     if (status < 0) {
         return NULL;
@@ -669,8 +676,8 @@ static PyMethodDef collector_methods[] = {
      PyDoc_STR("set_metadata($self, span_id, key, value, /)\n--\n\nSet ``key`` on an open span; unknown or ended ids are ignored.")},
     {"attach_metadata_if_absent", FAST(collector_attach_metadata_if_absent), METH_FASTCALL,
      PyDoc_STR("attach_metadata_if_absent($self, span_id, key, value, /)\n--\n\nSet ``key`` unless present, on an open *or finished* span.")},
-    {"record_event", FAST(collector_record_event), METH_FASTCALL,
-     PyDoc_STR("record_event($self, span_id, name, attributes=None, /)\n--\n\nRecord a timestamped event on an open span; False if it is not open.")},
+    {"record_event", FAST(collector_record_event), METH_FASTCALL | METH_KEYWORDS,
+     PyDoc_STR("record_event($self, span_id, name, attributes=None, at_ns=None)\n--\n\nRecord a timestamped event on an open span; False if it is not open.")},
     {"current_span_id", (PyCFunction)collector_current_span_id, METH_NOARGS,
      PyDoc_STR("current_span_id($self, /)\n--\n\nId of the current task's innermost open span, or None.")},
     {"innermost_of", (PyCFunction)collector_innermost_of, METH_O,

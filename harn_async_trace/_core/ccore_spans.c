@@ -100,14 +100,70 @@ handle_alloc(State *st)
     return (PyObject *)h;
 }
 
+/* A root's trace id and links as the root-parent hook (events._root_parent)
+ * says: 0 with *trace_out and *links_out set (new references) or left NULL when
+ * the hook answers None; -1 on error. May run any Python code. */
+static int
+foreign_root(Collector *self, PyObject *hook, PyObject **trace_out, PyObject **links_out)
+{
+    State *st = self->state;
+    Py_INCREF(hook);
+    PyObject *found = PyObject_CallOneArg(hook, (PyObject *)self);
+    Py_DECREF(hook);
+    if (found == NULL) {
+        return -1;
+    }
+    if (found == Py_None) {
+        Py_DECREF(found);
+        return 0;
+    }
+    int ok = PyTuple_CheckExact(found) && PyTuple_GET_SIZE(found) == 2
+             && PyUnicode_CheckExact(PyTuple_GET_ITEM(found, 0));
+    PyObject *link = ok ? PyTuple_GET_ITEM(found, 1) : NULL;
+    if (ok && link != Py_None && Py_TYPE(link) != (PyTypeObject *)st->SpanLink) {
+        ok = PyObject_IsInstance(link, st->SpanLink);
+        if (ok < 0) {
+            Py_DECREF(found);
+            return -1;
+        }
+    }
+    if (!ok) {
+        PyErr_Format(PyExc_TypeError,
+                     "the root-parent hook must return None or (trace_id: str, link: SpanLink | "
+                     "None), got %R", found);
+        Py_DECREF(found);
+        return -1;
+    }
+    if (link != Py_None) {
+        *links_out = PyList_New(1);
+        if (*links_out == NULL) {
+            Py_DECREF(found);
+            return -1;
+        }
+        PyList_SET_ITEM(*links_out, 0, Py_NewRef(link));
+    }
+    *trace_out = Py_NewRef(PyTuple_GET_ITEM(found, 0));
+    Py_DECREF(found);
+    return 0;
+}
+
+/* The hook in events._root_parent (borrowed), or None. */
+static inline PyObject *
+root_parent_hook(State *st)
+{
+    PyObject *cell = st->root_parent;
+    return cell != NULL && PyList_GET_SIZE(cell) == 1 ? PyList_GET_ITEM(cell, 0) : Py_None;
+}
+
 /* Open a span; returns its handle (new reference). */
 HT_INTERNAL Handle *
 core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *links_arg,
           int detached, int push, int new_trace, PyObject *metadata_arg)
 {
     State *st = self->state;
-    Handle *h = NULL;
+    Handle *h = NULL, *top = NULL;
     PyObject *clock = NULL, *trace = NULL;
+    PyObject *hook_links = NULL; /* the root-parent hook's [link], in place of links_arg */
     PyObject *kind = checked_kind(st, kind_arg);
     if (kind == NULL) {
         return NULL;
@@ -130,6 +186,38 @@ core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *lin
     int64_t start_ns;
     if (binding_now(self, bi, &start_ns) < 0) {
         goto fail;
+    }
+    /* The chain before the id: a root asks the root-parent hook first, and
+     * the hook may restart the ids (as continue_trace does). */
+    PyObject *top_obj;
+    if (PyContextVar_Get(self->chain, NULL, &top_obj) < 0) {
+        goto fail;
+    }
+    top = top_obj == Py_None ? NULL : (Handle *)top_obj;
+    while (top != NULL && top->collector == NULL) {
+        top = top->prev;
+    }
+    Py_XINCREF(top);
+    Py_XDECREF(top_obj);
+    if (top == NULL && !new_trace) {
+        /* Only a root without links or new_trace looks for the hook: one
+         * read of the list's item, and nothing for any other span. */
+        if (root_parent_hook(st) != Py_None) {
+            int has_links = links_arg != NULL && links_arg != Py_None;
+            if (has_links && (has_links = PyObject_IsTrue(links_arg)) < 0) {
+                goto fail;
+            }
+            /* Read again: the truth test may have run Python (and swapped it). */
+            PyObject *hook = root_parent_hook(st); /* borrowed; foreign_root holds it */
+            if (!has_links && hook != Py_None) {
+                if (foreign_root(self, hook, &trace, &hook_links) < 0) {
+                    goto fail;
+                }
+                if (hook_links != NULL) {
+                    links_arg = hook_links;
+                }
+            }
+        }
     }
     int64_t id = self->next_id++;
     if (new_trace) {
@@ -159,16 +247,6 @@ core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *lin
     if (h->span_id == NULL) {
         goto fail;
     }
-    PyObject *top_obj;
-    if (PyContextVar_Get(self->chain, NULL, &top_obj) < 0) {
-        goto fail;
-    }
-    Handle *top = top_obj == Py_None ? NULL : (Handle *)top_obj;
-    while (top != NULL && top->collector == NULL) {
-        top = top->prev;
-    }
-    Py_XINCREF(top);
-    Py_XDECREF(top_obj);
     if (top == NULL) {
         h->lane = id;
         if (trace == NULL) {
@@ -262,16 +340,20 @@ core_open(Collector *self, PyObject *kind_arg, PyObject *name_arg, PyObject *lin
                 Py_XDECREF(popped);
             }
             PyErr_Restore(et, ev, tb);
+            Py_XDECREF(hook_links);
             Py_DECREF(h);
             return NULL;
         }
     }
+    Py_XDECREF(hook_links);
     return h;
 fail:
     Py_XDECREF(kind);
     Py_XDECREF(name);
     Py_XDECREF(clock);
     Py_XDECREF(trace);
+    Py_XDECREF(hook_links);
+    Py_XDECREF(top);
     Py_XDECREF(h);
     return NULL;
 }
@@ -514,9 +596,40 @@ core_attach_if_absent(Collector *self, PyObject *span_id, PyObject *key, PyObjec
     return PyDict_SetItem(metadata, key, value);
 }
 
-/* Returns 1 (recorded or dropped by the limit) or -1; the span is open. */
+/* `at_ns` (record_event's) as an int64 into *out: 1 when given, 0 when
+ * NULL/None, -1 (TypeError/ValueError naming it) when invalid. */
+static int
+read_at_ns(PyObject *at_ns, int64_t *out)
+{
+    if (at_ns == NULL || at_ns == Py_None) {
+        return 0;
+    }
+    if (!PyLong_Check(at_ns) || PyBool_Check(at_ns)) {
+        PyErr_Format(PyExc_TypeError,
+                     "at_ns must be an int (ns since the Unix epoch) or None, got %R", at_ns);
+        return -1;
+    }
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(at_ns, &overflow);
+    if (value == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (overflow > 0) {
+        PyErr_Format(PyExc_ValueError, "at_ns must be < 2**63, got %R", at_ns);
+        return -1;
+    }
+    if (overflow < 0 || value < 0) {
+        PyErr_Format(PyExc_ValueError, "at_ns must be >= 0, got %R", at_ns);
+        return -1;
+    }
+    *out = (int64_t)value;
+    return 1;
+}
+
+/* Returns 1 (recorded or dropped by the limit) or -1; the span is open.
+ * `at_ns` (NULL or None: now) is the event's time in ns since the Unix epoch. */
 HT_INTERNAL int
-handle_record_event_impl(Handle *h, PyObject *name, PyObject *attributes)
+handle_record_event_impl(Handle *h, PyObject *name, PyObject *attributes, PyObject *at_ns)
 {
     Collector *self = h->collector;
     State *st = self->state;
@@ -526,6 +639,11 @@ handle_record_event_impl(Handle *h, PyObject *name, PyObject *attributes)
     }
     if (attributes != NULL && attributes != Py_None && !PyDict_Check(attributes)) {
         PyErr_Format(PyExc_TypeError, "event attributes must be a dict, got %R", attributes);
+        return -1;
+    }
+    int64_t at = 0;
+    int given = read_at_ns(at_ns, &at);
+    if (given < 0) {
         return -1;
     }
     if (h->events == NULL) {
@@ -538,23 +656,31 @@ handle_record_event_impl(Handle *h, PyObject *name, PyObject *attributes)
         self->dropped_events++;
         return 1;
     }
-    Py_INCREF(self);
-    uint64_t generation = self->generation;
-    int64_t now;
-    int status = binding_now(self, h->binding, &now);
-    if (status < 0 || self->generation != generation || h->collector == NULL) {
-        Py_DECREF(self);
-        return status < 0 ? -1 : 1;
+    int status;
+    int64_t offset, wall_offset = self->bindings[h->binding].wall_offset_ns;
+    if (given) {
+        /* A given time needs no clock read (and so no call into Python). */
+        offset = at - wall_offset - h->start_ns;
     }
-    int64_t offset = now - h->start_ns;
-    int64_t wall_offset = self->bindings[h->binding].wall_offset_ns;
-    Py_DECREF(self);
+    else {
+        Py_INCREF(self);
+        uint64_t generation = self->generation;
+        int64_t now;
+        int read = binding_now(self, h->binding, &now);
+        if (read < 0 || self->generation != generation || h->collector == NULL) {
+            Py_DECREF(self);
+            return read < 0 ? -1 : 1;
+        }
+        offset = now - h->start_ns;
+        wall_offset = self->bindings[h->binding].wall_offset_ns;
+        Py_DECREF(self);
+    }
     PyObject *attrs = (attributes != NULL && attributes != Py_None
                        && PyDict_GET_SIZE(attributes) > 0)
                           ? PyDict_Copy(attributes)
                           : PyDict_New();
-    PyObject *time_ms = PyLong_FromLongLong(floor_div(h->start_ns + offset + wall_offset,
-                                                      1000000));
+    PyObject *time_ms = PyLong_FromLongLong(
+        floor_div(given ? at : h->start_ns + offset + wall_offset, 1000000));
     PyObject *offset_ms = PyLong_FromLongLong(floor_div(offset, 1000000));
     PyObject *event = NULL;
     if (attrs && time_ms && offset_ms) {

@@ -116,7 +116,7 @@ handle_record_event(Handle *h, PyObject *const *args, Py_ssize_t nargs, PyObject
         return result;
     }
     Py_INCREF(h);
-    int status = handle_record_event_impl(h, name, attrs);
+    int status = handle_record_event_impl(h, name, attrs, NULL);
     Py_DECREF(h);
     Py_XDECREF(attrs);
     if (status < 0) {

@@ -11,7 +11,8 @@ While the handle is open (needs the ``[otel]`` extra):
    collector too, as ``llm_call``/``tool_call``/``fn_call`` by their
    ``gen_ai.operation.name`` (``_otel.ingest``), and never exported twice;
 4. a harn root opened while an OTel span is current (and no harn span is
-   open) is that span's child;
+   open) is that span's child, and in the harn trace it carries that span's
+   trace id and a ``remote_parent`` link to it (``_otel.live``);
 5. message content is dropped from harn spans and exports unless
    ``capture_content=True``.
 

@@ -17,17 +17,14 @@ A malformed header is ignored with one logged warning; it never raises.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import re
-import uuid
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Final, final
 
-from .._trace_id import trace_id_hex
-from ..clock import MockClock, current_clock
+from .._trace_id import fresh_id_base, trace_id_from_hex, trace_id_hex
+from ..clock import current_clock
 from ..collector import SpanCollector
 from ..model import Span, SpanLink
 from ._otel.mapping import REMOTE_PARENT, link_context, otel_span_id, span_id_hex
@@ -68,7 +65,7 @@ class TraceParent:
     @property
     def trace_id(self) -> str:
         """Our form of the trace id (``trace_<uuid>``); ``trace_id_hex`` maps it back."""
-        return "trace_" + str(uuid.UUID(hex=self.trace_id_hex))
+        return trace_id_from_hex(self.trace_id_hex)
 
     @property
     def span_id(self) -> int:
@@ -230,12 +227,6 @@ def continue_trace(parent: TraceParent, collector: SpanCollector | None = None) 
         from ..context import current_collector  # late: context sits above the exporters
 
         collector = current_collector()
-    clock = current_clock()
-    if isinstance(clock, MockClock):
-        seed = f"{parent.header()}:{clock.now_wall_ms()}:{clock.next_trace_seq()}".encode()
-        raw = hashlib.blake2b(seed, digest_size=8).digest()
-    else:
-        raw = os.urandom(8)
-    base = (int.from_bytes(raw, "big") >> 2) | 1
-    collector.adopt_trace(parent.trace_id, base)
+    collector.adopt_trace(parent.trace_id, fresh_id_base(parent.header(), current_clock()))
     return parent.to_link()
+

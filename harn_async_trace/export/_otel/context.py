@@ -22,17 +22,31 @@ attached is safe.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from ...context import _current
 
 if TYPE_CHECKING:
-    from .live import LiveExport
+    from ...collector import SpanCollector
 
-__all__ = ("ContextOverlay", "underlying_context")
+__all__ = ("ContextOverlay", "SpanRegistry", "underlying_context")
 
 # The mark an attached context carries: (collector, innermost harn span id or None).
 _MARK: Final = "harn_async_trace.chain_mark"
+
+
+class SpanRegistry(Protocol):
+    """What the overlay asks of the live export: the OTel span of a harn span, and back.
+
+    A protocol rather than the live export's class, so this module stays
+    below the one that installs it.
+    """
+
+    harn_of: dict[int, tuple[SpanCollector, int]]
+
+    def otel_span_of(self, collector: SpanCollector, span_id: int) -> Any:
+        """The OTel span standing for the open harn span ``span_id``."""
+        ...
 
 
 def _runtime_module() -> Any:
@@ -60,7 +74,7 @@ class ContextOverlay:
         >>> overlay = ContextOverlay(live); overlay.install(); overlay.uninstall(); live.close()
     """
 
-    def __init__(self, live: LiveExport) -> None:
+    def __init__(self, live: SpanRegistry) -> None:
         from opentelemetry import trace as api
         from opentelemetry.context import Context
 

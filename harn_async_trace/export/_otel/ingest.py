@@ -11,7 +11,10 @@ parent stands for) and closed when they end:
 * the attributes become metadata (message content only with
   ``capture_content``); an error status becomes ``error`` / ``error_type``;
 * a streamed call's ``gen_ai.response.time_to_first_chunk`` becomes a
-  ``first_token`` event.
+  ``first_token`` event at the mirror's start plus that time;
+* a mirror with no harn span above it is in its OTel span's trace (the
+  live export's root-parent hook), with a ``remote_parent`` link to its
+  OTel parent when it has one.
 
 OTel exports the span itself; the live export skips its mirror.
 """
@@ -32,6 +35,9 @@ __all__ = ("harn_kind_of", "make_ingest_processor", "usage_metadata")
 
 _LLM_OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content"})
 _TTFT: Final = "gen_ai.response.time_to_first_chunk"
+# Beyond this (a year, in seconds) a TTFT is no time to place an event at;
+# NaN and inf fail the range test too.
+_MAX_TTFT_S: Final = 365 * 24 * 3600.0
 # LlmCallUsage key -> the gen_ai.* attributes it is read from, first found wins.
 _USAGE: Final = (
     (meta.MODEL, ("gen_ai.response.model", "gen_ai.request.model")),
@@ -129,6 +135,9 @@ def make_ingest_processor(live: LiveExport) -> Any:
             parent = span.parent
             owner = None if parent is None else live.harn_of.get(parent.span_id)
             live.local.mirroring = True
+            # A mirror with no harn span above it takes its OTel span's trace
+            # (the live export's root-parent hook reads it from here).
+            live.local.mirror_of = span
             try:
                 if (
                     owner is not None
@@ -144,6 +153,7 @@ def make_ingest_processor(live: LiveExport) -> Any:
                     span_id = collector.open(kind, span.name, push=False, metadata=metadata)
             finally:
                 live.local.mirroring = False
+                live.local.mirror_of = None
             live.add_mirror(collector, span_id, span)
             open_mirrors[span.get_span_context().span_id] = (collector, span_id)
 
@@ -164,8 +174,15 @@ def make_ingest_processor(live: LiveExport) -> Any:
                 collector.set_metadata(span_id, "error_type", error_type)
             ttft = attributes.get(_TTFT)
             if isinstance(ttft, int | float):
+                # At the first token, not at the span's end: the mirror's start
+                # plus the time the instrumentation measured (a value that is
+                # no time, e.g. NaN, keeps the event at the end, as before).
+                at_ns = None
+                if 0 <= ttft < _MAX_TTFT_S:
+                    at_ns = collector.open_details(span_id)[2] + round(ttft * 1_000_000_000)
                 collector.record_event(
-                    span_id, "first_token", {"time_to_first_token_ms": round(ttft * 1000, 3)}
+                    span_id, "first_token", {"time_to_first_token_ms": round(ttft * 1000, 3)},
+                    at_ns,
                 )
             collector.close(span_id)
 

@@ -13,18 +13,32 @@ stands for each open harn span, and which harn span for each OTel span id
 (harn spans exported here and the harn copies of OTel spans, "mirrors",
 recorded by ``_otel.ingest``). Mirrors are never exported again: OTel
 already exports the span they copy.
+
+While it runs it is also the cores' root-parent hook (``events._root_parent``):
+a harn root opened inside someone else's OTel span (no harn span open, no
+links) takes that span's trace id (``trace_id_from_hex``) and a
+``relation=remote_parent`` link to it, as ``continue_trace`` gives a root,
+so the harn trace and OTel name the same trace; its export is that span's
+child. A mirror opened with no harn span above it takes its OTel span's
+trace id (and a link to its OTel parent) the same way. And as
+``continue_trace`` does, the first time a collector joins a foreign trace
+its span ids restart from a random base (``_trace_id.fresh_id_base``): other
+processes in that trace count from 1 too, and the OTel span id is a hash of
+(trace id, harn id).
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Final, final
 
 from ... import events as _events
-from ..._trace_id import trace_id_hex
+from ..._trace_id import fresh_id_base, trace_id_from_hex, trace_id_hex
 from ..._version import __version__
+from ...clock import current_clock
 from ...model import SpanLink
 from .._encoding import safe_text
 from .mapping import (
@@ -55,12 +69,29 @@ _Key = tuple[str, int]
 _trace_int = functools.lru_cache(maxsize=256)(lambda trace_id: int(trace_id_hex(trace_id), 16))
 
 
+@functools.lru_cache(maxsize=256)
+def _harn_trace_of(own: str, trace_int: int) -> str:
+    """The harn trace id of OTel trace ``trace_int`` for a collector whose trace is ``own``.
+
+    ``own`` itself when it is that trace (so its roots stay in it), else the
+    ``trace_<uuid>`` form; cached, so the roots of one foreign trace share one
+    string (and the cores one interned (trace, clock) pair).
+    """
+    trace_hex = f"{trace_int:032x}"
+    return own if trace_id_hex(own) == trace_hex else trace_id_from_hex(trace_hex)
+
+
 class _Local(threading.local):
     # Set while this thread starts one of our spans (ingest must skip it) and
     # while it opens a mirror (the live export must skip that harn span).
     exporting = False
     mirroring = False
     next_ids: tuple[int, int] | None = None
+    # The OTel span ingest is mirroring (the hook reads its trace and parent).
+    mirror_of: Any = None
+    # The remote_parent link the hook just gave a root, and the foreign span
+    # it stands for: the root's start exports under that very span.
+    foreign_root: tuple[SpanLink, Any] | None = None
 
 
 def _derived_ids(local: _Local) -> Any:
@@ -116,6 +147,11 @@ class LiveExport:
         self._subscription: _events.Subscription | None = _events.subscribe(
             on_start=self._on_start, on_end=self._on_end
         )
+        # Collector -> its trace id when its ids were restarted (a reset
+        # starts a new trace and counts from 1 again: restart again then).
+        self._rebased: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._hook = self._root_parent  # one bound method: close() compares it by identity
+        _events._set_root_parent(self._hook)
 
     # -- the registry ------------------------------------------------------------
 
@@ -140,6 +176,47 @@ class LiveExport:
             _trace_int(trace_id), otel_span_id(trace_id, span_id), False, self._sampled
         )
         return api.NonRecordingSpan(context)
+
+    # -- the root-parent hook ----------------------------------------------------
+
+    def _root_parent(self, collector: SpanCollector) -> tuple[str, SpanLink | None] | None:
+        """Trace id and ``remote_parent`` link of a harn root (see the module doc)."""
+        local = self.local
+        try:
+            if local.mirroring:
+                otel_span = local.mirror_of
+                if otel_span is None:
+                    return None
+                context, parent = otel_span.get_span_context(), otel_span.parent
+            else:
+                otel_span = _foreign_current_span(self._api)
+                if otel_span is None:
+                    return None
+                context = parent = otel_span.get_span_context()
+            trace_id = _harn_trace_of(collector.trace_id, context.trace_id)
+        except Exception:  # OTel's context must never fail the open of a harn span
+            return None
+        if trace_id is not collector.trace_id:
+            self._join(collector, trace_id)
+        if parent is None or not parent.is_valid:
+            # An OTel root mirrored: its trace, no parent to point at.
+            return None if trace_id is collector.trace_id else (trace_id, None)
+        link = SpanLink(trace_id, str(parent.span_id), {"relation": REMOTE_PARENT})
+        if not local.mirroring:
+            local.foreign_root = (link, otel_span)
+        return trace_id, link
+
+    def _join(self, collector: SpanCollector, trace_id: str) -> None:
+        """Restart ``collector``'s ids from a random base once per trace of its own (module doc)."""
+        own = collector.trace_id
+        try:
+            if self._rebased.get(collector) == own:
+                return
+            self._rebased[collector] = own
+        except TypeError:  # a collector that takes no weak references: restart every time
+            pass
+        # The root's id is taken after this hook returns: it gets one of the new ids too.
+        collector.adopt_trace(own, fresh_id_base(trace_id, current_clock()))
 
     # -- harn -> OTel ------------------------------------------------------------
 
@@ -169,6 +246,11 @@ class LiveExport:
         if parent_id is not None:
             parent = self.spans.get((trace_id, parent_id)) or self._stand_in(trace_id, parent_id)
             return api.set_span_in_context(parent, self._empty), trace_int
+        if foreign is not None:
+            # A harn root opened inside an OTel span of someone else: its child.
+            # The span itself rather than its remote_parent link, so its
+            # sampling decision and trace state carry over as before.
+            return api.set_span_in_context(foreign, self._empty), trace_int
         for link in links:
             if link.attributes.get("relation") == REMOTE_PARENT and link.trace_id == trace_id:
                 ids = link_context(link)
@@ -185,9 +267,6 @@ class LiveExport:
             if known is not None:
                 return self._empty, known.get_span_context().trace_id
             return self._empty, trace_int
-        if foreign is not None:
-            # A harn root opened inside an OTel span of someone else: its child.
-            return api.set_span_in_context(foreign, self._empty), trace_int
         return self._empty, trace_int
 
     def _start(
@@ -234,8 +313,13 @@ class LiveExport:
         if self.local.mirroring:
             return  # a copy of an OTel span: _otel.ingest registers it
         foreign = None
-        if event.parent_id is None and not event.links:
-            foreign = _foreign_current_span(self._api)
+        local = self.local
+        pending = local.foreign_root
+        if pending is not None:
+            # Set by the hook in this very open: only its own root uses it.
+            local.foreign_root = None
+            if event.parent_id is None and event.links and event.links[0] is pending[0]:
+                foreign = pending[1]
         self._start(
             (event.trace_id, event.span_id), event.collector, event.kind, event.name,
             event.metadata, event.parent_id, event.links, event.start_unix_ns, foreign,
@@ -287,6 +371,8 @@ class LiveExport:
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             subscription.close()
+        if _events._root_parent[0] is self._hook:
+            _events._set_root_parent(None)
 
 
 def _empty_context() -> Any:
