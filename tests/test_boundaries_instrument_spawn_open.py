@@ -21,9 +21,9 @@ import pytest
 from boundaries_support import Traced, dedent_tree
 
 from harn_async_trace import (
+    Span,
     SpanCollector,
     SpanKind,
-    Span,
     advance_time,
     mock_time,
     span,
@@ -259,4 +259,5 @@ class TestInterleaving:
             if plans[key] == "cancel early":
                 assert tool is None, key
             else:
-                assert tool is not None and tool.parent_id == spawn.span_id, key
+                assert tool is not None, key
+                assert tool.parent_id == spawn.span_id, key
