@@ -83,7 +83,7 @@ class _Handoff:
     was cancelled before :func:`_spawned` ever ran.
     """
 
-    __slots__ = ("collector", "coro", "link", "name", "span_id", "started")
+    __slots__ = ("collector", "coro", "link", "span_id", "started", "task_name")
 
     def __init__(
         self, collector: SpanCollector, coro: types.CoroutineType[Any, Any, Any], link: SpanLink
@@ -93,45 +93,52 @@ class _Handoff:
         self.link = link
         self.started = False
         self.span_id = 0  # 0 until the span opens
-        self.name = ""
+        # What the task was called when its span opened (None: not an
+        # asyncio.Task, whose span is named after the coroutine for good).
+        self.task_name: str | None = None
 
     def open(self, task: asyncio.Future[Any] | None) -> int:
         """Open the task's span, named after what ``task`` is called right now."""
-        name = self.name = span_name(task, self.coro)
+        if isinstance(task, asyncio.Task):
+            self.task_name = task.get_name()
         span_id = self.span_id = self.collector.open(
-            _SPAWN, name, [self.link], detached=True, push=False
+            _SPAWN, span_name(task, self.coro), [self.link], detached=True, push=False
         )
         return span_id
 
-    def opened(self, task: asyncio.Future[Any] | None) -> int:
-        """The span's id, opened now if it is not yet; renamed if the task's name changed.
+    def renamed(self, task: asyncio.Future[Any] | None) -> None:
+        """Rename the span if the task's name changed since it opened.
 
         The loop may name the task after the factory opened its span
-        (``create_task(coro, name=...)`` on 3.11 and uvloop), and ``set_name``
-        may rename it before it runs.
+        (``create_task(coro, name=...)`` on 3.11 and uvloop), and
+        ``set_name`` may rename it before it runs. Comparing the raw task
+        names first keeps the common case (no new name) to one call.
         """
-        span_id = self.span_id
-        if span_id == 0:
-            return self.open(task)
-        name = span_name(task, self.coro)
-        if name != self.name:
-            self.name = name
-            self.collector.rename(span_id, name)
-        return span_id
+        if isinstance(task, asyncio.Task) and task.get_name() != self.task_name:
+            self.task_name = task.get_name()
+            self.collector.rename(self.span_id, span_name(task, self.coro))
 
     def __call__(self, task: asyncio.Future[Any]) -> None:
         if self.started:
             return
         self.coro.close()
         exc = asyncio.CancelledError() if task.cancelled() else task.exception()
-        end_with_status(self.collector, self.opened(task), exc)
+        if self.span_id == 0:  # the factory's open raised: the task still gets its span
+            self.open(task)
+        else:
+            self.renamed(task)
+        end_with_status(self.collector, self.span_id, exc)
 
 
 @boundary_task
 async def _spawned(handoff: _Handoff) -> Any:
     handoff.started = True
-    span_id = handoff.opened(asyncio.current_task())
-    return await run_in_span(handoff.coro, handoff.collector, span_id)
+    task = asyncio.current_task()
+    if handoff.span_id == 0:  # an eager task (3.12+): its first step runs inside the factory
+        handoff.open(task)
+    else:
+        handoff.renamed(task)
+    return await run_in_span(handoff.coro, handoff.collector, handoff.span_id)
 
 
 def _makes_plain_tasks(loop: asyncio.AbstractEventLoop) -> bool:
