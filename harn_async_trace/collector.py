@@ -37,6 +37,9 @@ methods on top):
   ``open_details`` edit and read open spans. ``record_event(span_id, name,
   attributes=None, at_ns=None)`` records at ``at_ns`` (ns since the Unix
   epoch, the clock of ``Span.start_unix_ns``) when given, else now.
+  ``rename(span_id, name) -> bool`` renames an open span (False if it is
+  not open), for a span opened before its name is known; it is cold, and
+  ``open``/``close`` pay nothing for it.
 * ``spans``, ``take_spans``, ``finished_count``, ``open_span_count``,
   ``reset`` read and clear the store. Finished spans are kept as plain rows
   (no object each); every read builds fresh ``Span`` records, which share

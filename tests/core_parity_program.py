@@ -71,12 +71,17 @@ def run_service() -> list[h.Span]:
 
 
 def _foreign_root(collector: h.SpanCollector, clock: h.MockClock) -> None:
-    """A root in a foreign trace (the root-parent hook use_otel sets); events at given times."""
+    """A root in a foreign trace (the root-parent hook use_otel sets); events at given times.
+
+    The root is renamed while open (``rename``).
+    """
     trace = trace_id_from_hex("0af7651916cd43dd8448eb211c80319c")
     remote = h.SpanLink(trace, str(0xB7AD6B7169203331), {"relation": "remote_parent"})
     previous = events._set_root_parent(lambda c: (trace, remote))
     try:
-        with h.install_override(clock), h.span("pipeline", "foreign-root"):
+        with h.install_override(clock), h.span("pipeline", "foreign-root") as root:
+            # Renamed while open: every export carries the new name.
+            collector.rename(root.span_id, "foreign-root (renamed)")
             with h.span("llm_call", "chat") as call:
                 start_unix_ns = collector.open_details(call.span_id)[2]
                 clock.advance_ns(2_000_000_000)

@@ -38,7 +38,10 @@ async def _leaf(label: str) -> str:
 
 class TestEachConstruct:
     def test_create_task_outlives_its_creator(self, traced: Traced, instrumented: Any) -> None:
-        """A background task: a detached spawn span linked to the creator, children under it."""
+        """A background task: a detached spawn span linked to the creator, children under it.
+
+        The span starts at create_task, so it holds the creator's 10 ms before the task ran.
+        """
 
         async def background() -> None:
             await asyncio.sleep(0)
@@ -55,7 +58,7 @@ class TestEachConstruct:
         traced.run(main)
         assert traced.outline() == dedent_tree("""
             #1 pipeline request 10ms
-            #2 spawn remember 55ms status=ok -> #1{relation=spawned_from}
+            #2 spawn remember 65ms status=ok -> #1{relation=spawned_from}
               #3 tool_call store 5ms
         """)
 
@@ -346,7 +349,10 @@ def _run_on(kind: str, main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
 
 @pytest.mark.parametrize("kind", LOOPS)
 def test_queue_consumer_task_links_both_ways(kind: str, instrumented: Any) -> None:
-    """A consumer task started under a span, fed by a TracedQueue: both boundaries linked."""
+    """A consumer task started under a span, fed by a TracedQueue: both boundaries linked.
+
+    The spawn span opens at create_task, before the put: it takes the lower id.
+    """
     collector = SpanCollector()
 
     async def consumer(queue: TracedQueue[str]) -> None:
@@ -364,8 +370,8 @@ def test_queue_consumer_task_links_both_ways(kind: str, instrumented: Any) -> No
     _run_on(kind, main)
     assert outline(collector.spans()) == dedent_tree("""
         #1 pipeline main 0ms
-          #2 channel_emit jobs 0ms
-        #3 spawn consumer 0ms status=ok -> #1{relation=spawned_from}
-          #4 channel_match jobs 0ms queue_wait_ms=0 status=ok -> #2{relation=consumed}
+          #3 channel_emit jobs 0ms
+        #2 spawn consumer 0ms status=ok -> #1{relation=spawned_from}
+          #4 channel_match jobs 0ms queue_wait_ms=0 status=ok -> #3{relation=consumed}
             #5 tool_call handle a 0ms
     """)

@@ -1,7 +1,7 @@
 """The compiled and the pure core, side by side in one process, give the same results.
 
 Hypothesis draws sequences of core-interface calls (open with every flag,
-close, end, metadata, events, links, bind, reset, take_spans, adopted ids,
+close, end, metadata, events, renames, links, bind, reset, take_spans, adopted ids,
 clock moves) and runs each sequence on both cores under their own mock
 clocks; every return value, every exception and every finished span must
 match. Skipped when the compiled core is not built (the pure core then has
@@ -40,6 +40,8 @@ ops = st.one_of(
     st.tuples(st.just("set"), st.integers(0, 12), st.sampled_from([*KEYS, 7]), st.integers()),
     st.tuples(st.just("attach"), st.integers(0, 12), st.sampled_from(KEYS), st.integers()),
     st.tuples(st.just("event"), st.integers(0, 12), st.sampled_from(["e", 3])),
+    st.tuples(st.just("rename"), st.one_of(st.integers(0, 12), st.just(True)),
+              st.sampled_from(["r", "é", 3])),
     st.tuples(st.just("advance"), st.integers(0, 5_000_000)),
     st.tuples(st.just("current"),),
     st.tuples(st.just("link"), st.integers(0, 12)),
@@ -108,6 +110,8 @@ class _Run:
             return self.call(lambda: c.attach_metadata_if_absent(op[1], op[2], op[3]))
         if name == "event":
             return self.call(lambda: c.record_event(op[1], op[2], {"n": 1}))
+        if name == "rename":
+            return self.call(lambda: c.rename(op[1], op[2]))
         if name == "advance":
             self.clock.advance_ns(op[1])
             return None

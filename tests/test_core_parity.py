@@ -52,6 +52,8 @@ def test_library_programs_export_the_same_bytes(tmp_path: Path) -> None:
         results[pure] = _exports(out)
     assert len(results[False]) == 6
     assert results[False]["service.jsonl"].count(b"\n") > 40  # a real trace, not an empty file
+    for kind in ("jsonl", "chrome.json", "otlp.json"):  # the span renamed while open
+        assert b"foreign-root (renamed)" in results[False][f"service.{kind}"], kind
     for name, data in results[False].items():
         assert data == results[True][name], name
 

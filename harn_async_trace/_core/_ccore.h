@@ -308,6 +308,7 @@ HT_INTERNAL PyObject *collector_close(Collector *self, PyObject *const *args, Py
 HT_INTERNAL PyObject *collector_end(Collector *self, PyObject *span_id);
 HT_INTERNAL PyObject *collector_set_metadata(Collector *self, PyObject *const *args, Py_ssize_t nargs);
 HT_INTERNAL PyObject *collector_attach_metadata_if_absent(Collector *self, PyObject *const *args, Py_ssize_t nargs);
+HT_INTERNAL PyObject *collector_rename(Collector *self, PyObject *const *args, Py_ssize_t nargs);
 HT_INTERNAL PyObject *collector_record_event(Collector *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 HT_INTERNAL int chain_top(Collector *self, PyObject **top_out, Handle **live_out);
 HT_INTERNAL PyObject *collector_current_span_id(Collector *self, PyObject *Py_UNUSED(ignored));

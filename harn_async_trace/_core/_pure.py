@@ -553,6 +553,34 @@ class CoreCollector:
             return
         metadata[key] = value
 
+    def rename(self, span_id: int, name: str, /) -> bool:
+        """Give an open span a new name; False (nothing renamed) if it is not open.
+
+        For a span opened before its name is known: ``instrument_asyncio``
+        opens a task's span when the task is created, and the loop may name
+        the task only afterwards. The finished record and every export carry
+        the new name (start listeners were told the old one).
+
+        Example:
+            >>> c = CoreCollector(); s = c.open("spawn", "Task-7", detached=True, push=False)
+            >>> (c.rename(s, "fetch"), c.end(s).name, c.rename(s, "late"))
+            (True, 'fetch', False)
+        """
+        # The name is checked even when the id is not open: a wrong type is
+        # a bug at the call site whatever state the span is in.
+        name = checked_name(name)
+        if type(span_id) is bool:  # True == 1 as a dict key: never span 1
+            return False
+        try:
+            span = self._open.get(span_id)
+        except TypeError:  # unhashable: not an id (the compiled core's lookup agrees)
+            return False
+        if span is None:
+            return False
+        row = span._row
+        span._row = (row[0], row[1], row[2], name, row[4], row[5], row[6])
+        return True
+
     def _is_finished(self, span_id: int) -> bool:
         rows = self._rows
         # Finished spans are nearly always looked up right after they end.

@@ -293,6 +293,33 @@ collector_attach_metadata_if_absent(Collector *self, PyObject *const *args, Py_s
     Py_RETURN_NONE;
 }
 
+/* rename(span_id, name, /): cold, a field swap on the open handle; open() and
+ * close() are untouched (the row takes h->name when the span ends). */
+HT_INTERNAL PyObject *
+collector_rename(Collector *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "rename() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    /* Checked even when the id is not open, as the pure core does. */
+    PyObject *name = checked_name(args[1]);
+    if (name == NULL) {
+        return NULL;
+    }
+    /* True == 1 as a dict key: a bool is never span 1. */
+    Handle *h = PyBool_Check(args[0]) ? NULL : open_handle(self, args[0]);
+    if (h == NULL) {
+        Py_DECREF(name);
+        if (PyErr_Occurred()) {
+            return NULL;
+        }
+        Py_RETURN_FALSE;
+    }
+    Py_SETREF(h->name, name);
+    Py_RETURN_TRUE;
+}
+
 HT_INTERNAL PyObject *
 collector_record_event(Collector *self, PyObject *const *args, Py_ssize_t nargs,
                        PyObject *kwnames)
@@ -676,6 +703,8 @@ static PyMethodDef collector_methods[] = {
      PyDoc_STR("set_metadata($self, span_id, key, value, /)\n--\n\nSet ``key`` on an open span; unknown or ended ids are ignored.")},
     {"attach_metadata_if_absent", FAST(collector_attach_metadata_if_absent), METH_FASTCALL,
      PyDoc_STR("attach_metadata_if_absent($self, span_id, key, value, /)\n--\n\nSet ``key`` unless present, on an open *or finished* span.")},
+    {"rename", FAST(collector_rename), METH_FASTCALL,
+     PyDoc_STR("rename($self, span_id, name, /)\n--\n\nGive an open span a new name; False (nothing renamed) if it is not open.")},
     {"record_event", FAST(collector_record_event), METH_FASTCALL | METH_KEYWORDS,
      PyDoc_STR("record_event($self, span_id, name, attributes=None, at_ns=None)\n--\n\nRecord a timestamped event on an open span; False if it is not open.")},
     {"current_span_id", (PyCFunction)collector_current_span_id, METH_NOARGS,

@@ -8,12 +8,20 @@ tasks created with no span open, tasks whose body is a boundary's own
 (``BOUNDARY_TASK_CODES``, ``HANDING_OFF``), and anything that is not a plain
 coroutine.
 
-The span opens at the task's first step, not in the factory: on Python 3.11
-(and on uvloop) the loop gives the factory no name and names the task after
-the factory returns, and the span is named after the task. A task cancelled
-before its first step never runs :func:`_spawned`; its done-callback
-(:class:`_Handoff`) records the span then, as cancelled, and closes the
-coroutine so Python does not warn that it was never awaited.
+The span opens in the factory, right after the task exists, as a
+boundary's span opens at the hand-off: its start is the moment the task was
+created, and spawn span ids follow creation order. On Python 3.11 (and on
+uvloop) the loop gives the factory no name and names the task only after
+the factory returns, so the span opens named after what the factory sees
+(the coroutine's qualname, for asyncio's default ``Task-N``) and
+:func:`_spawned`, at the task's first step, renames it
+(``collector.rename``) when the task's name differs by then -- a
+``create_task(..., name=...)`` or a ``set_name`` before the first step. A
+task cancelled before its first step never runs :func:`_spawned`; its
+done-callback (:class:`_Handoff`) ends the span, as cancelled and under the
+task's final name, and closes the coroutine so Python does not warn that it
+was never awaited. An eager task (3.12+) takes its first step inside the
+factory, before the task is returned: it opens the span there itself.
 """
 
 from __future__ import annotations
@@ -75,7 +83,7 @@ class _Handoff:
     was cancelled before :func:`_spawned` ever ran.
     """
 
-    __slots__ = ("collector", "coro", "link", "started")
+    __slots__ = ("collector", "coro", "link", "span_id", "started", "task_name")
 
     def __init__(
         self, collector: SpanCollector, coro: types.CoroutineType[Any, Any, Any], link: SpanLink
@@ -84,25 +92,53 @@ class _Handoff:
         self.coro = coro
         self.link = link
         self.started = False
+        self.span_id = 0  # 0 until the span opens
+        # What the task was called when its span opened (None: not an
+        # asyncio.Task, whose span is named after the coroutine for good).
+        self.task_name: str | None = None
 
     def open(self, task: asyncio.Future[Any] | None) -> int:
-        return self.collector.open(
+        """Open the task's span, named after what ``task`` is called right now."""
+        if isinstance(task, asyncio.Task):
+            self.task_name = task.get_name()
+        span_id = self.span_id = self.collector.open(
             _SPAWN, span_name(task, self.coro), [self.link], detached=True, push=False
         )
+        return span_id
+
+    def renamed(self, task: asyncio.Future[Any] | None) -> None:
+        """Rename the span if the task's name changed since it opened.
+
+        The loop may name the task after the factory opened its span
+        (``create_task(coro, name=...)`` on 3.11 and uvloop), and
+        ``set_name`` may rename it before it runs. Comparing the raw task
+        names first keeps the common case (no new name) to one call.
+        """
+        if isinstance(task, asyncio.Task) and task.get_name() != self.task_name:
+            self.task_name = task.get_name()
+            self.collector.rename(self.span_id, span_name(task, self.coro))
 
     def __call__(self, task: asyncio.Future[Any]) -> None:
         if self.started:
             return
         self.coro.close()
         exc = asyncio.CancelledError() if task.cancelled() else task.exception()
-        end_with_status(self.collector, self.open(task), exc)
+        if self.span_id == 0:  # the factory's open raised: the task still gets its span
+            self.open(task)
+        else:
+            self.renamed(task)
+        end_with_status(self.collector, self.span_id, exc)
 
 
 @boundary_task
 async def _spawned(handoff: _Handoff) -> Any:
     handoff.started = True
-    span_id = handoff.open(asyncio.current_task())
-    return await run_in_span(handoff.coro, handoff.collector, span_id)
+    task = asyncio.current_task()
+    if handoff.span_id == 0:  # an eager task (3.12+): its first step runs inside the factory
+        handoff.open(task)
+    else:
+        handoff.renamed(task)
+    return await run_in_span(handoff.coro, handoff.collector, handoff.span_id)
 
 
 def _makes_plain_tasks(loop: asyncio.AbstractEventLoop) -> bool:
@@ -165,6 +201,11 @@ def new_task_factory(loop: asyncio.AbstractEventLoop, previous: Any) -> TaskFact
             finally:
                 loop.set_task_factory(factory)
         if handoff is not None:
+            # Opened here, not at the first step: the span starts when the
+            # task is made, and span ids follow creation order. An eager
+            # task (3.12+) already ran its first step, which opened it.
+            if not handoff.started:
+                handoff.open(task)
             task.add_done_callback(handoff)
         return task
 

@@ -4,7 +4,9 @@ While it is on, every task created under an open span of the current
 collector -- ``asyncio.create_task``, ``loop.create_task``,
 ``asyncio.ensure_future``, ``asyncio.gather``, ``TaskGroup.create_task``,
 eager tasks -- runs under a detached ``spawn`` span linked to that span
-(``relation=spawned_from``); see ``_task_factory.py`` for the factory.
+(``relation=spawned_from``), opened when the task is created; see
+``_task_factory.py`` for the factory and how a name the loop gives the task
+later reaches the span.
 
 How loops get the factory. asyncio has no process-wide task hook, only a
 factory per loop, and loops are made in several ways, so the factory is put
@@ -194,7 +196,10 @@ def instrument_asyncio() -> AsyncioInstrumentation:
     reaches). A task created while a span of the current collector is open
     runs under a detached ``spawn`` span named after the task (for a task
     left with asyncio's ``Task-N`` name: its coroutine's qualname), linked to
-    that span with ``relation=spawned_from``, ending with ``status``. Tasks
+    that span with ``relation=spawned_from``, ending with ``status``. The
+    span opens when the task is created (so it starts then, and span ids
+    follow creation order); a name the loop gives the task afterwards is
+    applied at the task's first step. Tasks
     created with no span open are untouched, and the library's own
     boundaries (``traced_spawn``, ``TracedTaskGroup``, ...) are not wrapped
     twice. Calling it again is harmless (it also covers the running loop);
